@@ -1,0 +1,34 @@
+// Command vipd keeps virtual IP addresses alive across machines with VRRP
+// (RFC 3768, RFC 5798) and programs Linux IPVS virtual servers. It reads
+// keepalived.conf unchanged.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/alecthomas/kong"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// cli is vipd's command line. Flags and commands are defined by the file
+// that implements them; this struct only gathers them.
+type cli struct {
+	Version kong.VersionFlag `short:"v" help:"Print the version and exit."`
+}
+
+func main() {
+	var c cli
+	ctx := kong.Parse(&c,
+		kong.Name("vipd"),
+		kong.Description("VRRP virtual IPs and IPVS virtual servers, configured by keepalived.conf."),
+		kong.Vars{"version": version},
+		kong.UsageOnError(),
+	)
+	if err := ctx.Run(&c); err != nil {
+		fmt.Fprintln(os.Stderr, "vipd:", err)
+		os.Exit(1)
+	}
+}
