@@ -17,6 +17,7 @@ var version = "dev"
 // that implements them; this struct only gathers them.
 type cli struct {
 	Version kong.VersionFlag `short:"v" help:"Print the version and exit."`
+	Inspect inspectCmd       `cmd:"" help:"Print the VRRP adverts in pcap/pcapng captures with the verdict vipd would give each."`
 }
 
 func main() {

@@ -1,0 +1,331 @@
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+)
+
+// inspectCmd is `vipd inspect`: it prints every VRRP frame of pcap or
+// pcapng captures with the verdict vipd's receive ladder would give it, so
+// that "the backup doesn't see the master" can be answered from a tcpdump
+// -w taken on either side.
+type inspectCmd struct {
+	JSON  bool     `help:"Print one JSON object per line per VRRP frame."`
+	Files []string `arg:"" name:"file" help:"pcap or pcapng capture files." type:"path"`
+}
+
+// Run prints the VRRP frames of every file; a file that cannot be read is
+// reported and the others are still printed.
+func (c *inspectCmd) Run() error {
+	return c.run(os.Stdout)
+}
+
+func (c *inspectCmd) run(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	var errs []error
+	for _, name := range c.Files {
+		if err := inspectFile(bw, name, c.JSON); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func inspectFile(w io.Writer, name string, asJSON bool) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var a Advert
+	enc := json.NewEncoder(w)
+	err = readCapture(f, func(fr captureFrame) error {
+		rec, ok := inspectFrame(fr, &a)
+		if !ok {
+			return nil
+		}
+		if asJSON {
+			return enc.Encode(rec)
+		}
+		_, err := io.WriteString(w, rec.text()+"\n")
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// captureFrame is one frame of a capture file.
+type captureFrame struct {
+	N    int // 1-based frame number in the file
+	Time time.Time
+	Link layers.LinkType
+	Data []byte
+}
+
+// maxSnaplen bounds the frame size a pcap header may announce, as tcpdump
+// does (MAXIMUM_SNAPLEN), so a corrupt header cannot make us allocate
+// gigabytes.
+const maxSnaplen = 262144
+
+// readCapture calls fn for every frame of a pcap or pcapng stream.
+func readCapture(r io.Reader, fn func(captureFrame) error) error {
+	br := bufio.NewReader(r)
+	magic, err := br.Peek(4)
+	if err != nil {
+		return fmt.Errorf("not a pcap or pcapng capture: only %d bytes", len(magic))
+	}
+	var next func() ([]byte, gopacket.CaptureInfo, layers.LinkType, error)
+	if binary.LittleEndian.Uint32(magic) == 0x0a0d0d0a { // pcapng Section Header Block
+		ng, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true})
+		if err != nil {
+			return fmt.Errorf("not a readable pcapng capture: %v", err)
+		}
+		next = func() ([]byte, gopacket.CaptureInfo, layers.LinkType, error) {
+			data, ci, err := ng.ReadPacketData()
+			link := ng.LinkType()
+			if len(ci.AncillaryData) > 0 {
+				if l, ok := ci.AncillaryData[0].(layers.LinkType); ok {
+					link = l
+				}
+			}
+			return data, ci, link, err
+		}
+	} else {
+		pr, err := pcapgo.NewReader(br)
+		if err != nil {
+			return fmt.Errorf("not a pcap or pcapng capture (starts with %x)", magic)
+		}
+		if s := pr.Snaplen(); s == 0 || s > maxSnaplen {
+			pr.SetSnaplen(maxSnaplen)
+		}
+		next = func() ([]byte, gopacket.CaptureInfo, layers.LinkType, error) {
+			data, ci, err := pr.ReadPacketData()
+			return data, ci, pr.LinkType(), err
+		}
+	}
+	for n := 1; ; n++ {
+		data, ci, link, err := next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return fmt.Errorf("frame %d: capture file is truncated", n)
+			}
+			return fmt.Errorf("frame %d: %v", n, err)
+		}
+		if err := fn(captureFrame{N: n, Time: ci.Timestamp, Link: link, Data: data}); err != nil {
+			return err
+		}
+	}
+}
+
+// vrrpFrame is the VRRP message of a captured frame with the lower-layer
+// fields the receive ladder looks at.
+type vrrpFrame struct {
+	Src, Dst netip.Addr
+	TTL      uint8
+	SrcMAC   net.HardwareAddr
+	Msg      []byte // the IP payload, as far as it was captured
+	// Fragment: the IPv4 packet is a fragment; Msg holds only its part.
+	Fragment bool
+}
+
+// findVRRP returns the VRRP message of a frame of the given link type:
+// the payload of its innermost IPv4/IPv6 header (or IPv6 extension header)
+// that says protocol 112. ok is false for frames that carry no VRRP.
+func findVRRP(data []byte, link layers.LinkType) (f vrrpFrame, ok bool) {
+	pk := gopacket.NewPacket(data, link, gopacket.DecodeOptions{NoCopy: true})
+	for _, l := range pk.Layers() {
+		switch l := l.(type) {
+		case *layers.Ethernet:
+			f.SrcMAC = l.SrcMAC
+		case *layers.LinuxSLL:
+			f.SrcMAC = l.Addr
+		case *layers.LinuxSLL2:
+			f.SrcMAC = l.Addr
+		case *layers.IPv4:
+			f.Src, _ = netip.AddrFromSlice(l.SrcIP.To4())
+			f.Dst, _ = netip.AddrFromSlice(l.DstIP.To4())
+			f.TTL = l.TTL
+			ok = l.Protocol == layers.IPProtocolVRRP
+			f.Msg = l.Payload
+			f.Fragment = l.Flags&layers.IPv4MoreFragments != 0 || l.FragOffset != 0
+		case *layers.IPv6:
+			f.Src, _ = netip.AddrFromSlice(l.SrcIP.To16())
+			f.Dst, _ = netip.AddrFromSlice(l.DstIP.To16())
+			f.TTL = l.HopLimit
+			ok = l.NextHeader == layers.IPProtocolVRRP
+			f.Msg = l.Payload
+			f.Fragment = false
+		case *layers.IPv6HopByHop:
+			ok = l.NextHeader == layers.IPProtocolVRRP
+			f.Msg = l.Payload
+		case *layers.IPv6Destination:
+			ok = l.NextHeader == layers.IPProtocolVRRP
+			f.Msg = l.Payload
+		}
+	}
+	return f, ok && f.Src.IsValid()
+}
+
+// inspectRecord is one line of `vipd inspect --json`. v2-only fields are
+// null for version 3; checksum_form is null when no form matches.
+type inspectRecord struct {
+	Frame        int      `json:"frame"`
+	Time         string   `json:"time"`
+	Src          string   `json:"src"`
+	Dst          string   `json:"dst"`
+	SrcMAC       string   `json:"src_mac"`
+	TTL          uint8    `json:"ttl"`
+	Version      uint8    `json:"version"`
+	Type         uint8    `json:"type"`
+	VRID         uint8    `json:"vrid"`
+	Priority     uint8    `json:"priority"`
+	Count        uint8    `json:"count"`
+	AuthType     *uint8   `json:"auth_type"`
+	Auth         *string  `json:"auth"`
+	IntervalCS   uint16   `json:"interval_cs"`
+	Checksum     string   `json:"checksum"`
+	ChecksumOK   bool     `json:"checksum_ok"`
+	ChecksumForm *string  `json:"checksum_form"`
+	Addresses    []string `json:"addresses"`
+	Verdict      string   `json:"verdict"`
+
+	detail string // why the verdict, for the text line
+	length int
+}
+
+// inspectFrame decodes one captured frame; ok is false when it is not VRRP.
+// The verdict comes from validate without a policy: the stateless rules.
+func inspectFrame(fr captureFrame, a *Advert) (rec inspectRecord, ok bool) {
+	f, ok := findVRRP(fr.Data, fr.Link)
+	if !ok {
+		return rec, false
+	}
+	rec = inspectRecord{
+		Frame:     fr.N,
+		Time:      fr.Time.UTC().Format(time.RFC3339Nano),
+		Src:       f.Src.String(),
+		Dst:       f.Dst.String(),
+		SrcMAC:    f.SrcMAC.String(),
+		TTL:       f.TTL,
+		Addresses: []string{},
+		length:    len(f.Msg),
+	}
+	msg := f.Msg
+	// Header fields as far as they were captured, so that a truncated
+	// advert still shows what it claimed.
+	if len(msg) >= 1 {
+		rec.Version, rec.Type = msg[0]>>4, msg[0]&0x0f
+	}
+	if len(msg) >= 4 {
+		rec.VRID, rec.Priority, rec.Count = msg[1], msg[2], msg[3]
+	}
+	if len(msg) >= 8 {
+		rec.Checksum = fmt.Sprintf("0x%04x", binary.BigEndian.Uint16(msg[6:8]))
+		if rec.Version == 2 {
+			at := msg[4]
+			rec.AuthType = &at
+			rec.IntervalCS = uint16(msg[5]) * 100
+		} else {
+			rec.IntervalCS = binary.BigEndian.Uint16(msg[4:6]) & 0x0fff
+		}
+	}
+	ipv6 := f.Src.Is6()
+	if err := a.Unmarshal(msg, ipv6); err == nil {
+		for _, ip := range a.Addresses {
+			rec.Addresses = append(rec.Addresses, ip.String())
+		}
+		if a.Version == 2 && a.AuthType == authSimple {
+			pw := strings.TrimRight(string(a.Auth[:]), "\x00")
+			rec.Auth = &pw
+		}
+		group := vrrpGroup4
+		if ipv6 {
+			group = vrrpGroup6
+		}
+		form, good := verifyChecksum(msg[:advertLen(a.Version, a.Count, ipv6)], f.Src, f.Dst, group, a.Version)
+		rec.ChecksumOK = good
+		if good {
+			s := form.String()
+			rec.ChecksumForm = &s
+		}
+	}
+	v := validate(rxMeta{Src: f.Src, Dst: f.Dst, TTL: f.TTL, SrcMAC: f.SrcMAC}, msg, nil, a)
+	rec.Verdict = v.Reason.String()
+	if v.Err != nil {
+		rec.detail = v.Err.Error()
+	}
+	if f.Fragment {
+		// VRRP adverts are never fragmented; a fragment is at best part of
+		// one, so it cannot be judged as a whole advert.
+		rec.Verdict = reasonLength.String()
+		rec.detail = "ip fragment, not a whole advert"
+	}
+	return rec, true
+}
+
+// text is the human form of rec, close to tcpdump -v's VRRP line.
+func (rec *inspectRecord) text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s #%d %s > %s", rec.Time, rec.Frame, rec.Src, rec.Dst)
+	if rec.SrcMAC != "" {
+		fmt.Fprintf(&b, " (%s)", rec.SrcMAC)
+	}
+	fmt.Fprintf(&b, " ttl %d: VRRPv%d", rec.TTL, rec.Version)
+	if rec.Type == vrrpTypeAdvert {
+		b.WriteString(" advertisement")
+	} else {
+		fmt.Fprintf(&b, " type %d", rec.Type)
+	}
+	fmt.Fprintf(&b, ", vrid %d, prio %d", rec.VRID, rec.Priority)
+	if rec.AuthType != nil {
+		switch *rec.AuthType {
+		case authNone:
+			b.WriteString(", authtype none")
+		case authSimple:
+			b.WriteString(", authtype simple")
+		case authAH:
+			b.WriteString(", authtype ah")
+		default:
+			fmt.Fprintf(&b, ", authtype %d", *rec.AuthType)
+		}
+	}
+	fmt.Fprintf(&b, ", intvl %dcs, length %d, addrs(%d): %s", rec.IntervalCS, rec.length, rec.Count, strings.Join(rec.Addresses, ","))
+	if rec.Auth != nil {
+		fmt.Fprintf(&b, ", auth %q", *rec.Auth)
+	}
+	if rec.Checksum != "" {
+		fmt.Fprintf(&b, ", cksum %s", rec.Checksum)
+		if rec.ChecksumForm != nil {
+			fmt.Fprintf(&b, " (good, %s)", *rec.ChecksumForm)
+		} else if len(rec.Addresses) == int(rec.Count) && rec.Verdict != reasonLength.String() {
+			b.WriteString(" (bad)")
+		}
+	}
+	if rec.Verdict == reasonOK.String() {
+		b.WriteString(": ok")
+	} else {
+		fmt.Fprintf(&b, ": drop %s: %s", rec.Verdict, rec.detail)
+	}
+	return b.String()
+}
