@@ -17,6 +17,7 @@ var version = "dev"
 // that implements them; this struct only gathers them.
 type cli struct {
 	Version kong.VersionFlag `short:"v" help:"Print the version and exit."`
+	Config  configCmd        `cmd:"" help:"Check or print the configuration."`
 }
 
 func main() {
