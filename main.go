@@ -18,6 +18,7 @@ var version = "dev"
 type cli struct {
 	Version kong.VersionFlag `short:"v" help:"Print the version and exit."`
 	Inspect inspectCmd       `cmd:"" help:"Print the VRRP adverts in pcap/pcapng captures with the verdict vipd would give each."`
+	Config  configCmd        `cmd:"" help:"Check or print the configuration."`
 }
 
 func main() {

@@ -1,0 +1,3 @@
+package main
+
+func dumpConfig(c *Config) string { return "" }

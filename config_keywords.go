@@ -1,0 +1,1574 @@
+package main
+
+// config_keywords.go holds one keyword table per keepalived.conf block.
+// Each keyword is either applied to the model (supported) or known but not
+// implemented (unsupported: one warning naming it). A keyword in neither
+// gets an "unknown keyword" warning with the closest known spelling. The
+// same tables generate docs/keywords.md (see keywordsMarkdown), so the
+// documentation cannot drift from what the parser does.
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type kwStatus int
+
+const (
+	kwSupported   kwStatus = iota
+	kwUnsupported          // parsed but not supported: warns
+)
+
+// kwInfo documents one keyword.
+type kwInfo struct {
+	Name   string
+	Status kwStatus
+	Note   string
+}
+
+// kw is a keyword of a block whose model object is T.
+type kw[T any] struct {
+	kwInfo
+	fn func(l *loader, n *node, t T)
+}
+
+// table is the keyword table of one block.
+type table[T any] struct {
+	name string
+	kws  []kw[T]
+	idx  map[string]int
+}
+
+// docTable is what keywordsMarkdown needs of a table.
+type docTable interface {
+	blockName() string
+	infos() []kwInfo
+}
+
+var docTables []docTable
+
+func newTable[T any](name string, kws ...kw[T]) *table[T] {
+	t := &table[T]{name: name, kws: kws, idx: map[string]int{}}
+	for i, k := range kws {
+		if _, dup := t.idx[k.Name]; dup {
+			panic("config: duplicate keyword " + k.Name + " in " + name) // a bug in this file
+		}
+		t.idx[k.Name] = i
+	}
+	docTables = append(docTables, t)
+	return t
+}
+
+func (t *table[T]) blockName() string { return t.name }
+func (t *table[T]) infos() []kwInfo {
+	out := make([]kwInfo, len(t.kws))
+	for i, k := range t.kws {
+		out[i] = k.kwInfo
+	}
+	return out
+}
+
+// sup and unsup build table rows.
+func sup[T any](name string, fn func(*loader, *node, T), note ...string) kw[T] {
+	return kw[T]{kwInfo{Name: name, Status: kwSupported, Note: strings.Join(note, " ")}, fn}
+}
+
+func unsup[T any](name string, note ...string) kw[T] {
+	return kw[T]{kwInfo: kwInfo{Name: name, Status: kwUnsupported, Note: strings.Join(note, " ")}}
+}
+
+// walk applies the table to the children of n.
+func (t *table[T]) walk(l *loader, n *node, obj T) {
+	for _, c := range n.Children {
+		i, ok := t.idx[c.Key]
+		if !ok {
+			l.unknown(c, t.name, t.names())
+			continue
+		}
+		k := t.kws[i]
+		if k.Status == kwUnsupported || k.fn == nil {
+			l.warnf(c, "not supported by vipd: %s", c.Key)
+			continue
+		}
+		k.fn(l, c, obj)
+	}
+}
+
+func (t *table[T]) names() []string {
+	out := make([]string, len(t.kws))
+	for i, k := range t.kws {
+		out[i] = k.Name
+	}
+	return out
+}
+
+// loader walks the tree into the model.
+type loader struct {
+	cfg   *Config
+	diags []diag
+	// set records which keywords were given per object, so defaults from
+	// global_defs apply only where the instance did not say.
+	set map[any]map[string]bool
+	// advert holds each instance's advert_int as written, in seconds.
+	advert map[*VRRPInstance]float64
+	// authPos is where authentication was given (for strict warnings).
+	authPos map[*VRRPInstance]*node
+}
+
+func (l *loader) mark(obj any, key string) {
+	if l.set == nil {
+		l.set = map[any]map[string]bool{}
+	}
+	m := l.set[obj]
+	if m == nil {
+		m = map[string]bool{}
+		l.set[obj] = m
+	}
+	m[key] = true
+}
+
+func (l *loader) isSet(obj any, key string) bool { return l.set[obj][key] }
+
+func (l *loader) warnf(n *node, format string, a ...any) {
+	l.diags = append(l.diags, diag{File: n.File, Line: n.Line, Severity: sevWarning, Msg: fmt.Sprintf(format, a...)})
+}
+
+func (l *loader) errorf(n *node, format string, a ...any) {
+	l.diags = append(l.diags, diag{File: n.File, Line: n.Line, Severity: sevError, Msg: fmt.Sprintf(format, a...)})
+}
+
+func (l *loader) warnAt(p Pos, format string, a ...any) {
+	l.diags = append(l.diags, diag{File: p.File, Line: p.Line, Severity: sevWarning, Msg: fmt.Sprintf(format, a...)})
+}
+
+func (l *loader) errorAt(p Pos, format string, a ...any) {
+	l.diags = append(l.diags, diag{File: p.File, Line: p.Line, Severity: sevError, Msg: fmt.Sprintf(format, a...)})
+}
+
+// unknown reports a keyword no table knows, suggesting the closest one.
+func (l *loader) unknown(n *node, block string, known []string) {
+	if s := suggest(n.Key, known); s != "" {
+		l.warnf(n, "unknown keyword '%s' in %s, did you mean '%s'?", n.Key, block, s)
+		return
+	}
+	l.warnf(n, "unknown keyword '%s' in %s", n.Key, block)
+}
+
+// suggest returns the known word closest to w by edit distance, if close.
+func suggest(w string, known []string) string {
+	best, bestD := "", 1<<30
+	for _, k := range known {
+		d := editDistance(w, k)
+		if d < bestD || d == bestD && k < best {
+			best, bestD = k, d
+		}
+	}
+	limit := 2
+	if len(w) > 10 {
+		limit = 3
+	}
+	if bestD <= limit && bestD < len(w) {
+		return best
+	}
+	return ""
+}
+
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 1 << 20
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := 1
+			if a[i-1] == b[j-1] {
+				c = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// ---- argument helpers ----
+
+// nargs checks that n has between lo and hi arguments (hi < 0: any).
+func (l *loader) nargs(n *node, lo, hi int) bool {
+	if len(n.Args) < lo {
+		if lo == 1 {
+			l.errorf(n, "%s needs an argument", n.Key)
+		} else {
+			l.errorf(n, "%s needs %d arguments", n.Key, lo)
+		}
+		return false
+	}
+	if hi >= 0 && len(n.Args) > hi {
+		l.warnf(n, "%s: extra arguments ignored: %s", n.Key, strings.Join(n.Args[hi:], " "))
+	}
+	return true
+}
+
+func (l *loader) noBlock(n *node) {
+	if n.Block {
+		l.errorf(n, "%s does not take a block", n.Key)
+	}
+}
+
+func (l *loader) needBlock(n *node) bool {
+	if !n.Block {
+		l.errorf(n, "%s needs a block { ... }", n.Key)
+		return false
+	}
+	return true
+}
+
+// intArg parses argument i of n as an integer in lo..hi.
+func (l *loader) intArg(n *node, i, lo, hi int) (int, bool) {
+	if !l.nargs(n, i+1, -1) {
+		return 0, false
+	}
+	s := n.Args[i]
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		l.errorf(n, "%s %q is not an integer", n.Key, s)
+		return 0, false
+	}
+	if v < int64(lo) || v > int64(hi) {
+		l.errorf(n, "%s %d is out of range %d..%d", n.Key, v, lo, hi)
+		return 0, false
+	}
+	return int(v), true
+}
+
+// int1 is intArg for a keyword with exactly one argument.
+func (l *loader) int1(n *node, lo, hi int) (int, bool) {
+	if !l.nargs(n, 1, 1) {
+		return 0, false
+	}
+	return l.intArg(n, 0, lo, hi)
+}
+
+// seconds parses a keepalived TIMER: seconds with an optional fraction.
+func (l *loader) seconds(n *node, i int, lo, hi float64) (float64, bool) {
+	if !l.nargs(n, i+1, -1) {
+		return 0, false
+	}
+	s := n.Args[i]
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || strings.ContainsAny(s, "xXpPnN_") {
+		l.errorf(n, "%s %q is not a number of seconds", n.Key, s)
+		return 0, false
+	}
+	if v < lo || v > hi {
+		l.errorf(n, "%s %s is out of range %s..%s seconds", n.Key, s, fmtFloat(lo), fmtFloat(hi))
+		return 0, false
+	}
+	return v, true
+}
+
+func (l *loader) timer(n *node, lo, hi float64) (time.Duration, bool) {
+	if !l.nargs(n, 1, 1) {
+		return 0, false
+	}
+	v, ok := l.seconds(n, 0, lo, hi)
+	return secondsToDuration(v), ok
+}
+
+func secondsToDuration(v float64) time.Duration {
+	return time.Duration(math.Round(v*1e6)) * time.Microsecond
+}
+
+func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+// boolArg parses keepalived's optional <BOOL>: no argument means true.
+func (l *loader) boolArg(n *node) (bool, bool) {
+	l.noBlock(n)
+	if len(n.Args) == 0 {
+		return true, true
+	}
+	l.nargs(n, 0, 1)
+	switch strings.ToLower(n.Args[0]) {
+	case "on", "true", "yes":
+		return true, true
+	case "off", "false", "no":
+		return false, true
+	}
+	l.errorf(n, "%s %q is not a boolean (on|off|true|false|yes|no)", n.Key, n.Args[0])
+	return false, false
+}
+
+func (l *loader) str1(n *node) (string, bool) {
+	l.noBlock(n)
+	if !l.nargs(n, 1, 1) {
+		return "", false
+	}
+	return n.Args[0], true
+}
+
+func (l *loader) addr(n *node, s string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		l.errorf(n, "%s: %q is not an IP address", n.Key, s)
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
+}
+
+// prefix parses ADDR[/LEN]; no length means a host prefix.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an address with prefix length", s)
+		}
+		return p, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// script parses `KEYWORD SCRIPT [USER [GROUP]]` (notify_*, quorum_up...).
+func (l *loader) script(n *node) (Script, bool) {
+	l.noBlock(n)
+	if !l.nargs(n, 1, 3) {
+		return Script{}, false
+	}
+	s := Script{Cmd: n.Args[0], Pos: n.pos()}
+	if len(n.Args) > 1 {
+		s.User = n.Args[1]
+	}
+	if len(n.Args) > 2 {
+		s.Group = n.Args[2]
+	}
+	return s, true
+}
+
+// scriptAll parses `script CMD ARGS...` where every word belongs to the
+// command (vrrp_script's script, misc_path).
+func (l *loader) scriptAll(n *node) (Script, bool) {
+	l.noBlock(n)
+	if !l.nargs(n, 1, -1) {
+		return Script{}, false
+	}
+	return Script{Cmd: strings.Join(n.Args, " "), Pos: n.pos()}, true
+}
+
+// items returns the entries of a list block (virtual_ipaddress,
+// notification_email, ...). Each child is one entry: its key and args.
+func (l *loader) items(n *node) []*node {
+	if !l.needBlock(n) {
+		return nil
+	}
+	if len(n.Args) > 0 {
+		l.warnf(n, "%s: arguments before '{' ignored: %s", n.Key, strings.Join(n.Args, " "))
+	}
+	for _, c := range n.Children {
+		if c.Block {
+			l.errorf(c, "unexpected block in %s", n.Key)
+		}
+	}
+	return n.Children
+}
+
+func words(c *node) []string { return append([]string{c.Key}, c.Args...) }
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// ---- top level ----
+
+var topTable = newTable[*Config]("top level",
+	sup("global_defs", func(l *loader, n *node, c *Config) {
+		if l.needBlock(n) {
+			c.Global.Pos = n.pos()
+			globalTable.walk(l, n, &c.Global)
+		}
+	}),
+	sup("vrrp_instance", parseInstance),
+	sup("vrrp_script", parseVRRPScript),
+	sup("vrrp_track_file", parseTrackFile),
+	sup("track_file", parseTrackFile, "alias of vrrp_track_file"),
+	sup("vrrp_track_process", parseTrackProcess),
+	sup("vrrp_sync_group", parseSyncGroup),
+	sup("garp_group", parseGarpGroup),
+	sup("virtual_server", parseVirtualServer),
+	sup("virtual_server_group", parseVSGroup),
+	sup("static_ipaddress", func(l *loader, n *node, c *Config) {
+		for _, it := range l.items(n) {
+			if v, ok := l.vip(it); ok {
+				c.StaticAddresses = append(c.StaticAddresses, v)
+			}
+		}
+	}, "parsed; vipd does not add static addresses yet (warns)"),
+	sup("static_routes", func(l *loader, n *node, c *Config) {
+		for _, it := range l.items(n) {
+			c.StaticRoutes = append(c.StaticRoutes, l.route(it))
+		}
+	}, "parsed; vipd does not install routes yet (warns)"),
+	sup("static_rules", func(l *loader, n *node, c *Config) {
+		for _, it := range l.items(n) {
+			c.StaticRules = append(c.StaticRules, Rule{Raw: words(it), Pos: it.pos()})
+		}
+	}, "parsed; vipd does not install rules yet (warns)"),
+	sup("linkbeat_interfaces", func(l *loader, n *node, c *Config) {
+		for _, it := range l.items(n) {
+			c.LinkbeatInterfaces = append(c.LinkbeatInterfaces, it.Key)
+		}
+	}, "vipd always uses netlink link events"),
+	unsup[*Config]("track_group"),
+	unsup[*Config]("bfd_instance"),
+	unsup[*Config]("net_namespace", "run vipd inside the namespace instead (ip netns exec)"),
+	unsup[*Config]("net_namespace_ipvs"),
+	unsup[*Config]("namespace_with_ipsets"),
+	unsup[*Config]("instance"),
+	unsup[*Config]("use_pid_dir"),
+	unsup[*Config]("linkbeat_use_polling"),
+	unsup[*Config]("child_wait_time"),
+	unsup[*Config]("vrrp_gratuitous_arp_delay_group"),
+)
+
+func (l *loader) walkTop(root *node) { topTable.walk(l, root, l.cfg) }
+
+// ---- global_defs ----
+
+func gBool(set func(g *GlobalDefs, v bool)) func(*loader, *node, *GlobalDefs) {
+	return func(l *loader, n *node, g *GlobalDefs) {
+		if v, ok := l.boolArg(n); ok {
+			set(g, v)
+		}
+	}
+}
+
+func gTimer(lo, hi float64, set func(g *GlobalDefs, v time.Duration)) func(*loader, *node, *GlobalDefs) {
+	return func(l *loader, n *node, g *GlobalDefs) {
+		l.noBlock(n)
+		if v, ok := l.timer(n, lo, hi); ok {
+			set(g, v)
+		}
+	}
+}
+
+func gInt(lo, hi int, set func(g *GlobalDefs, v int)) func(*loader, *node, *GlobalDefs) {
+	return func(l *loader, n *node, g *GlobalDefs) {
+		l.noBlock(n)
+		if v, ok := l.int1(n, lo, hi); ok {
+			set(g, v)
+		}
+	}
+}
+
+func gStr(set func(g *GlobalDefs, v string)) func(*loader, *node, *GlobalDefs) {
+	return func(l *loader, n *node, g *GlobalDefs) {
+		if v, ok := l.str1(n); ok {
+			set(g, v)
+		}
+	}
+}
+
+// garpInterval parses vrrp_garp_interval / vrrp_gna_interval. keepalived
+// 2.2 rejects 0 but tutorials write it meaning "no delay", which is the
+// default; accept it.
+func garpInterval(set func(g *GlobalDefs, v time.Duration)) func(*loader, *node, *GlobalDefs) {
+	return gTimer(0, 1, set)
+}
+
+func globalFifo(get func(g *GlobalDefs) *Fifo, script bool) func(*loader, *node, *GlobalDefs) {
+	return func(l *loader, n *node, g *GlobalDefs) {
+		f := get(g)
+		if script {
+			if s, ok := l.script(n); ok {
+				f.Script = s
+			}
+			return
+		}
+		l.noBlock(n)
+		if !l.nargs(n, 1, 3) {
+			return
+		}
+		f.Path = n.Args[0]
+	}
+}
+
+var globalTable = newTable[*GlobalDefs]("global_defs",
+	sup("router_id", gStr(func(g *GlobalDefs, v string) { g.RouterID = v })),
+	sup("notification_email", func(l *loader, n *node, g *GlobalDefs) {
+		for _, it := range l.items(n) {
+			g.NotificationEmail = append(g.NotificationEmail, words(it)...)
+		}
+	}),
+	sup("notification_email_from", gStr(func(g *GlobalDefs, v string) { g.NotificationEmailFrom = v })),
+	sup("smtp_server", func(l *loader, n *node, g *GlobalDefs) {
+		l.noBlock(n)
+		if !l.nargs(n, 1, 2) {
+			return
+		}
+		g.SMTPServer = n.Args[0]
+		if len(n.Args) > 1 {
+			if p, ok := l.intArg(n, 1, 1, 65535); ok {
+				g.SMTPPort = p
+			}
+		}
+	}),
+	sup("smtp_helo_name", gStr(func(g *GlobalDefs, v string) { g.SMTPHeloName = v })),
+	sup("smtp_connect_timeout", gTimer(1, 3600, func(g *GlobalDefs, v time.Duration) { g.SMTPConnectTimeout = v })),
+	sup("smtp_alert", gBool(func(g *GlobalDefs, v bool) { g.SMTPAlert = v })),
+	sup("smtp_alert_vrrp", gBool(func(g *GlobalDefs, v bool) { g.SMTPAlertVRRP = &v })),
+	sup("smtp_alert_checker", gBool(func(g *GlobalDefs, v bool) { g.SMTPAlertChecker = &v })),
+	sup("no_email_faults", gBool(func(g *GlobalDefs, v bool) { g.NoEmailFaults = v })),
+	sup("checker_log_all_failures", gBool(func(g *GlobalDefs, v bool) { g.CheckerLogAllFailures = v })),
+	sup("script_user", func(l *loader, n *node, g *GlobalDefs) {
+		l.noBlock(n)
+		if l.nargs(n, 1, 2) {
+			g.ScriptUser = n.Args[0]
+			if len(n.Args) > 1 {
+				g.ScriptGroup = n.Args[1]
+			}
+		}
+	}),
+	sup("enable_script_security", gBool(func(g *GlobalDefs, v bool) { g.EnableScriptSecurity = v })),
+	sup("default_interface", gStr(func(g *GlobalDefs, v string) { g.DefaultInterface = v })),
+	sup("vrrp_mcast_group4", func(l *loader, n *node, g *GlobalDefs) {
+		if s, ok := l.str1(n); ok {
+			if a, ok := l.addr(n, s); ok {
+				if !a.Is4() || !a.IsMulticast() {
+					l.errorf(n, "vrrp_mcast_group4 %s is not an IPv4 multicast address", s)
+					return
+				}
+				g.McastGroup4 = a
+			}
+		}
+	}),
+	sup("vrrp_mcast_group6", func(l *loader, n *node, g *GlobalDefs) {
+		if s, ok := l.str1(n); ok {
+			if a, ok := l.addr(n, s); ok {
+				if !a.Is6() || !a.IsMulticast() {
+					l.errorf(n, "vrrp_mcast_group6 %s is not an IPv6 multicast address", s)
+					return
+				}
+				g.McastGroup6 = a
+			}
+		}
+	}),
+	sup("vrrp_version", gInt(2, 3, func(g *GlobalDefs, v int) { g.VRRPVersion = v })),
+	sup("vrrp_garp_master_delay", gTimer(0, 255, func(g *GlobalDefs, v time.Duration) { g.Garp.MasterDelay = v })),
+	sup("vrrp_garp_master_repeat", gInt(1, 255, func(g *GlobalDefs, v int) { g.Garp.MasterRepeat = v })),
+	sup("vrrp_garp_master_refresh", gTimer(0, 1<<20, func(g *GlobalDefs, v time.Duration) { g.Garp.MasterRefresh = v })),
+	sup("vrrp_garp_master_refresh_repeat", gInt(1, 255, func(g *GlobalDefs, v int) { g.Garp.MasterRefreshRepeat = v })),
+	sup("vrrp_garp_lower_prio_delay", gTimer(0, 255, func(g *GlobalDefs, v time.Duration) { g.Garp.LowerPrioDelay = v })),
+	sup("vrrp_garp_lower_prio_repeat", gInt(1, 255, func(g *GlobalDefs, v int) { g.Garp.LowerPrioRepeat = v })),
+	sup("vrrp_garp_interval", garpInterval(func(g *GlobalDefs, v time.Duration) { g.Garp.Interval = v }), "0 (no delay) accepted though keepalived 2.2 rejects it"),
+	sup("vrrp_gna_interval", garpInterval(func(g *GlobalDefs, v time.Duration) { g.Garp.NAInterval = v }), "0 (no delay) accepted though keepalived 2.2 rejects it"),
+	sup("vrrp_down_timer_adverts", gInt(1, 100, func(g *GlobalDefs, v int) { g.DownTimerAdverts = v })),
+	sup("vrrp_lower_prio_no_advert", gBool(func(g *GlobalDefs, v bool) { g.LowerPrioNoAdvert = v })),
+	sup("vrrp_higher_prio_send_advert", gBool(func(g *GlobalDefs, v bool) { g.HigherPrioSendAdvert = v })),
+	sup("vrrp_skip_check_adv_addr", gBool(func(g *GlobalDefs, v bool) { g.SkipCheckAdvAddr = v })),
+	sup("vrrp_strict", gBool(func(g *GlobalDefs, v bool) { g.Strict = v })),
+	sup("vrrp_check_unicast_src", gBool(func(g *GlobalDefs, v bool) { g.CheckUnicastSrc = v })),
+	sup("vrrp_notify_priority_changes", gBool(func(g *GlobalDefs, v bool) { g.NotifyPriorityChanges = v })),
+	sup("max_auto_priority", func(l *loader, n *node, g *GlobalDefs) {
+		l.noBlock(n)
+		g.MaxAutoPriority = 99
+		if len(n.Args) > 0 {
+			if v, ok := l.int1(n, -1, 99); ok {
+				g.MaxAutoPriority = v
+			}
+		}
+	}),
+	sup("dynamic_interfaces", func(l *loader, n *node, g *GlobalDefs) {
+		l.noBlock(n)
+		l.nargs(n, 0, 1)
+		g.DynamicInterfaces = true
+		if len(n.Args) > 0 {
+			if n.Args[0] != "allow_if_changes" {
+				l.errorf(n, "dynamic_interfaces %q: expected allow_if_changes or nothing", n.Args[0])
+				return
+			}
+			g.DynamicInterfacesFlag = n.Args[0]
+		}
+	}),
+	sup("notify_fifo", globalFifo(func(g *GlobalDefs) *Fifo { return &g.NotifyFifo }, false)),
+	sup("notify_fifo_script", globalFifo(func(g *GlobalDefs) *Fifo { return &g.NotifyFifo }, true)),
+	sup("vrrp_notify_fifo", globalFifo(func(g *GlobalDefs) *Fifo { return &g.VRRPNotifyFifo }, false)),
+	sup("vrrp_notify_fifo_script", globalFifo(func(g *GlobalDefs) *Fifo { return &g.VRRPNotifyFifo }, true)),
+	sup("lvs_notify_fifo", globalFifo(func(g *GlobalDefs) *Fifo { return &g.LVSNotifyFifo }, false)),
+	sup("lvs_notify_fifo_script", globalFifo(func(g *GlobalDefs) *Fifo { return &g.LVSNotifyFifo }, true)),
+	sup("lvs_flush", gBool(func(g *GlobalDefs, v bool) { g.LVSFlush = v })),
+	sup("lvs_flush_on_stop", func(l *loader, n *node, g *GlobalDefs) {
+		l.noBlock(n)
+		l.nargs(n, 0, 1)
+		g.LVSFlushOnStop = "all"
+		if len(n.Args) > 0 {
+			g.LVSFlushOnStop = n.Args[0]
+		}
+	}),
+	sup("startup_script", func(l *loader, n *node, g *GlobalDefs) {
+		if s, ok := l.script(n); ok {
+			g.StartupScript = s
+		}
+	}),
+	sup("shutdown_script", func(l *loader, n *node, g *GlobalDefs) {
+		if s, ok := l.script(n); ok {
+			g.ShutdownScript = s
+		}
+	}),
+	unsup[*GlobalDefs]("startup_script_timeout"),
+	unsup[*GlobalDefs]("shutdown_script_timeout"),
+	unsup[*GlobalDefs]("net_namespace", "run vipd inside the namespace instead"),
+	unsup[*GlobalDefs]("net_namespace_ipvs"),
+	unsup[*GlobalDefs]("namespace_with_ipsets"),
+	unsup[*GlobalDefs]("instance"),
+	unsup[*GlobalDefs]("use_pid_dir"),
+	unsup[*GlobalDefs]("linkbeat_use_polling", "vipd uses netlink link events"),
+	unsup[*GlobalDefs]("child_wait_time"),
+	unsup[*GlobalDefs]("tmp_config_directory"),
+	unsup[*GlobalDefs]("config_save_dir"),
+	unsup[*GlobalDefs]("process_names"),
+	unsup[*GlobalDefs]("process_name"),
+	unsup[*GlobalDefs]("vrrp_process_name"),
+	unsup[*GlobalDefs]("checker_process_name"),
+	unsup[*GlobalDefs]("bfd_process_name"),
+	unsup[*GlobalDefs]("lvs_sync_daemon"),
+	unsup[*GlobalDefs]("lvs_timeouts"),
+	unsup[*GlobalDefs]("vrrp_min_garp"),
+	unsup[*GlobalDefs]("vrrp_garp_extra_if"),
+	unsup[*GlobalDefs]("nftables"),
+	unsup[*GlobalDefs]("nftables_priority"),
+	unsup[*GlobalDefs]("nftables_counters"),
+	unsup[*GlobalDefs]("nftables_ifindex"),
+	unsup[*GlobalDefs]("nftables_ipvs"),
+	unsup[*GlobalDefs]("nftables_ipvs_priority"),
+	unsup[*GlobalDefs]("nftables_ipvs_start_fwmark"),
+	unsup[*GlobalDefs]("vrrp_iptables"),
+	unsup[*GlobalDefs]("vrrp_ipsets"),
+	unsup[*GlobalDefs]("disable_local_igmp"),
+	unsup[*GlobalDefs]("min_auto_priority_delay"),
+	unsup[*GlobalDefs]("vrrp_priority"),
+	unsup[*GlobalDefs]("checker_priority"),
+	unsup[*GlobalDefs]("bfd_priority"),
+	unsup[*GlobalDefs]("vrrp_no_swap"),
+	unsup[*GlobalDefs]("checker_no_swap"),
+	unsup[*GlobalDefs]("bfd_no_swap"),
+	unsup[*GlobalDefs]("vrrp_cpu_affinity"),
+	unsup[*GlobalDefs]("checker_cpu_affinity"),
+	unsup[*GlobalDefs]("bfd_cpu_affinity"),
+	unsup[*GlobalDefs]("vrrp_rt_priority"),
+	unsup[*GlobalDefs]("checker_rt_priority"),
+	unsup[*GlobalDefs]("bfd_rt_priority"),
+	unsup[*GlobalDefs]("vrrp_rlimit_rttime"),
+	unsup[*GlobalDefs]("checker_rlimit_rttime"),
+	unsup[*GlobalDefs]("bfd_rlimit_rttime"),
+	unsup[*GlobalDefs]("snmp_socket"),
+	unsup[*GlobalDefs]("enable_snmp_vrrp"),
+	unsup[*GlobalDefs]("enable_snmp_keepalived"),
+	unsup[*GlobalDefs]("enable_snmp_checker"),
+	unsup[*GlobalDefs]("enable_snmp_rfc"),
+	unsup[*GlobalDefs]("enable_snmp_rfcv2"),
+	unsup[*GlobalDefs]("enable_snmp_rfcv3"),
+	unsup[*GlobalDefs]("enable_traps"),
+	unsup[*GlobalDefs]("enable_dbus"),
+	unsup[*GlobalDefs]("dbus_service_name"),
+	unsup[*GlobalDefs]("fifo_write_vrrp_states_on_reload"),
+	unsup[*GlobalDefs]("vrrp_netlink_cmd_rcv_bufs"),
+	unsup[*GlobalDefs]("vrrp_netlink_cmd_rcv_bufs_force"),
+	unsup[*GlobalDefs]("vrrp_netlink_monitor_rcv_bufs"),
+	unsup[*GlobalDefs]("vrrp_netlink_monitor_rcv_bufs_force"),
+	unsup[*GlobalDefs]("lvs_netlink_cmd_rcv_bufs"),
+	unsup[*GlobalDefs]("lvs_netlink_cmd_rcv_bufs_force"),
+	unsup[*GlobalDefs]("lvs_netlink_monitor_rcv_bufs"),
+	unsup[*GlobalDefs]("lvs_netlink_monitor_rcv_bufs_force"),
+	unsup[*GlobalDefs]("process_monitor_rcv_bufs"),
+	unsup[*GlobalDefs]("process_monitor_rcv_bufs_force"),
+	unsup[*GlobalDefs]("vrrp_rx_bufs_policy"),
+	unsup[*GlobalDefs]("vrrp_rx_bufs_multiplier"),
+	unsup[*GlobalDefs]("rs_init_notifies"),
+	unsup[*GlobalDefs]("no_checker_emails"),
+	unsup[*GlobalDefs]("umask"),
+	unsup[*GlobalDefs]("vrrp_startup_delay"),
+	unsup[*GlobalDefs]("log_unknown_vrids"),
+	unsup[*GlobalDefs]("vmac_prefix"),
+	unsup[*GlobalDefs]("vmac_addr_prefix"),
+	unsup[*GlobalDefs]("random_seed"),
+	unsup[*GlobalDefs]("reload_check_config"),
+	unsup[*GlobalDefs]("include_check"),
+	unsup[*GlobalDefs]("reload_time_file"),
+	unsup[*GlobalDefs]("reload_repeat"),
+	unsup[*GlobalDefs]("reload_file"),
+	unsup[*GlobalDefs]("data_use_instance"),
+	unsup[*GlobalDefs]("lvs_id", "old name of router_id"),
+	unsup[*GlobalDefs]("vrrp_track_process_quorum"),
+	unsup[*GlobalDefs]("bfd_rlimit_rtime"),
+)
+
+// ---- vrrp_instance ----
+
+func parseInstance(l *loader, n *node, c *Config) {
+	l.nargs(n, 1, 1)
+	if !l.needBlock(n) || len(n.Args) == 0 {
+		return
+	}
+	for _, o := range c.Instances {
+		if o.Name == n.Args[0] {
+			l.errorf(n, "vrrp_instance %s is already defined at %s", o.Name, o.Pos)
+			return
+		}
+	}
+	v := &VRRPInstance{Name: n.Args[0], Pos: n.pos(), Preempt: true, Accept: true}
+	instanceTable.walk(l, n, v)
+	c.Instances = append(c.Instances, v)
+}
+
+func iBool(key string, set func(v *VRRPInstance, b bool)) func(*loader, *node, *VRRPInstance) {
+	return func(l *loader, n *node, v *VRRPInstance) {
+		if b, ok := l.boolArg(n); ok {
+			set(v, b)
+			l.mark(v, key)
+		}
+	}
+}
+
+func iTimer(key string, lo, hi float64, set func(v *VRRPInstance, d time.Duration)) func(*loader, *node, *VRRPInstance) {
+	return func(l *loader, n *node, v *VRRPInstance) {
+		l.noBlock(n)
+		if d, ok := l.timer(n, lo, hi); ok {
+			set(v, d)
+			l.mark(v, key)
+		}
+	}
+}
+
+func iInt(key string, lo, hi int, set func(v *VRRPInstance, i int)) func(*loader, *node, *VRRPInstance) {
+	return func(l *loader, n *node, v *VRRPInstance) {
+		l.noBlock(n)
+		if i, ok := l.int1(n, lo, hi); ok {
+			set(v, i)
+			l.mark(v, key)
+		}
+	}
+}
+
+func iScript(set func(v *VRRPInstance, s Script)) func(*loader, *node, *VRRPInstance) {
+	return func(l *loader, n *node, v *VRRPInstance) {
+		if s, ok := l.script(n); ok {
+			set(v, s)
+		}
+	}
+}
+
+var instanceTable = newTable[*VRRPInstance]("vrrp_instance",
+	sup("state", func(l *loader, n *node, v *VRRPInstance) {
+		s, ok := l.str1(n)
+		if !ok {
+			return
+		}
+		switch strings.ToUpper(s) {
+		case "MASTER":
+			v.State = "MASTER"
+		case "BACKUP", "SLAVE":
+			v.State = "BACKUP"
+		default:
+			l.errorf(n, "state %q: expected MASTER or BACKUP", s)
+		}
+	}),
+	sup("interface", func(l *loader, n *node, v *VRRPInstance) {
+		if s, ok := l.str1(n); ok {
+			v.Interface = s
+		}
+	}),
+	sup("dont_track_primary", iBool("dont_track_primary", func(v *VRRPInstance, b bool) { v.DontTrackPrimary = b })),
+	sup("virtual_router_id", iInt("virtual_router_id", 1, 255, func(v *VRRPInstance, i int) { v.VRID = i })),
+	sup("priority", iInt("priority", 1, 255, func(v *VRRPInstance, i int) { v.Priority = i })),
+	sup("advert_int", func(l *loader, n *node, v *VRRPInstance) {
+		l.noBlock(n)
+		if !l.nargs(n, 1, 1) {
+			return
+		}
+		if s, ok := l.seconds(n, 0, 0, 255); ok {
+			if s == 0 {
+				l.errorf(n, "advert_int 0 is out of range: it must be more than 0")
+				return
+			}
+			if l.advert == nil {
+				l.advert = map[*VRRPInstance]float64{}
+			}
+			l.advert[v] = s
+			l.mark(v, "advert_int")
+		}
+	}),
+	sup("version", iInt("version", 2, 3, func(v *VRRPInstance, i int) { v.Version = i })),
+	sup("nopreempt", func(l *loader, n *node, v *VRRPInstance) {
+		l.noBlock(n)
+		l.nargs(n, 0, 0)
+		v.Preempt = false
+		l.mark(v, "nopreempt")
+	}),
+	sup("preempt", func(l *loader, n *node, v *VRRPInstance) {
+		l.noBlock(n)
+		l.nargs(n, 0, 0)
+		v.Preempt = true
+	}),
+	sup("preempt_delay", iTimer("preempt_delay", 0, 1000, func(v *VRRPInstance, d time.Duration) { v.PreemptDelay = d })),
+	sup("authentication", func(l *loader, n *node, v *VRRPInstance) {
+		if !l.needBlock(n) {
+			return
+		}
+		if l.authPos == nil {
+			l.authPos = map[*VRRPInstance]*node{}
+		}
+		l.authPos[v] = n
+		authTable.walk(l, n, v)
+	}, "PASS only; AH is reported unsupported"),
+	sup("unicast_src_ip", func(l *loader, n *node, v *VRRPInstance) {
+		if s, ok := l.str1(n); ok {
+			if a, ok := l.addr(n, s); ok {
+				v.UnicastSrcIP = a
+			}
+		}
+	}),
+	sup("mcast_src_ip", func(l *loader, n *node, v *VRRPInstance) {
+		if s, ok := l.str1(n); ok {
+			if a, ok := l.addr(n, s); ok {
+				v.McastSrcIP = a
+			}
+		}
+	}),
+	sup("mcast_dst_ip", func(l *loader, n *node, v *VRRPInstance) {
+		if s, ok := l.str1(n); ok {
+			if a, ok := l.addr(n, s); ok {
+				if !a.IsMulticast() {
+					l.errorf(n, "mcast_dst_ip %s is not a multicast address", s)
+				} else if a.Is4() {
+					v.McastGroup4 = a
+				} else {
+					v.McastGroup6 = a
+				}
+			}
+		}
+	}),
+	sup("unicast_peer", func(l *loader, n *node, v *VRRPInstance) {
+		its := l.items(n)
+		if n.Block && len(its) == 0 {
+			l.warnf(n, "unicast_peer block is empty")
+		}
+		for _, it := range its {
+			a, ok := l.addr(it, it.Key)
+			if !ok {
+				continue
+			}
+			p := UnicastPeer{Addr: a, MaxTTL: 255, Pos: it.pos()}
+			args := it.Args
+			for len(args) > 0 {
+				if len(args) < 2 || (args[0] != "min_ttl" && args[0] != "max_ttl") {
+					l.errorf(it, "unicast_peer %s: unexpected %q (expected min_ttl N or max_ttl N)", it.Key, args[0])
+					break
+				}
+				t, err := strconv.Atoi(args[1])
+				if err != nil || t < 0 || t > 255 {
+					l.errorf(it, "unicast_peer %s: %s %q is out of range 0..255", it.Key, args[0], args[1])
+					break
+				}
+				if args[0] == "min_ttl" {
+					p.MinTTL = t
+				} else {
+					p.MaxTTL = t
+				}
+				args = args[2:]
+			}
+			v.UnicastPeers = append(v.UnicastPeers, p)
+		}
+	}),
+	sup("unicast_ttl", iInt("unicast_ttl", 1, 255, func(v *VRRPInstance, i int) { v.UnicastTTL = i })),
+	sup("unicast_fault_no_peer", iBool("unicast_fault_no_peer", func(v *VRRPInstance, b bool) { v.UnicastFaultNoPeer = b })),
+	sup("check_unicast_src", iBool("check_unicast_src", func(v *VRRPInstance, b bool) { v.CheckUnicastSrc = b })),
+	sup("use_vmac", func(l *loader, n *node, v *VRRPInstance) {
+		l.noBlock(n)
+		l.nargs(n, 0, 2)
+		v.UseVMAC = true
+		for _, a := range n.Args {
+			if mac, err := net.ParseMAC(a); err == nil && strings.Count(a, ":") == 5 {
+				v.VMACAddr = mac
+			} else if v.VMACName == "" {
+				if len(a) > 15 {
+					l.errorf(n, "use_vmac: interface name %q is longer than 15 characters", a)
+					continue
+				}
+				v.VMACName = a
+			} else {
+				l.errorf(n, "use_vmac: %q is not a MAC address", a)
+			}
+		}
+	}),
+	sup("vmac_xmit_base", iBool("vmac_xmit_base", func(v *VRRPInstance, b bool) { v.VMACXmitBase = b })),
+	sup("virtual_ipaddress", func(l *loader, n *node, v *VRRPInstance) {
+		for _, it := range l.items(n) {
+			if ip, ok := l.vip(it); ok {
+				v.VIPs = append(v.VIPs, ip)
+			}
+		}
+	}),
+	sup("virtual_ipaddress_excluded", func(l *loader, n *node, v *VRRPInstance) {
+		for _, it := range l.items(n) {
+			if ip, ok := l.vip(it); ok {
+				v.VIPsExcluded = append(v.VIPsExcluded, ip)
+			}
+		}
+	}),
+	sup("virtual_routes", func(l *loader, n *node, v *VRRPInstance) {
+		for _, it := range l.items(n) {
+			v.VirtualRoutes = append(v.VirtualRoutes, l.route(it))
+		}
+		l.warnf(n, "not supported by vipd: virtual_routes (parsed, not installed)")
+	}, "parsed but not installed (warns)"),
+	sup("virtual_rules", func(l *loader, n *node, v *VRRPInstance) {
+		for _, it := range l.items(n) {
+			v.VirtualRules = append(v.VirtualRules, Rule{Raw: words(it), Pos: it.pos()})
+		}
+		l.warnf(n, "not supported by vipd: virtual_rules (parsed, not installed)")
+	}, "parsed but not installed (warns)"),
+	sup("promote_secondaries", iBool("promote_secondaries", func(v *VRRPInstance, b bool) { v.PromoteSecondaries = b })),
+	sup("track_interface", func(l *loader, n *node, v *VRRPInstance) {
+		v.Track.Interfaces = append(v.Track.Interfaces, l.trackInterfaces(n)...)
+	}),
+	sup("track_script", func(l *loader, n *node, v *VRRPInstance) {
+		v.Track.Scripts = append(v.Track.Scripts, l.trackRefs(n)...)
+	}),
+	sup("track_file", func(l *loader, n *node, v *VRRPInstance) { v.Track.Files = append(v.Track.Files, l.trackRefs(n)...) }),
+	sup("track_process", func(l *loader, n *node, v *VRRPInstance) {
+		v.Track.Processes = append(v.Track.Processes, l.trackRefs(n)...)
+	}),
+	sup("notify_master", iScript(func(v *VRRPInstance, s Script) { v.Notify.Master = s })),
+	sup("notify_backup", iScript(func(v *VRRPInstance, s Script) { v.Notify.Backup = s })),
+	sup("notify_fault", iScript(func(v *VRRPInstance, s Script) { v.Notify.Fault = s })),
+	sup("notify_stop", iScript(func(v *VRRPInstance, s Script) { v.Notify.Stop = s })),
+	sup("notify_deleted", iScript(func(v *VRRPInstance, s Script) { v.Notify.Deleted = s })),
+	sup("notify", iScript(func(v *VRRPInstance, s Script) { v.Notify.Generic = s })),
+	sup("notify_master_rx_lower_pri", iScript(func(v *VRRPInstance, s Script) { v.Notify.MasterRxLowerPri = s })),
+	sup("notify_priority_changes", iBool("notify_priority_changes", func(v *VRRPInstance, b bool) { v.Notify.Priority = b })),
+	sup("smtp_alert", iBool("smtp_alert", func(v *VRRPInstance, b bool) { v.SMTPAlert = b })),
+	sup("garp_master_delay", iTimer("garp_master_delay", 0, 255, func(v *VRRPInstance, d time.Duration) { v.Garp.MasterDelay = d })),
+	sup("garp_master_repeat", iInt("garp_master_repeat", 1, 255, func(v *VRRPInstance, i int) { v.Garp.MasterRepeat = i })),
+	sup("garp_master_refresh", iTimer("garp_master_refresh", 0, 1<<20, func(v *VRRPInstance, d time.Duration) { v.Garp.MasterRefresh = d })),
+	sup("garp_master_refresh_repeat", iInt("garp_master_refresh_repeat", 1, 255, func(v *VRRPInstance, i int) { v.Garp.MasterRefreshRepeat = i })),
+	sup("garp_lower_prio_delay", iTimer("garp_lower_prio_delay", 0, 255, func(v *VRRPInstance, d time.Duration) { v.Garp.LowerPrioDelay = d })),
+	sup("garp_lower_prio_repeat", iInt("garp_lower_prio_repeat", 1, 255, func(v *VRRPInstance, i int) { v.Garp.LowerPrioRepeat = i })),
+	sup("down_timer_adverts", iInt("down_timer_adverts", 1, 100, func(v *VRRPInstance, i int) { v.DownTimerAdverts = i })),
+	sup("lower_prio_no_advert", iBool("lower_prio_no_advert", func(v *VRRPInstance, b bool) { v.LowerPrioNoAdvert = b })),
+	sup("higher_prio_send_advert", iBool("higher_prio_send_advert", func(v *VRRPInstance, b bool) { v.HigherPrioSendAdvert = b })),
+	sup("accept", func(l *loader, n *node, v *VRRPInstance) {
+		l.noBlock(n)
+		l.nargs(n, 0, 0)
+		v.Accept = true
+		l.mark(v, "accept")
+	}),
+	sup("no_accept", func(l *loader, n *node, v *VRRPInstance) {
+		l.noBlock(n)
+		l.nargs(n, 0, 0)
+		v.Accept = false
+		l.mark(v, "no_accept")
+	}),
+	sup("skip_check_adv_addr", iBool("skip_check_adv_addr", func(v *VRRPInstance, b bool) { v.SkipCheckAdvAddr = b })),
+	sup("strict_mode", iBool("strict_mode", func(v *VRRPInstance, b bool) { v.StrictMode = b })),
+	sup("debug", func(l *loader, n *node, v *VRRPInstance) {
+		l.noBlock(n)
+		v.Debug = 1
+		if len(n.Args) > 0 {
+			if i, ok := l.int1(n, 0, 4); ok {
+				v.Debug = i
+			}
+		}
+	}),
+	sup("lvs_sync_daemon_interface", func(l *loader, n *node, v *VRRPInstance) {
+		l.warnf(n, "not supported by vipd: lvs_sync_daemon_interface")
+	}, "old keyword; reported unsupported"),
+	unsup[*VRRPInstance]("use_vmac_addr"),
+	unsup[*VRRPInstance]("use_ipvlan"),
+	unsup[*VRRPInstance]("vrf"),
+	unsup[*VRRPInstance]("native_ipv6"),
+	unsup[*VRRPInstance]("track_bfd"),
+	unsup[*VRRPInstance]("track_src_ip"),
+	unsup[*VRRPInstance]("old_unicast_checksum"),
+	unsup[*VRRPInstance]("garp_extra_if"),
+	unsup[*VRRPInstance]("garp_extra_if_vmac"),
+	unsup[*VRRPInstance]("kernel_rx_buf_size"),
+	unsup[*VRRPInstance]("linkbeat_use_polling", "vipd uses netlink link events"),
+)
+
+var authTable = newTable[*VRRPInstance]("authentication",
+	sup("auth_type", func(l *loader, n *node, v *VRRPInstance) {
+		s, ok := l.str1(n)
+		if !ok {
+			return
+		}
+		switch strings.ToUpper(s) {
+		case "PASS":
+			v.Auth.Type = "PASS"
+		case "AH":
+			l.warnf(n, "not supported by vipd: auth_type AH (IPsec AH); no authentication is used")
+		default:
+			l.errorf(n, "auth_type %q: expected PASS or AH", s)
+		}
+	}, "PASS (RFC 3768 section 5.3.6.1); AH warns"),
+	sup("auth_pass", func(l *loader, n *node, v *VRRPInstance) {
+		l.noBlock(n)
+		if !l.nargs(n, 1, -1) {
+			return
+		}
+		p := n.Args[0]
+		if len(n.Args) > 1 {
+			l.warnf(n, "auth_pass: only the first word is used")
+		}
+		if len(p) > 8 {
+			l.warnf(n, "auth_pass truncated to 8 characters")
+			p = p[:8]
+		}
+		v.Auth.Pass = [8]byte{}
+		copy(v.Auth.Pass[:], p)
+	}),
+)
+
+// vip parses `ADDR[/LEN] [dev DEV] [brd BRD|+|-] [scope SCOPE] [label L]
+// [peer ADDR[/LEN]] [noprefixroute] [nodad] ...`.
+func (l *loader) vip(it *node) (VIP, bool) {
+	p, err := parsePrefix(it.Key)
+	if err != nil {
+		l.errorf(it, "virtual address: %v", err)
+		return VIP{}, false
+	}
+	v := VIP{Prefix: netip.PrefixFrom(p.Addr().Unmap(), p.Bits()), Pos: it.pos()}
+	a := it.Args
+	for i := 0; i < len(a); i++ {
+		opt := a[i]
+		needVal := func() (string, bool) {
+			if i+1 >= len(a) {
+				l.errorf(it, "virtual address %s: %s needs a value", it.Key, opt)
+				return "", false
+			}
+			i++
+			return a[i], true
+		}
+		switch opt {
+		case "dev":
+			if s, ok := needVal(); ok {
+				v.Dev = s
+			}
+		case "brd", "broadcast":
+			s, ok := needVal()
+			if !ok {
+				continue
+			}
+			switch s {
+			case "+":
+				v.BrdAuto = true
+			case "-":
+			default:
+				b, err := netip.ParseAddr(s)
+				if err != nil || !b.Is4() {
+					l.errorf(it, "virtual address %s: brd %q is not an IPv4 address", it.Key, s)
+					continue
+				}
+				v.Brd = b
+			}
+		case "scope":
+			if s, ok := needVal(); ok {
+				switch s {
+				case "global", "site", "link", "host", "nowhere":
+					v.Scope = s
+				default:
+					if n, err := strconv.Atoi(s); err == nil && n >= 0 && n <= 255 {
+						v.Scope = s
+					} else {
+						l.errorf(it, "virtual address %s: scope %q: expected global, site, link, host or nowhere", it.Key, s)
+					}
+				}
+			}
+		case "label":
+			if s, ok := needVal(); ok {
+				if len(s) > 15 {
+					l.errorf(it, "virtual address %s: label %q is longer than 15 characters", it.Key, s)
+					continue
+				}
+				v.Label = s
+			}
+		case "peer":
+			if s, ok := needVal(); ok {
+				pp, err := parsePrefix(s)
+				if err != nil {
+					l.errorf(it, "virtual address %s: peer %v", it.Key, err)
+					continue
+				}
+				v.Peer = pp
+			}
+		case "noprefixroute":
+			v.NoPrefixRoute = true
+		case "nodad":
+			v.NoDAD = true
+		case "home", "autojoin", "no_track":
+			l.warnf(it, "not supported by vipd: virtual address option %s (ignored)", opt)
+		case "track_group", "preferred_lft", "valid_lft":
+			needVal()
+			l.warnf(it, "not supported by vipd: virtual address option %s (ignored)", opt)
+		default:
+			l.errorf(it, "virtual address %s: unknown option %q (expected dev, brd, scope, label, peer, noprefixroute)", it.Key, opt)
+		}
+	}
+	if v.Label != "" && v.Prefix.Addr().Is6() {
+		l.warnf(it, "virtual address %s: label is ignored for IPv6", it.Key)
+		v.Label = ""
+	}
+	return v, true
+}
+
+// route parses a route line loosely: vipd does not install routes yet, so
+// problems are warnings, and Raw keeps what was written.
+func (l *loader) route(it *node) Route {
+	r := Route{Raw: words(it), Pos: it.pos()}
+	w := words(it)
+	for i := 0; i < len(w); i++ {
+		val := func() string {
+			if i+1 < len(w) {
+				i++
+				return w[i]
+			}
+			return ""
+		}
+		switch w[i] {
+		case "src":
+			r.Src, _ = netip.ParseAddr(val())
+		case "via", "gw":
+			r.Via, _ = netip.ParseAddr(val())
+		case "dev", "oif":
+			r.Dev = val()
+		case "scope":
+			r.Scope = val()
+		case "table":
+			r.Table = val()
+		case "metric", "preference", "priority":
+			r.Metric, _ = strconv.Atoi(val())
+		case "blackhole", "unreachable", "prohibit", "throw":
+			r.Type = w[i]
+		case "to":
+			if p, err := parsePrefix(val()); err == nil {
+				r.Dest = p
+			}
+		default:
+			if !r.Dest.IsValid() {
+				if p, err := parsePrefix(w[i]); err == nil {
+					r.Dest = p
+				}
+			}
+		}
+	}
+	if !r.Dest.IsValid() {
+		l.warnf(it, "route %q has no destination prefix", strings.Join(w, " "))
+	}
+	return r
+}
+
+// trackInterfaces parses track_interface { IF [weight N [reverse]] }.
+func (l *loader) trackInterfaces(n *node) []TrackInterface {
+	var out []TrackInterface
+	for _, it := range l.items(n) {
+		t := TrackInterface{Name: it.Key, Pos: it.pos()}
+		t.Weight, _, t.Reverse = l.weightOpts(it, it.Args)
+		out = append(out, t)
+	}
+	return out
+}
+
+// trackRefs parses track_script/track_file/track_process { NAME [weight N [reverse]] }.
+func (l *loader) trackRefs(n *node) []TrackRef {
+	var out []TrackRef
+	for _, it := range l.items(n) {
+		t := TrackRef{Name: it.Key, Pos: it.pos()}
+		t.Weight, t.WeightSet, t.Reverse = l.weightOpts(it, it.Args)
+		out = append(out, t)
+	}
+	return out
+}
+
+// weightOpts parses `[weight N [reverse]]`; keepalived's range is
+// -253..253 (so that 1 + 253 stays below the owner's 255).
+func (l *loader) weightOpts(it *node, a []string) (w int, set, rev bool) {
+	for i := 0; i < len(a); i++ {
+		switch a[i] {
+		case "weight":
+			if i+1 >= len(a) {
+				l.errorf(it, "%s: weight needs a value", it.Key)
+				return
+			}
+			i++
+			v, err := strconv.Atoi(a[i])
+			if err != nil || v < -253 || v > 253 {
+				l.errorf(it, "%s: weight %s is out of range -253..253", it.Key, a[i])
+				return
+			}
+			w, set = v, true
+		case "reverse":
+			rev = true
+		case "noreverse":
+			rev = false
+		default:
+			l.errorf(it, "%s: unexpected %q (expected weight N [reverse])", it.Key, a[i])
+			return
+		}
+	}
+	return
+}
+
+// ---- vrrp_script, track_file, track_process ----
+
+func parseVRRPScript(l *loader, n *node, c *Config) {
+	l.nargs(n, 1, 1)
+	if !l.needBlock(n) || len(n.Args) == 0 {
+		return
+	}
+	if o, dup := c.Scripts[n.Args[0]]; dup {
+		l.errorf(n, "vrrp_script %s is already defined at %s", o.Name, o.Pos)
+		return
+	}
+	s := &VRRPScript{Name: n.Args[0], Interval: time.Second, Rise: 1, Fall: 1, Pos: n.pos()}
+	scriptTable.walk(l, n, s)
+	if !s.Script.IsSet() {
+		l.errorf(n, "vrrp_script %s has no script", s.Name)
+		return
+	}
+	c.Scripts[s.Name] = s
+}
+
+var scriptTable = newTable[*VRRPScript]("vrrp_script",
+	sup("script", func(l *loader, n *node, s *VRRPScript) {
+		if sc, ok := l.scriptAll(n); ok {
+			s.Script.Cmd, s.Script.Pos = sc.Cmd, sc.Pos
+		}
+	}),
+	sup("interval", func(l *loader, n *node, s *VRRPScript) {
+		l.noBlock(n)
+		if d, ok := l.timer(n, 0.000001, 1<<20); ok {
+			s.Interval = d
+		}
+	}),
+	sup("timeout", func(l *loader, n *node, s *VRRPScript) {
+		l.noBlock(n)
+		if d, ok := l.timer(n, 0.000001, 1<<20); ok {
+			s.Timeout = d
+		}
+	}),
+	sup("weight", func(l *loader, n *node, s *VRRPScript) {
+		l.noBlock(n)
+		if !l.nargs(n, 1, 2) {
+			return
+		}
+		if w, ok := l.intArg(n, 0, -253, 253); ok {
+			s.Weight = w
+		}
+		if len(n.Args) > 1 {
+			if n.Args[1] != "reverse" {
+				l.errorf(n, "weight: unexpected %q (expected reverse)", n.Args[1])
+				return
+			}
+			s.Reverse = true
+		}
+	}),
+	sup("rise", func(l *loader, n *node, s *VRRPScript) {
+		l.noBlock(n)
+		if v, ok := l.int1(n, 1, 1<<20); ok {
+			s.Rise = v
+		}
+	}),
+	sup("fall", func(l *loader, n *node, s *VRRPScript) {
+		l.noBlock(n)
+		if v, ok := l.int1(n, 1, 1<<20); ok {
+			s.Fall = v
+		}
+	}),
+	sup("user", func(l *loader, n *node, s *VRRPScript) {
+		l.noBlock(n)
+		if l.nargs(n, 1, 2) {
+			s.Script.User = n.Args[0]
+			if len(n.Args) > 1 {
+				s.Script.Group = n.Args[1]
+			}
+		}
+	}),
+	sup("init_fail", func(l *loader, n *node, s *VRRPScript) {
+		l.noBlock(n)
+		l.nargs(n, 0, 0)
+		s.InitFail = true
+	}),
+)
+
+func parseTrackFile(l *loader, n *node, c *Config) {
+	l.nargs(n, 1, 1)
+	if !l.needBlock(n) || len(n.Args) == 0 {
+		return
+	}
+	if o, dup := c.TrackFiles[n.Args[0]]; dup {
+		l.errorf(n, "%s %s is already defined at %s", n.Key, o.Name, o.Pos)
+		return
+	}
+	f := &TrackFileDef{Name: n.Args[0], Weight: 1, Pos: n.pos()}
+	trackFileTable.walk(l, n, f)
+	if f.Path == "" {
+		l.errorf(n, "%s %s has no file", n.Key, f.Name)
+		return
+	}
+	c.TrackFiles[f.Name] = f
+}
+
+var trackFileTable = newTable[*TrackFileDef]("vrrp_track_file",
+	sup("file", func(l *loader, n *node, f *TrackFileDef) {
+		if s, ok := l.str1(n); ok {
+			f.Path = s
+		}
+	}),
+	sup("weight", func(l *loader, n *node, f *TrackFileDef) {
+		l.noBlock(n)
+		if !l.nargs(n, 1, 2) {
+			return
+		}
+		if w, ok := l.intArg(n, 0, -254, 254); ok {
+			f.Weight = w
+		}
+		if len(n.Args) > 1 {
+			f.Reverse = n.Args[1] == "reverse"
+			if !f.Reverse {
+				l.errorf(n, "weight: unexpected %q (expected reverse)", n.Args[1])
+			}
+		}
+	}),
+	sup("init_file", func(l *loader, n *node, f *TrackFileDef) {
+		l.noBlock(n)
+		f.InitFile = true
+		a := n.Args
+		if len(a) > 0 {
+			if v, err := strconv.Atoi(a[0]); err == nil {
+				f.InitValue = v
+				a = a[1:]
+			}
+		}
+		for _, w := range a {
+			if w != "overwrite" {
+				l.errorf(n, "init_file: unexpected %q (expected [VALUE] [overwrite])", w)
+				return
+			}
+			f.InitOverwrite = true
+		}
+	}),
+)
+
+func parseTrackProcess(l *loader, n *node, c *Config) {
+	l.nargs(n, 1, 1)
+	if !l.needBlock(n) || len(n.Args) == 0 {
+		return
+	}
+	if o, dup := c.TrackProcesses[n.Args[0]]; dup {
+		l.errorf(n, "vrrp_track_process %s is already defined at %s", o.Name, o.Pos)
+		return
+	}
+	p := &TrackProcessDef{Name: n.Args[0], Weight: 0, Quorum: 1, Pos: n.pos()}
+	trackProcessTable.walk(l, n, p)
+	if p.Process == "" {
+		l.errorf(n, "vrrp_track_process %s has no process", p.Name)
+		return
+	}
+	if p.QuorumMax != 0 && p.QuorumMax < p.Quorum {
+		l.errorf(n, "vrrp_track_process %s: quorum_max %d is less than quorum %d", p.Name, p.QuorumMax, p.Quorum)
+		return
+	}
+	c.TrackProcesses[p.Name] = p
+}
+
+var trackProcessTable = newTable[*TrackProcessDef]("vrrp_track_process",
+	sup("process", func(l *loader, n *node, p *TrackProcessDef) {
+		l.noBlock(n)
+		if l.nargs(n, 1, -1) {
+			p.Process = n.Args[0]
+			p.Param = append([]string(nil), n.Args[1:]...)
+		}
+	}),
+	sup("param_match", func(l *loader, n *node, p *TrackProcessDef) {
+		if s, ok := l.str1(n); ok {
+			if s != "initial" && s != "partial" {
+				l.errorf(n, "param_match %q: expected initial or partial", s)
+				return
+			}
+			p.ParamMatch = s
+		}
+	}),
+	sup("weight", func(l *loader, n *node, p *TrackProcessDef) {
+		l.noBlock(n)
+		if !l.nargs(n, 1, 2) {
+			return
+		}
+		if w, ok := l.intArg(n, 0, -254, 254); ok {
+			p.Weight = w
+		}
+		if len(n.Args) > 1 {
+			p.Reverse = n.Args[1] == "reverse"
+			if !p.Reverse {
+				l.errorf(n, "weight: unexpected %q (expected reverse)", n.Args[1])
+			}
+		}
+	}),
+	sup("quorum", func(l *loader, n *node, p *TrackProcessDef) {
+		l.noBlock(n)
+		if v, ok := l.int1(n, 1, 65535); ok {
+			p.Quorum = v
+		}
+	}),
+	sup("quorum_max", func(l *loader, n *node, p *TrackProcessDef) {
+		l.noBlock(n)
+		if v, ok := l.int1(n, 1, 65535); ok {
+			p.QuorumMax = v
+		}
+	}),
+	sup("fork_delay", func(l *loader, n *node, p *TrackProcessDef) {
+		l.noBlock(n)
+		if d, ok := l.timer(n, 0, 3600); ok {
+			p.ForkDelay = d
+		}
+	}),
+	sup("terminate_delay", func(l *loader, n *node, p *TrackProcessDef) {
+		l.noBlock(n)
+		if d, ok := l.timer(n, 0, 3600); ok {
+			p.TerminateDelay = d
+		}
+	}),
+	sup("delay", func(l *loader, n *node, p *TrackProcessDef) {
+		l.noBlock(n)
+		if d, ok := l.timer(n, 0, 3600); ok {
+			p.Delay = d
+		}
+	}),
+	sup("full_command", func(l *loader, n *node, p *TrackProcessDef) {
+		if b, ok := l.boolArg(n); ok {
+			p.FullCommand = b
+		}
+	}),
+)
+
+// ---- vrrp_sync_group, garp_group ----
+
+func parseSyncGroup(l *loader, n *node, c *Config) {
+	l.nargs(n, 1, 1)
+	if !l.needBlock(n) || len(n.Args) == 0 {
+		return
+	}
+	for _, o := range c.SyncGroups {
+		if o.Name == n.Args[0] {
+			l.errorf(n, "vrrp_sync_group %s is already defined at %s", o.Name, o.Pos)
+			return
+		}
+	}
+	g := &SyncGroup{Name: n.Args[0], Pos: n.pos()}
+	syncGroupTable.walk(l, n, g)
+	c.SyncGroups = append(c.SyncGroups, g)
+}
+
+func gsScript(set func(g *SyncGroup, s Script)) func(*loader, *node, *SyncGroup) {
+	return func(l *loader, n *node, g *SyncGroup) {
+		if s, ok := l.script(n); ok {
+			set(g, s)
+		}
+	}
+}
+
+var syncGroupTable = newTable[*SyncGroup]("vrrp_sync_group",
+	sup("group", func(l *loader, n *node, g *SyncGroup) {
+		for _, it := range l.items(n) {
+			g.Members = append(g.Members, words(it)...)
+		}
+	}),
+	sup("track_interface", func(l *loader, n *node, g *SyncGroup) {
+		g.Track.Interfaces = append(g.Track.Interfaces, l.trackInterfaces(n)...)
+	}),
+	sup("track_script", func(l *loader, n *node, g *SyncGroup) { g.Track.Scripts = append(g.Track.Scripts, l.trackRefs(n)...) }),
+	sup("track_file", func(l *loader, n *node, g *SyncGroup) { g.Track.Files = append(g.Track.Files, l.trackRefs(n)...) }),
+	sup("track_process", func(l *loader, n *node, g *SyncGroup) {
+		g.Track.Processes = append(g.Track.Processes, l.trackRefs(n)...)
+	}),
+	unsup[*SyncGroup]("track_bfd"),
+	sup("notify_master", gsScript(func(g *SyncGroup, s Script) { g.Notify.Master = s })),
+	sup("notify_backup", gsScript(func(g *SyncGroup, s Script) { g.Notify.Backup = s })),
+	sup("notify_fault", gsScript(func(g *SyncGroup, s Script) { g.Notify.Fault = s })),
+	sup("notify_stop", gsScript(func(g *SyncGroup, s Script) { g.Notify.Stop = s })),
+	sup("notify_deleted", gsScript(func(g *SyncGroup, s Script) { g.Notify.Deleted = s })),
+	sup("notify", gsScript(func(g *SyncGroup, s Script) { g.Notify.Generic = s })),
+	sup("notify_priority_changes", func(l *loader, n *node, g *SyncGroup) {
+		if b, ok := l.boolArg(n); ok {
+			g.Notify.Priority = b
+		}
+	}),
+	sup("smtp_alert", func(l *loader, n *node, g *SyncGroup) {
+		if b, ok := l.boolArg(n); ok {
+			g.SMTPAlert = b
+		}
+	}),
+	sup("global_tracking", func(l *loader, n *node, g *SyncGroup) {
+		l.noBlock(n)
+		g.GlobalTracking = true
+	}, "deprecated in keepalived; accepted"),
+	sup("sync_group_tracking_weight", func(l *loader, n *node, g *SyncGroup) {
+		l.noBlock(n)
+		g.TrackingWeight = true
+	}),
+)
+
+func parseGarpGroup(l *loader, n *node, c *Config) {
+	if !l.needBlock(n) {
+		return
+	}
+	g := &GarpGroup{Pos: n.pos()}
+	garpGroupTable.walk(l, n, g)
+	c.GarpGroups = append(c.GarpGroups, g)
+	l.warnf(n, "not supported by vipd: garp_group (parsed; vrrp_garp_interval applies)")
+}
+
+var garpGroupTable = newTable[*GarpGroup]("garp_group",
+	sup("garp_interval", func(l *loader, n *node, g *GarpGroup) {
+		l.noBlock(n)
+		if d, ok := l.timer(n, 0, 1); ok {
+			g.Interval = d
+		}
+	}),
+	sup("gna_interval", func(l *loader, n *node, g *GarpGroup) {
+		l.noBlock(n)
+		if d, ok := l.timer(n, 0, 1); ok {
+			g.NAInterval = d
+		}
+	}),
+	sup("interface", func(l *loader, n *node, g *GarpGroup) {
+		if s, ok := l.str1(n); ok {
+			g.Interface = s
+		}
+	}),
+	sup("interfaces", func(l *loader, n *node, g *GarpGroup) {
+		for _, it := range l.items(n) {
+			g.Interfaces = append(g.Interfaces, words(it)...)
+		}
+	}),
+)
+
+// sortedKeys returns a map's keys in order (dump and finish need a stable
+// order).
+func sortedKeys[V any](m map[string]V) []string {
+	k := make([]string, 0, len(m))
+	for s := range m {
+		k = append(k, s)
+	}
+	sort.Strings(k)
+	return k
+}

@@ -1,0 +1,832 @@
+package main
+
+// config_model.go is the typed model of keepalived.conf that loadConfig
+// produces and the daemon, tracking and IPVS code consume. Every default
+// keepalived applies is already resolved here (priority, version, advert
+// interval, GARP settings, multicast groups), so consumers never look at
+// global_defs again. Each item carries the Pos it was defined at, so the
+// daemon can report run-time problems (a missing interface, a script that
+// cannot run) at the right place.
+
+import (
+	"math"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// Pos is where an item was defined.
+type Pos struct {
+	File string
+	Line int
+}
+
+func (p Pos) String() string {
+	if p.File == "" {
+		return "-"
+	}
+	return p.File + ":" + itoa(p.Line)
+}
+
+// Defaults applied by keepalived 2.2.7 (checked against its source and
+// against `keepalived -d` dumps of the installed 2.2.7).
+const (
+	vrrpPrioDefault   = 100 // VRRP_PRIO_DFL
+	vrrpPrioOwner     = 255 // RFC 5798 section 5.2.4: the address owner
+	vrrpAdvertDefault = time.Second
+	garpDelayDefault  = 5 * time.Second // vrrp_garp_master_delay
+	garpRepeatDefault = 5               // vrrp_garp_master_repeat
+	downTimerAdverts  = 3               // RFC 5798 section 6.1: Master_Down_Interval = 3 * Advertisement_Interval + Skew
+	maxVIPsPerAdvert  = 255             // the Count IPvX Addr field is one byte
+	vrrpMTUDefault    = 1500
+)
+
+// Config is a whole configuration.
+type Config struct {
+	// File is the main configuration file.
+	File           string
+	Global         GlobalDefs
+	Scripts        map[string]*VRRPScript
+	TrackFiles     map[string]*TrackFileDef
+	TrackProcesses map[string]*TrackProcessDef
+	Instances      []*VRRPInstance // in file order
+	SyncGroups     []*SyncGroup
+	GarpGroups     []*GarpGroup
+	VirtualServers []*VirtualServer
+	VSGroups       map[string]*VSGroup
+	// StaticAddresses, StaticRoutes and StaticRules are set at start and
+	// not tied to any VRRP state.
+	StaticAddresses []VIP
+	StaticRoutes    []Route
+	StaticRules     []Rule
+	// LinkbeatInterfaces lists interfaces keepalived polls for link state.
+	LinkbeatInterfaces []string
+}
+
+// Script is a command line to run, as written (tracking splits it into
+// arguments or runs it under /bin/sh -c), and the user and group to run
+// it as (empty: global script_user, else keepalived_script, else root).
+type Script struct {
+	Cmd   string
+	User  string
+	Group string
+	Pos
+}
+
+// IsSet reports whether a script was configured.
+func (s Script) IsSet() bool { return s.Cmd != "" }
+
+// GlobalDefs is global_defs with defaults applied.
+type GlobalDefs struct {
+	RouterID              string
+	NotificationEmail     []string
+	NotificationEmailFrom string
+	SMTPServer            string // host or address
+	SMTPPort              int    // default 25
+	SMTPHeloName          string
+	SMTPConnectTimeout    time.Duration // default 30s
+	SMTPAlert             bool
+	SMTPAlertVRRP         *bool // nil: follows SMTPAlert
+	SMTPAlertChecker      *bool
+	NoEmailFaults         bool
+	ScriptUser            string
+	ScriptGroup           string
+	EnableScriptSecurity  bool
+	DefaultInterface      string
+	McastGroup4           netip.Addr // default 224.0.0.18
+	McastGroup6           netip.Addr // default ff02::12
+	VRRPVersion           int        // default 2
+	Garp                  GarpSettings
+	DownTimerAdverts      int
+	LowerPrioNoAdvert     bool
+	HigherPrioSendAdvert  bool
+	SkipCheckAdvAddr      bool
+	Strict                bool
+	CheckUnicastSrc       bool
+	NotifyPriorityChanges bool
+	MaxAutoPriority       int // -1: not set
+	DynamicInterfaces     bool
+	DynamicInterfacesFlag string // "" or "allow_if_changes"
+	NotifyFifo            Fifo
+	VRRPNotifyFifo        Fifo
+	LVSNotifyFifo         Fifo
+	LVSFlush              bool
+	LVSFlushOnStop        string // "", "VS", "RS"? kept as written
+	CheckerLogAllFailures bool
+	StartupScript         Script
+	ShutdownScript        Script
+	Pos
+}
+
+// Fifo is a notify fifo and its optional reader script.
+type Fifo struct {
+	Path   string
+	Script Script
+}
+
+// GarpSettings are the gratuitous ARP / unsolicited NA timings (RFC 5227
+// style announcements keepalived sends on becoming master).
+type GarpSettings struct {
+	MasterDelay         time.Duration // resend after becoming master; 0: never
+	MasterRepeat        int           // GARPs sent at once and after MasterDelay
+	MasterRefresh       time.Duration // periodic resend while master; 0: off
+	MasterRefreshRepeat int
+	LowerPrioDelay      time.Duration // after a lower-priority advert
+	LowerPrioRepeat     int
+	Interval            time.Duration // between GARPs (vrrp_garp_interval)
+	NAInterval          time.Duration // between unsolicited NAs (vrrp_gna_interval)
+}
+
+// VRRPAuth is VRRPv2 authentication (RFC 3768 section 5.3.6). Type is
+// "" (none), "PASS" (simple text) or "AH" (parsed, reported unsupported).
+type VRRPAuth struct {
+	Type string
+	Pass [8]byte // zero padded, as on the wire
+}
+
+// UnicastPeer is one unicast_peer entry.
+type UnicastPeer struct {
+	Addr   netip.Addr
+	MinTTL int // 0: no check
+	MaxTTL int // 255
+	Pos
+}
+
+// VIP is one address of virtual_ipaddress (or static_ipaddress).
+type VIP struct {
+	Prefix        netip.Prefix // /32 or /128 when no length was given
+	Dev           string       // "" : the instance's interface
+	Brd           netip.Addr
+	BrdAuto       bool // "brd +"
+	Scope         string
+	Label         string
+	Peer          netip.Prefix
+	NoPrefixRoute bool
+	NoDAD         bool
+	Pos
+}
+
+// Route is one virtual_routes / static_routes entry; Raw keeps the words
+// so they can be reported and dumped. vipd parses them but does not
+// install them yet.
+type Route struct {
+	Dest   netip.Prefix
+	Src    netip.Addr
+	Via    netip.Addr
+	Dev    string
+	Scope  string
+	Table  string
+	Metric int
+	Type   string // "", "blackhole", "unreachable", "prohibit", "throw"
+	Raw    []string
+	Pos
+}
+
+// Rule is one virtual_rules / static_rules entry (kept as written).
+type Rule struct {
+	Raw []string
+	Pos
+}
+
+// TrackInterface is one track_interface entry.
+type TrackInterface struct {
+	Name    string
+	Weight  int
+	Reverse bool
+	Pos
+}
+
+// TrackRef refers to a vrrp_script, vrrp_track_file or vrrp_track_process
+// by name with an optional weight override.
+type TrackRef struct {
+	Name      string
+	Weight    int
+	WeightSet bool // a weight was given here; else the definition's applies
+	Reverse   bool
+	Pos
+}
+
+// Track is what an instance or sync group tracks.
+type Track struct {
+	Interfaces []TrackInterface
+	Scripts    []TrackRef
+	Files      []TrackRef
+	Processes  []TrackRef
+	BFDs       []TrackRef
+}
+
+// Notify are the notify scripts of an instance or sync group.
+type Notify struct {
+	Master, Backup, Fault, Stop, Deleted Script
+	MasterRxLowerPri                     Script
+	// Generic is `notify SCRIPT`, called as SCRIPT TYPE NAME STATE PRIORITY.
+	Generic  Script
+	Priority bool // notify_priority_changes
+}
+
+// VRRPInstance is one vrrp_instance with every default resolved.
+type VRRPInstance struct {
+	Name             string
+	Interface        string
+	DontTrackPrimary bool
+	// State is the configured initial state: "MASTER", "BACKUP" or ""
+	// (derived from priority: 255 means MASTER).
+	State string
+	// InitialState is the resolved start state hint, "MASTER" or "BACKUP".
+	InitialState string
+	VRID         int
+	// Priority is the base priority: the configured one, else 255 with
+	// state MASTER, else 100 (keepalived's vrrp_complete_instance).
+	Priority int
+	// Version is 2 or 3: the instance's version, else the global
+	// vrrp_version; IPv6 forces 3 (RFC 5798 only).
+	Version int
+	// Family is 4 or 6, from the first VIP (4 when there is none).
+	Family int
+	// AdvertInterval is rounded as the version allows: whole seconds for
+	// v2 (RFC 3768 section 5.3.7), centiseconds for v3 (RFC 5798 section
+	// 5.2.7). AdvertCentis is the same in centiseconds.
+	AdvertInterval     time.Duration
+	AdvertCentis       int
+	Preempt            bool
+	PreemptDelay       time.Duration
+	Auth               VRRPAuth
+	McastSrcIP         netip.Addr // mcast_src_ip / unicast_src_ip
+	UnicastSrcIP       netip.Addr
+	UnicastPeers       []UnicastPeer
+	UnicastTTL         int // 0: default (255)
+	UnicastFaultNoPeer bool
+	McastGroup4        netip.Addr
+	McastGroup6        netip.Addr
+	// UseVMAC creates a macvlan carrying 00:00:5e:00:01:VRID (v6:
+	// 00:00:5e:00:02:VRID); VMACName defaults to "vrrp.VRID".
+	UseVMAC              bool
+	VMACName             string
+	VMACAddr             net.HardwareAddr // nil: the RFC 5798 section 7.3 virtual MAC
+	VMACXmitBase         bool
+	VIPs                 []VIP
+	VIPsExcluded         []VIP
+	VirtualRoutes        []Route
+	VirtualRules         []Rule
+	PromoteSecondaries   bool
+	Track                Track
+	Notify               Notify
+	Garp                 GarpSettings
+	Accept               bool
+	StrictMode           bool
+	CheckUnicastSrc      bool
+	SkipCheckAdvAddr     bool
+	DownTimerAdverts     int
+	LowerPrioNoAdvert    bool
+	HigherPrioSendAdvert bool
+	SMTPAlert            bool
+	Debug                int
+	// SyncGroup is the name of the vrrp_sync_group the instance is in.
+	SyncGroup string
+	Pos
+}
+
+// VRRPScript is a vrrp_script.
+type VRRPScript struct {
+	Name     string
+	Script   Script
+	Interval time.Duration // default 1s
+	Timeout  time.Duration // 0: interval
+	Weight   int
+	Reverse  bool
+	Rise     int // default 1
+	Fall     int // default 1
+	InitFail bool
+	Pos
+}
+
+// TrackFileDef is a vrrp_track_file (track_file at top level).
+type TrackFileDef struct {
+	Name          string
+	Path          string
+	Weight        int
+	Reverse       bool
+	InitFile      bool
+	InitValue     int
+	InitOverwrite bool
+	Pos
+}
+
+// TrackProcessDef is a vrrp_track_process.
+type TrackProcessDef struct {
+	Name           string
+	Process        string
+	Param          []string
+	ParamMatch     string // "", "initial", "partial"
+	Weight         int
+	Reverse        bool
+	Quorum         int // default 1
+	QuorumMax      int // 0: no maximum
+	ForkDelay      time.Duration
+	TerminateDelay time.Duration
+	Delay          time.Duration
+	FullCommand    bool
+	Pos
+}
+
+// SyncGroup is a vrrp_sync_group.
+type SyncGroup struct {
+	Name           string
+	Members        []string
+	Track          Track
+	Notify         Notify
+	SMTPAlert      bool
+	GlobalTracking bool
+	TrackingWeight bool // sync_group_tracking_weight
+	Pos
+}
+
+// GarpGroup is a garp_group.
+type GarpGroup struct {
+	Interval   time.Duration
+	NAInterval time.Duration
+	Interface  string
+	Interfaces []string
+	Pos
+}
+
+// VirtualServer is one virtual_server: exactly one of Addr (with Port),
+// FWMark or Group identifies it.
+type VirtualServer struct {
+	Addr     netip.Addr
+	Port     int
+	FWMark   int
+	Group    string
+	Family   int    // 4 or 6 (ip_family for fwmark services)
+	Protocol string // TCP (default), UDP, SCTP
+	// Sched is lb_algo / lvs_sched (default wlc).
+	Sched string
+	// SchedFlags: sh-port, sh-fallback, mh-port, mh-fallback, flag-1..3.
+	SchedFlags []string
+	// Method is lb_kind / lvs_method: NAT (default), DR, TUN.
+	Method                 string
+	TunnelType             string // ipip (default), gue, gre
+	TunnelPort             int
+	TunnelCsum             string
+	PersistenceTimeout     time.Duration
+	PersistenceGranularity netip.Addr
+	PersistenceEngine      string
+	OPS                    bool
+	HASuspend              bool
+	Virtualhost            string
+	Quorum                 int // default 1
+	QuorumUp               Script
+	QuorumDown             Script
+	Hysteresis             int
+	Alpha                  bool
+	Omega                  bool
+	InhibitOnFailure       bool
+	SMTPAlert              bool
+	SorryServer            *RealServer
+	SorryServerInhibit     bool
+	DelayLoop              time.Duration // default 60s
+	Checker                CheckerCommon // defaults inherited by checkers
+	RealServers            []*RealServer
+	Pos
+}
+
+// RealServer is one real_server of a virtual server.
+type RealServer struct {
+	Addr             netip.Addr
+	Port             int
+	Weight           int // default 1
+	Method           string
+	InhibitOnFailure bool
+	NotifyUp         Script
+	NotifyDown       Script
+	UThreshold       int
+	LThreshold       int
+	Alpha            bool
+	SMTPAlert        bool
+	Virtualhost      string
+	Checker          CheckerCommon
+	Checkers         []*Checker
+	Pos
+}
+
+// CheckerCommon are the settings shared by every checker; unset fields
+// inherit from the real server, then the virtual server.
+type CheckerCommon struct {
+	ConnectIP        netip.Addr
+	ConnectPort      int
+	BindTo           netip.Addr
+	BindPort         int
+	BindIf           string
+	FWMark           int
+	ConnectTimeout   time.Duration // default 5s
+	Retry            int           // default 1 (nb_get_retry is the old name)
+	DelayBeforeRetry time.Duration // default 1s
+	Warmup           time.Duration
+	DelayLoop        time.Duration
+	Alpha            bool
+	LogAllFailures   bool
+}
+
+// Checker is one health checker of a real server.
+type Checker struct {
+	Type string // TCP_CHECK HTTP_GET SSL_GET MISC_CHECK DNS_CHECK PING_CHECK UDP_CHECK SMTP_CHECK FILE_CHECK
+	CheckerCommon
+	// HTTP_GET / SSL_GET
+	URLs         []URLCheck
+	Virtualhost  string
+	HTTPProtocol string
+	EnableSNI    bool
+	FastRecovery bool
+	// MISC_CHECK
+	Misc        Script
+	MiscTimeout time.Duration
+	MiscDynamic bool
+	// DNS_CHECK
+	DNSType string // default SOA
+	DNSName string // default "."
+	// SMTP_CHECK
+	HeloName string
+	// UDP_CHECK
+	Payload        []byte
+	RequireReply   bool
+	MinReplyLength int
+	MaxReplyLength int
+	// FILE_CHECK
+	TrackFile string
+	Dynamic   bool
+	Pos
+}
+
+// URLCheck is one url{} of HTTP_GET / SSL_GET.
+type URLCheck struct {
+	Path         string
+	Digest       string        // hex MD5 of the body
+	StatusCodes  []StatusRange // empty: 200-299
+	Regex        string
+	RegexNoMatch bool
+	Virtualhost  string
+	Pos
+}
+
+// StatusRange is an inclusive range of HTTP status codes.
+type StatusRange struct{ Lo, Hi int }
+
+// VSGroup is a virtual_server_group.
+type VSGroup struct {
+	Name    string
+	Entries []VSGroupEntry
+	Pos
+}
+
+// VSGroupEntry is an address (or range ending at RangeEnd's last byte) and
+// port, or a fwmark.
+type VSGroupEntry struct {
+	Addr     netip.Addr
+	RangeEnd netip.Addr // invalid unless a range was given
+	Port     int
+	FWMark   int
+	Pos
+}
+
+func newConfig() *Config {
+	return &Config{
+		Global: GlobalDefs{
+			SMTPPort:           25,
+			SMTPConnectTimeout: 30 * time.Second,
+			McastGroup4:        netip.MustParseAddr("224.0.0.18"),
+			McastGroup6:        netip.MustParseAddr("ff02::12"),
+			VRRPVersion:        2,
+			Garp: GarpSettings{
+				MasterDelay:         garpDelayDefault,
+				MasterRepeat:        garpRepeatDefault,
+				MasterRefreshRepeat: 1,
+				LowerPrioDelay:      garpDelayDefault,
+				LowerPrioRepeat:     garpRepeatDefault,
+			},
+			DownTimerAdverts: downTimerAdverts,
+			MaxAutoPriority:  -1,
+		},
+		Scripts:        map[string]*VRRPScript{},
+		TrackFiles:     map[string]*TrackFileDef{},
+		TrackProcesses: map[string]*TrackProcessDef{},
+		VSGroups:       map[string]*VSGroup{},
+	}
+}
+
+// finish resolves defaults and validates across blocks, the way
+// keepalived's vrrp_complete_instance does, after the whole file is read.
+func (l *loader) finish() {
+	c := l.cfg
+	type vridKey struct {
+		iface  string
+		family int
+		vrid   int
+	}
+	vrids := map[vridKey]*VRRPInstance{}
+	byName := map[string]*VRRPInstance{}
+	for _, v := range c.Instances {
+		byName[v.Name] = v
+		l.completeInstance(v)
+		if v.Interface == "" || v.VRID == 0 {
+			continue
+		}
+		k := vridKey{v.Interface, v.Family, v.VRID}
+		if o, dup := vrids[k]; dup {
+			l.errorAt(v.Pos, "vrrp_instance %s: virtual_router_id %d on %s (IPv%d) is already used by vrrp_instance %s at %s",
+				v.Name, v.VRID, v.Interface, v.Family, o.Name, o.Pos)
+			continue
+		}
+		vrids[k] = v
+	}
+	for _, sg := range c.SyncGroups {
+		var members []string
+		for _, m := range sg.Members {
+			v, ok := byName[m]
+			switch {
+			case !ok:
+				l.warnAt(sg.Pos, "vrrp_sync_group %s: vrrp_instance %s does not exist (ignored)", sg.Name, m)
+				continue
+			case v.SyncGroup != "":
+				l.errorAt(sg.Pos, "vrrp_sync_group %s: vrrp_instance %s is already in vrrp_sync_group %s", sg.Name, m, v.SyncGroup)
+				continue
+			}
+			v.SyncGroup = sg.Name
+			members = append(members, m)
+		}
+		sg.Members = members
+		if len(members) == 1 {
+			l.warnAt(sg.Pos, "vrrp_sync_group %s has only 1 instance, which is probably not what you want", sg.Name)
+		}
+		sg.Track = l.checkTrack(sg.Pos, "vrrp_sync_group "+sg.Name, sg.Track)
+	}
+	if len(c.StaticAddresses) > 0 {
+		l.warnAt(c.StaticAddresses[0].Pos, "not supported by vipd: static_ipaddress (parsed, not added)")
+	}
+	if len(c.StaticRoutes) > 0 {
+		l.warnAt(c.StaticRoutes[0].Pos, "not supported by vipd: static_routes (parsed, not installed)")
+	}
+	if len(c.StaticRules) > 0 {
+		l.warnAt(c.StaticRules[0].Pos, "not supported by vipd: static_rules (parsed, not installed)")
+	}
+	l.finishVirtualServers()
+}
+
+// completeInstance applies keepalived's defaults and checks to one
+// instance (keepalived 2.2.7 vrrp.c vrrp_complete_instance; the results
+// were compared with `keepalived -d` dumps of the same configurations).
+func (l *loader) completeInstance(v *VRRPInstance) {
+	g := &l.cfg.Global
+	if v.Interface == "" {
+		if g.DefaultInterface != "" {
+			v.Interface = g.DefaultInterface
+		} else {
+			l.errorAt(v.Pos, "vrrp_instance %s has no interface", v.Name)
+		}
+	}
+	if v.VRID == 0 {
+		l.errorAt(v.Pos, "vrrp_instance %s has no virtual_router_id (1..255)", v.Name)
+	}
+	// Family: the first VIP decides; addresses of the other family are
+	// dropped, as keepalived does ("address family must match").
+	v.Family = 4
+	if len(v.VIPs) > 0 && v.VIPs[0].Prefix.Addr().Is6() {
+		v.Family = 6
+	} else if len(v.VIPs) == 0 && v.UnicastSrcIP.Is6() {
+		v.Family = 6
+	}
+	keep := v.VIPs[:0]
+	for _, ip := range v.VIPs {
+		if (ip.Prefix.Addr().Is6()) != (v.Family == 6) {
+			l.warnAt(ip.Pos, "vrrp_instance %s: %s is not IPv%d like the first virtual address; ignored (use virtual_ipaddress_excluded)", v.Name, ip.Prefix, v.Family)
+			continue
+		}
+		keep = append(keep, ip)
+	}
+	v.VIPs = keep
+	if len(v.VIPs) == 0 {
+		if g.Strict || v.StrictMode {
+			l.errorAt(v.Pos, "vrrp_instance %s has no virtual_ipaddress; vrrp_strict requires at least one", v.Name)
+		} else {
+			l.warnAt(v.Pos, "vrrp_instance %s has no virtual_ipaddress; at least one is sensible", v.Name)
+		}
+	}
+	// Version: instance, else global; IPv6 needs VRRPv3 (RFC 5798).
+	if v.Version == 0 {
+		v.Version = g.VRRPVersion
+	}
+	if v.Family == 6 && v.Version == 2 {
+		if l.isSet(v, "version") {
+			l.warnAt(v.Pos, "vrrp_instance %s: IPv6 needs VRRP version 3; using version 3", v.Name)
+		}
+		v.Version = 3
+	}
+	// Strict mode (RFC conformance): global vrrp_strict or strict_mode.
+	strict := v.StrictMode || (g.Strict && !l.isSet(v, "strict_mode"))
+	v.StrictMode = strict
+	// Priority: unset means 255 for state MASTER, else 100.
+	if !l.isSet(v, "priority") {
+		v.Priority = vrrpPrioDefault
+		if v.State == "MASTER" {
+			v.Priority = vrrpPrioOwner
+		}
+	}
+	v.InitialState = v.State
+	if v.InitialState == "" {
+		v.InitialState = "BACKUP"
+		if v.Priority == vrrpPrioOwner {
+			v.InitialState = "MASTER"
+		}
+	} else if strict && (v.State == "MASTER") != (v.Priority == vrrpPrioOwner) {
+		l.warnAt(v.Pos, "vrrp_instance %s: vrrp_strict: state MASTER must match being the address owner (priority 255)", v.Name)
+		v.InitialState = "BACKUP"
+		if v.Priority == vrrpPrioOwner {
+			v.InitialState = "MASTER"
+		}
+	}
+	if v.Priority == vrrpPrioOwner && !v.Preempt {
+		l.warnAt(v.Pos, "vrrp_instance %s: nopreempt is incompatible with priority 255; preempting", v.Name)
+		v.Preempt = true
+	}
+	if !v.Preempt && v.InitialState == "MASTER" {
+		l.warnAt(v.Pos, "vrrp_instance %s: nopreempt does not work with state MASTER", v.Name)
+	}
+	if v.PreemptDelay > 0 && !v.Preempt {
+		l.warnAt(v.Pos, "vrrp_instance %s: preempt_delay is ignored with nopreempt", v.Name)
+		v.PreemptDelay = 0
+	}
+	// Advert interval: RFC 3768 section 5.3.7 (whole seconds, 1..255)
+	// and RFC 5798 section 5.2.7 (centiseconds, 12 bits).
+	secs, ok := l.advert[v]
+	if !ok {
+		secs = 1
+	}
+	if v.Version == 2 {
+		r := math.Round(secs)
+		if r != secs {
+			l.warnAt(v.Pos, "vrrp_instance %s: VRRPv2 advert_int %s must be whole seconds; rounded to %s", v.Name, fmtFloat(secs), fmtFloat(math.Max(r, 1)))
+		}
+		if r < 1 {
+			r = 1
+		}
+		v.AdvertCentis = int(r) * 100
+	} else {
+		cs := math.Round(secs * 100)
+		if cs != secs*100 {
+			l.warnAt(v.Pos, "vrrp_instance %s: VRRPv3 advert_int %s rounded to centiseconds", v.Name, fmtFloat(secs))
+		}
+		if cs < 1 {
+			cs = 1
+		}
+		if cs > 4095 {
+			l.warnAt(v.Pos, "vrrp_instance %s: VRRPv3 advert_int %s is more than 40.95 seconds; using 40.95", v.Name, fmtFloat(secs))
+			cs = 4095
+		}
+		v.AdvertCentis = int(cs)
+	}
+	v.AdvertInterval = time.Duration(v.AdvertCentis) * 10 * time.Millisecond
+	// Authentication: VRRPv2 only; strict mode forbids it.
+	if v.Auth.Type != "" {
+		n := l.authPos[v]
+		switch {
+		case v.Version == 3:
+			l.warnAt(n.pos(), "vrrp_instance %s: authentication is not supported by VRRPv3 (RFC 5798 section 9); ignored", v.Name)
+			v.Auth = VRRPAuth{}
+		case strict:
+			l.warnAt(n.pos(), "vrrp_instance %s: vrrp_strict does not allow authentication; ignored", v.Name)
+			v.Auth = VRRPAuth{}
+		case v.Auth.Pass == [8]byte{}:
+			l.errorAt(n.pos(), "vrrp_instance %s: auth_type PASS needs an auth_pass", v.Name)
+		}
+	}
+	// Unicast.
+	if len(v.UnicastPeers) > 0 {
+		if strict {
+			l.errorAt(v.UnicastPeers[0].Pos, "vrrp_instance %s: vrrp_strict does not allow unicast_peer", v.Name)
+		}
+		seen := map[netip.Addr]bool{}
+		for _, p := range v.UnicastPeers {
+			if (p.Addr.Is6()) != (v.Family == 6) {
+				l.errorAt(p.Pos, "vrrp_instance %s: unicast_peer %s is not IPv%d like the instance", v.Name, p.Addr, v.Family)
+			}
+			if seen[p.Addr] {
+				l.warnAt(p.Pos, "vrrp_instance %s: unicast_peer %s is listed twice", v.Name, p.Addr)
+			}
+			seen[p.Addr] = true
+			if p.MinTTL > p.MaxTTL {
+				l.errorAt(p.Pos, "vrrp_instance %s: unicast_peer %s min_ttl %d is more than max_ttl %d", v.Name, p.Addr, p.MinTTL, p.MaxTTL)
+			}
+		}
+		if v.UnicastSrcIP.IsValid() && v.UnicastSrcIP.Is6() != (v.Family == 6) {
+			l.errorAt(v.Pos, "vrrp_instance %s: unicast_src_ip %s is not IPv%d like the instance", v.Name, v.UnicastSrcIP, v.Family)
+		}
+	} else if v.UnicastSrcIP.IsValid() {
+		l.warnAt(v.Pos, "vrrp_instance %s: unicast_src_ip is set but there is no unicast_peer; adverts are multicast", v.Name)
+	}
+	if v.UseVMAC && v.VMACName == "" {
+		v.VMACName = "vrrp." + itoa(v.VRID)
+	}
+	if v.VMACXmitBase && !v.UseVMAC {
+		l.warnAt(v.Pos, "vrrp_instance %s: vmac_xmit_base without use_vmac has no effect", v.Name)
+	}
+	if strict && v.Accept && l.isSet(v, "accept") {
+		l.warnAt(v.Pos, "vrrp_instance %s: vrrp_strict does not allow accept; using no_accept", v.Name)
+	}
+	if strict && !l.isSet(v, "accept") {
+		v.Accept = false
+	}
+	// Too many VIPs for one advert (keepalived assumes the interface MTU;
+	// vipd assumes 1500 here and the count field's 255).
+	hdr := 20 + 8
+	if v.Family == 6 {
+		hdr = 40 + 8
+	}
+	if v.Version == 2 {
+		hdr += 8
+	}
+	addrLen := 4
+	if v.Family == 6 {
+		addrLen = 16
+	}
+	maxAddr := (vrrpMTUDefault - hdr) / addrLen
+	if maxAddr > maxVIPsPerAdvert {
+		maxAddr = maxVIPsPerAdvert
+	}
+	if len(v.VIPs) > maxAddr {
+		l.warnAt(v.VIPs[maxAddr].Pos, "vrrp_instance %s: %d virtual addresses do not fit in one advert (at most %d); the rest are moved to virtual_ipaddress_excluded", v.Name, len(v.VIPs), maxAddr)
+		v.VIPsExcluded = append(append([]VIP(nil), v.VIPs[maxAddr:]...), v.VIPsExcluded...)
+		v.VIPs = v.VIPs[:maxAddr]
+	}
+	// Settings inherited from global_defs.
+	if !l.isSet(v, "garp_master_delay") {
+		v.Garp.MasterDelay = g.Garp.MasterDelay
+	}
+	if !l.isSet(v, "garp_master_repeat") {
+		v.Garp.MasterRepeat = g.Garp.MasterRepeat
+	}
+	if !l.isSet(v, "garp_master_refresh") {
+		v.Garp.MasterRefresh = g.Garp.MasterRefresh
+	}
+	if !l.isSet(v, "garp_master_refresh_repeat") {
+		v.Garp.MasterRefreshRepeat = g.Garp.MasterRefreshRepeat
+	}
+	if !l.isSet(v, "garp_lower_prio_delay") {
+		v.Garp.LowerPrioDelay = g.Garp.LowerPrioDelay
+	}
+	if !l.isSet(v, "garp_lower_prio_repeat") {
+		v.Garp.LowerPrioRepeat = g.Garp.LowerPrioRepeat
+	}
+	v.Garp.Interval = g.Garp.Interval
+	v.Garp.NAInterval = g.Garp.NAInterval
+	if !l.isSet(v, "down_timer_adverts") {
+		v.DownTimerAdverts = g.DownTimerAdverts
+	}
+	if !l.isSet(v, "lower_prio_no_advert") {
+		v.LowerPrioNoAdvert = g.LowerPrioNoAdvert
+	}
+	if !l.isSet(v, "higher_prio_send_advert") {
+		v.HigherPrioSendAdvert = g.HigherPrioSendAdvert
+	}
+	if !l.isSet(v, "check_unicast_src") {
+		v.CheckUnicastSrc = g.CheckUnicastSrc
+	}
+	if !l.isSet(v, "skip_check_adv_addr") {
+		v.SkipCheckAdvAddr = g.SkipCheckAdvAddr
+	}
+	if !l.isSet(v, "notify_priority_changes") {
+		v.Notify.Priority = g.NotifyPriorityChanges
+	}
+	if !l.isSet(v, "smtp_alert") {
+		v.SMTPAlert = g.SMTPAlert
+		if g.SMTPAlertVRRP != nil {
+			v.SMTPAlert = *g.SMTPAlertVRRP
+		}
+	}
+	if !v.McastGroup4.IsValid() {
+		v.McastGroup4 = g.McastGroup4
+	}
+	if !v.McastGroup6.IsValid() {
+		v.McastGroup6 = g.McastGroup6
+	}
+	v.Track = l.checkTrack(v.Pos, "vrrp_instance "+v.Name, v.Track)
+}
+
+// checkTrack drops references to scripts, files and processes that are
+// not defined, with a warning (keepalived ignores them the same way).
+func (l *loader) checkTrack(p Pos, who string, t Track) Track {
+	c := l.cfg
+	filter := func(refs []TrackRef, kind string, exists func(string) bool) []TrackRef {
+		var out []TrackRef
+		for _, r := range refs {
+			if !exists(r.Name) {
+				l.warnAt(r.Pos, "%s: %s %s is not defined; ignored", who, kind, r.Name)
+				continue
+			}
+			out = append(out, r)
+		}
+		return out
+	}
+	t.Scripts = filter(t.Scripts, "vrrp_script", func(s string) bool { _, ok := c.Scripts[s]; return ok })
+	t.Files = filter(t.Files, "vrrp_track_file", func(s string) bool { _, ok := c.TrackFiles[s]; return ok })
+	t.Processes = filter(t.Processes, "vrrp_track_process", func(s string) bool { _, ok := c.TrackProcesses[s]; return ok })
+	return t
+}
