@@ -1,0 +1,553 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync/atomic"
+
+	"github.com/mdlayher/packet"
+	"golang.org/x/net/bpf"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
+)
+
+// VRRP on the wire: RFC 3768 section 5.2 and RFC 5798 sections 5.1, 7.3.
+const (
+	vrrpProto    = 112 // IP protocol number, RFC 5798 section 5.1.1.3
+	vrrpTTL      = 255 // TTL / hop limit of every advert, RFC 5798 section 5.1.1.3
+	vrrpTOS      = 0xc0
+	ethHdrLen    = 14
+	ipv4HdrLen   = 20
+	ipv6HdrLen   = 40
+	maxFrameSize = 65536
+)
+
+var (
+	// vrrpGroup4 and vrrpGroup6 are the VRRP multicast groups, RFC 5798
+	// sections 5.1.1.2 and 5.1.2.2.
+	vrrpGroup4 = netip.MustParseAddr("224.0.0.18")
+	vrrpGroup6 = netip.MustParseAddr("ff02::12")
+)
+
+// advertConn sends and receives VRRP messages (the IP payload, header
+// excluded). The multicast form speaks AF_PACKET on one interface; the
+// unicast form uses a raw IP socket and the kernel's routing.
+type advertConn interface {
+	// WriteAdvert sends msg, a complete VRRP message whose checksum is
+	// already set, to dst. For a multicast conn an invalid dst means the
+	// configured group.
+	WriteAdvert(msg []byte, dst netip.Addr) error
+	// ReadAdvert blocks until a VRRP message arrives, copies it into buf
+	// (trimmed to the IP length, so Ethernet padding is gone) and returns
+	// its length and where it came from. Frames that are not VRRP or that
+	// are malformed at the IP layer are dropped and counted, not returned.
+	// After Close it returns an error for which isClosed is true.
+	ReadAdvert(buf []byte) (n int, meta frameMeta, err error)
+	Close() error
+}
+
+// frameMeta is what the link and IP layers say about a received VRRP
+// message; the validation ladder (RFC 5798 section 7.1) needs all of it.
+type frameMeta struct {
+	Src, Dst netip.Addr
+	TTL      uint8 // TTL (IPv4) or hop limit (IPv6)
+	SrcMAC   net.HardwareAddr
+	Ifindex  int
+	Unicast  bool // received on a unicast conn (SrcMAC is then unknown)
+}
+
+// isClosed reports whether err comes from using a closed conn; a read
+// loop ends on it.
+func isClosed(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrClosed)
+}
+
+// errNotVRRP is wrapped by frame parse errors; ReadAdvert counts and
+// skips them.
+var errNotVRRP = errors.New("not a vrrp frame")
+
+// vmacFor returns the virtual router MAC address for vrid: RFC 5798
+// section 7.3, 00-00-5E-00-01-{VRID} for IPv4 and 00-00-5E-00-02-{VRID}
+// for IPv6.
+func vmacFor(vrid uint8, ipv6 bool) net.HardwareAddr {
+	if ipv6 {
+		return net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x02, vrid}
+	}
+	return net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x01, vrid}
+}
+
+// multicastMAC maps an IP multicast group to its Ethernet address:
+// RFC 1112 section 6.4 for IPv4, RFC 2464 section 7 for IPv6.
+func multicastMAC(group netip.Addr) net.HardwareAddr {
+	b := group.As16()
+	if group.Is4() || group.Is4In6() {
+		return net.HardwareAddr{0x01, 0x00, 0x5e, b[13] & 0x7f, b[14], b[15]}
+	}
+	return net.HardwareAddr{0x33, 0x33, b[12], b[13], b[14], b[15]}
+}
+
+// mcastConfig says how a multicast conn sends.
+type mcastConfig struct {
+	// Src is the source address of adverts; its family picks IPv4 or
+	// IPv6. RFC 5798 section 5.1.2.1 wants a link-local source for IPv6.
+	Src netip.Addr
+	// Group is the destination group; zero means 224.0.0.18 / ff02::12
+	// (keepalived's vrrp_mcast_group4/6 override it).
+	Group netip.Addr
+	// SrcMAC is the Ethernet source; nil means the interface's MAC (what
+	// keepalived sends without use_vmac). With use_vmac it is vmacFor(VRID).
+	SrcMAC net.HardwareAddr
+}
+
+// mcastConn is the multicast advertConn: AF_PACKET send and receive on one
+// interface. AF_PACKET rather than a raw IP socket so that the Ethernet
+// source can be the virtual MAC (RFC 5798 section 7.3) and so that the
+// source MAC of received adverts is known.
+type mcastConn struct {
+	ifi    *net.Interface
+	pc     *packet.Conn
+	join   net.PacketConn // holds the IP-level membership, reads nothing
+	src    netip.Addr
+	group  netip.Addr
+	srcMAC net.HardwareAddr
+	dstMAC net.HardwareAddr
+	ipID   atomic.Uint32
+	rbuf   []byte
+	drops  atomic.Uint64
+	closed atomic.Bool
+}
+
+// listenMulticast opens a multicast VRRP conn on ifi. It must run in the
+// network namespace of ifi; afterwards the conn may be used from any
+// goroutine.
+func listenMulticast(ifi *net.Interface, cfg mcastConfig) (*mcastConn, error) {
+	if !cfg.Src.IsValid() {
+		return nil, fmt.Errorf("multicast conn on %s: no source address", ifi.Name)
+	}
+	v6 := cfg.Src.Is6() && !cfg.Src.Is4In6()
+	src := cfg.Src.Unmap()
+	group := cfg.Group.Unmap()
+	if !group.IsValid() {
+		group = vrrpGroup4
+		if v6 {
+			group = vrrpGroup6
+		}
+	}
+	if group.Is6() != v6 || !group.IsMulticast() {
+		return nil, fmt.Errorf("multicast conn on %s: group %s does not suit source %s", ifi.Name, group, src)
+	}
+	srcMAC := cfg.SrcMAC
+	if srcMAC == nil {
+		srcMAC = ifi.HardwareAddr
+	}
+	if len(srcMAC) != 6 {
+		return nil, fmt.Errorf("multicast conn on %s: interface has no Ethernet address", ifi.Name)
+	}
+	etype := unix.ETH_P_IP
+	if v6 {
+		etype = unix.ETH_P_IPV6
+	}
+	pc, err := packet.Listen(ifi, packet.Raw, etype, nil)
+	if err != nil {
+		return nil, fmt.Errorf("multicast conn on %s: %w", ifi.Name, err)
+	}
+	c := &mcastConn{ifi: ifi, pc: pc, src: src, group: group, srcMAC: srcMAC,
+		dstMAC: multicastMAC(group), rbuf: make([]byte, maxFrameSize)}
+	if err := pc.SetBPF(vrrpFilter(v6)); err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("multicast conn on %s: bpf: %w", ifi.Name, err)
+	}
+	// The link-level membership makes the NIC pass the group's MAC; the
+	// IP-level one below also sends IGMP/MLD reports, which snooping
+	// switches need to forward the group to us, as keepalived's join does.
+	if err := pc.JoinGroup(c.dstMAC); err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("multicast conn on %s: join %s: %w", ifi.Name, c.dstMAC, err)
+	}
+	if c.join, err = joinIPGroup(ifi, group); err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("multicast conn on %s: join %s: %w", ifi.Name, group, err)
+	}
+	return c, nil
+}
+
+// joinIPGroup joins group on ifi with a raw socket that never delivers
+// anything (its BPF filter drops all): the socket exists only to hold the
+// membership while the AF_PACKET conn does the reading.
+func joinIPGroup(ifi *net.Interface, group netip.Addr) (net.PacketConn, error) {
+	dropAll, err := bpf.Assemble([]bpf.Instruction{bpf.RetConstant{Val: 0}})
+	if err != nil {
+		return nil, err
+	}
+	gaddr := &net.IPAddr{IP: group.AsSlice()}
+	if group.Is4() {
+		c, err := net.ListenPacket("ip4:112", "0.0.0.0")
+		if err != nil {
+			return nil, err
+		}
+		p := ipv4.NewPacketConn(c)
+		if err := p.SetBPF(dropAll); err != nil {
+			c.Close()
+			return nil, err
+		}
+		if err := p.JoinGroup(ifi, gaddr); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	}
+	c, err := net.ListenPacket("ip6:112", "::")
+	if err != nil {
+		return nil, err
+	}
+	p := ipv6.NewPacketConn(c)
+	if err := p.SetBPF(dropAll); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := p.JoinGroup(ifi, gaddr); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// vrrpFilter is a BPF program passing only Ethernet frames that carry
+// IPv4 (or IPv6) with protocol (next header) 112, so the kernel does not
+// wake us for all other IP traffic on the interface.
+func vrrpFilter(v6 bool) []bpf.RawInstruction {
+	etype, protoOff := uint32(unix.ETH_P_IP), uint32(ethHdrLen+9)
+	if v6 {
+		etype, protoOff = unix.ETH_P_IPV6, ethHdrLen+6
+	}
+	prog, err := bpf.Assemble([]bpf.Instruction{
+		bpf.LoadAbsolute{Off: 12, Size: 2},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: etype, SkipTrue: 3},
+		bpf.LoadAbsolute{Off: protoOff, Size: 1},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: vrrpProto, SkipTrue: 1},
+		bpf.RetConstant{Val: maxFrameSize},
+		bpf.RetConstant{Val: 0},
+	})
+	if err != nil {
+		panic("vrrp bpf filter does not assemble: " + err.Error())
+	}
+	return prog
+}
+
+// WriteAdvert implements advertConn.
+func (c *mcastConn) WriteAdvert(msg []byte, dst netip.Addr) error {
+	dst = dst.Unmap()
+	if !dst.IsValid() {
+		dst = c.group
+	}
+	dstMAC := c.dstMAC
+	if dst != c.group {
+		if !dst.IsMulticast() || dst.Is4() != c.src.Is4() {
+			return fmt.Errorf("multicast conn on %s: cannot send to %s", c.ifi.Name, dst)
+		}
+		dstMAC = multicastMAC(dst)
+	}
+	frame, err := buildFrame(c.srcMAC, dstMAC, c.src, dst, uint16(c.ipID.Add(1)), msg)
+	if err != nil {
+		return fmt.Errorf("multicast conn on %s: %w", c.ifi.Name, err)
+	}
+	if _, err := c.pc.WriteTo(frame, &packet.Addr{HardwareAddr: dstMAC}); err != nil {
+		return fmt.Errorf("multicast conn on %s: send: %w", c.ifi.Name, err)
+	}
+	return nil
+}
+
+// buildFrame wraps a VRRP message in Ethernet and IP headers as the
+// kernel would for keepalived's raw socket: TTL / hop limit 255, IPv4
+// TOS 0xc0 (internetwork control), DF clear.
+func buildFrame(srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr, id uint16, msg []byte) ([]byte, error) {
+	v4 := src.Is4()
+	hl := ipv6HdrLen
+	if v4 {
+		hl = ipv4HdrLen
+	}
+	if len(msg)+hl > 0xffff {
+		return nil, fmt.Errorf("advert of %d bytes is too long", len(msg))
+	}
+	b := make([]byte, ethHdrLen+hl+len(msg))
+	copy(b[0:6], dstMAC)
+	copy(b[6:12], srcMAC)
+	ip := b[ethHdrLen:]
+	if v4 {
+		binary.BigEndian.PutUint16(b[12:14], unix.ETH_P_IP)
+		ip[0] = 0x45
+		ip[1] = vrrpTOS
+		binary.BigEndian.PutUint16(ip[2:4], uint16(hl+len(msg)))
+		binary.BigEndian.PutUint16(ip[4:6], id)
+		ip[8] = vrrpTTL
+		ip[9] = vrrpProto
+		s, d := src.As4(), dst.As4()
+		copy(ip[12:16], s[:])
+		copy(ip[16:20], d[:])
+		binary.BigEndian.PutUint16(ip[10:12], ipChecksum(ip[:ipv4HdrLen]))
+	} else {
+		binary.BigEndian.PutUint16(b[12:14], unix.ETH_P_IPV6)
+		ip[0] = 0x60
+		binary.BigEndian.PutUint16(ip[4:6], uint16(len(msg)))
+		ip[6] = vrrpProto
+		ip[7] = vrrpTTL
+		s, d := src.As16(), dst.As16()
+		copy(ip[8:24], s[:])
+		copy(ip[24:40], d[:])
+	}
+	copy(ip[hl:], msg)
+	return b, nil
+}
+
+// ipChecksum is the Internet checksum (RFC 1071) of b.
+func ipChecksum(b []byte) uint16 {
+	var sum uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		sum += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		sum += uint32(b[len(b)-1]) << 8
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	return ^uint16(sum)
+}
+
+// ReadAdvert implements advertConn.
+func (c *mcastConn) ReadAdvert(buf []byte) (int, frameMeta, error) {
+	rc, err := c.pc.SyscallConn()
+	if err != nil {
+		return 0, frameMeta{}, err
+	}
+	for {
+		var (
+			n     int
+			from  unix.Sockaddr
+			rerr  error
+			frame = c.rbuf
+		)
+		err := rc.Read(func(fd uintptr) bool {
+			n, from, rerr = unix.Recvfrom(int(fd), frame, unix.MSG_DONTWAIT)
+			return rerr != unix.EAGAIN && rerr != unix.EWOULDBLOCK
+		})
+		if err != nil {
+			if c.closed.Load() {
+				// The raw conn says "use of closed file" without a
+				// sentinel to test for.
+				err = net.ErrClosed
+			}
+			return 0, frameMeta{}, fmt.Errorf("multicast conn on %s: read: %w", c.ifi.Name, err)
+		}
+		if rerr != nil {
+			return 0, frameMeta{}, fmt.Errorf("multicast conn on %s: read: %w", c.ifi.Name, rerr)
+		}
+		// Our own adverts come back to packet sockets as PACKET_OUTGOING;
+		// RFC 5798 section 7.1 has no use for them.
+		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
+			continue
+		}
+		payload, meta, err := parseFrame(frame[:n])
+		if err != nil {
+			c.drops.Add(1)
+			continue
+		}
+		if meta.Dst != c.group {
+			// Adverts to another group (vrrp_mcast_group4/6 of other
+			// routers) or unicast ones: not for this conn.
+			continue
+		}
+		meta.Ifindex = c.ifi.Index
+		if len(payload) > len(buf) {
+			c.drops.Add(1)
+			continue
+		}
+		return copy(buf, payload), meta, nil
+	}
+}
+
+// parseFrame checks the Ethernet and IP headers of a received frame and
+// returns the VRRP message it carries, trimmed to the IP length.
+func parseFrame(f []byte) ([]byte, frameMeta, error) {
+	var m frameMeta
+	if len(f) < ethHdrLen {
+		return nil, m, fmt.Errorf("%w: frame of %d bytes has no ethernet header", errNotVRRP, len(f))
+	}
+	m.SrcMAC = net.HardwareAddr(append([]byte(nil), f[6:12]...))
+	ip := f[ethHdrLen:]
+	switch binary.BigEndian.Uint16(f[12:14]) {
+	case unix.ETH_P_IP:
+		if len(ip) < ipv4HdrLen || ip[0]>>4 != 4 {
+			return nil, m, fmt.Errorf("%w: short or bad ipv4 header", errNotVRRP)
+		}
+		hl := int(ip[0]&0x0f) * 4
+		tl := int(binary.BigEndian.Uint16(ip[2:4]))
+		if hl < ipv4HdrLen || tl < hl || tl > len(ip) {
+			return nil, m, fmt.Errorf("%w: ipv4 header length %d, total length %d, frame has %d", errNotVRRP, hl, tl, len(ip))
+		}
+		if ip[9] != vrrpProto {
+			return nil, m, fmt.Errorf("%w: ip protocol %d", errNotVRRP, ip[9])
+		}
+		if binary.BigEndian.Uint16(ip[6:8])&0x3fff != 0 {
+			return nil, m, fmt.Errorf("%w: ipv4 fragment", errNotVRRP)
+		}
+		m.TTL = ip[8]
+		m.Src = netip.AddrFrom4([4]byte(ip[12:16]))
+		m.Dst = netip.AddrFrom4([4]byte(ip[16:20]))
+		return ip[hl:tl], m, nil
+	case unix.ETH_P_IPV6:
+		if len(ip) < ipv6HdrLen || ip[0]>>4 != 6 {
+			return nil, m, fmt.Errorf("%w: short or bad ipv6 header", errNotVRRP)
+		}
+		pl := int(binary.BigEndian.Uint16(ip[4:6]))
+		if ipv6HdrLen+pl > len(ip) {
+			return nil, m, fmt.Errorf("%w: ipv6 payload length %d, frame has %d", errNotVRRP, pl, len(ip)-ipv6HdrLen)
+		}
+		if ip[6] != vrrpProto {
+			return nil, m, fmt.Errorf("%w: ipv6 next header %d", errNotVRRP, ip[6])
+		}
+		m.TTL = ip[7]
+		m.Src = netip.AddrFrom16([16]byte(ip[8:24]))
+		m.Dst = netip.AddrFrom16([16]byte(ip[24:40]))
+		return ip[ipv6HdrLen : ipv6HdrLen+pl], m, nil
+	}
+	return nil, m, fmt.Errorf("%w: ethertype %#04x", errNotVRRP, binary.BigEndian.Uint16(f[12:14]))
+}
+
+// Drops is the number of frames dropped as not VRRP or malformed.
+func (c *mcastConn) Drops() uint64 { return c.drops.Load() }
+
+// Close implements advertConn.
+func (c *mcastConn) Close() error {
+	c.closed.Store(true)
+	err := c.pc.Close()
+	if c.join != nil {
+		c.join.Close()
+	}
+	return err
+}
+
+// unicastConn is the unicast advertConn (keepalived's unicast_peer): a raw
+// IP socket for protocol 112, so adverts to each peer go through the
+// kernel's routing and may cross routers.
+type unicastConn struct {
+	src netip.Addr
+	p4  *ipv4.PacketConn
+	p6  *ipv6.PacketConn
+	c   net.PacketConn
+}
+
+// listenUnicast opens a unicast VRRP conn bound to src (unicast_src_ip):
+// adverts leave from src and only adverts sent to src are read. An
+// unspecified src (0.0.0.0 or ::) lets the kernel choose and receives
+// adverts to any local address. Run it in the namespace it serves.
+func listenUnicast(src netip.Addr) (*unicastConn, error) {
+	src = src.Unmap()
+	if !src.IsValid() {
+		return nil, errors.New("unicast conn: no source address")
+	}
+	u := &unicastConn{src: src}
+	if src.Is4() {
+		c, err := net.ListenPacket("ip4:112", src.String())
+		if err != nil {
+			return nil, fmt.Errorf("unicast conn: %w", err)
+		}
+		u.c, u.p4 = c, ipv4.NewPacketConn(c)
+		err = errors.Join(
+			u.p4.SetTTL(vrrpTTL),
+			u.p4.SetMulticastTTL(vrrpTTL),
+			u.p4.SetTOS(vrrpTOS),
+			u.p4.SetControlMessage(ipv4.FlagTTL|ipv4.FlagDst|ipv4.FlagInterface, true),
+		)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("unicast conn: %w", err)
+		}
+		return u, nil
+	}
+	c, err := net.ListenPacket("ip6:112", src.String())
+	if err != nil {
+		return nil, fmt.Errorf("unicast conn: %w", err)
+	}
+	u.c, u.p6 = c, ipv6.NewPacketConn(c)
+	err = errors.Join(
+		u.p6.SetHopLimit(vrrpTTL),
+		u.p6.SetMulticastHopLimit(vrrpTTL),
+		// The codec computes the VRRPv3 checksum over the IPv6
+		// pseudo-header (RFC 5798 section 5.2.8); the kernel must leave
+		// it alone.
+		u.p6.SetChecksum(false, 0),
+		u.p6.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst|ipv6.FlagInterface, true),
+	)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("unicast conn: %w", err)
+	}
+	return u, nil
+}
+
+// WriteAdvert implements advertConn. dst is one unicast peer; a
+// link-local IPv6 peer needs its zone.
+func (u *unicastConn) WriteAdvert(msg []byte, dst netip.Addr) error {
+	dst = dst.Unmap()
+	if !dst.IsValid() || dst.Is4() != u.src.Is4() {
+		return fmt.Errorf("unicast conn from %s: cannot send to %s", u.src, dst)
+	}
+	to := &net.IPAddr{IP: dst.AsSlice(), Zone: dst.Zone()}
+	var err error
+	if u.p4 != nil {
+		_, err = u.p4.WriteTo(msg, nil, to)
+	} else {
+		_, err = u.p6.WriteTo(msg, nil, to)
+	}
+	if err != nil {
+		return fmt.Errorf("unicast conn from %s: send to %s: %w", u.src, dst, err)
+	}
+	return nil
+}
+
+// ReadAdvert implements advertConn. TTL and destination come from
+// control messages (IP_RECVTTL / IP_PKTINFO, IPV6_RECVHOPLIMIT /
+// IPV6_RECVPKTINFO).
+func (u *unicastConn) ReadAdvert(buf []byte) (int, frameMeta, error) {
+	m := frameMeta{Unicast: true}
+	if u.p4 != nil {
+		n, cm, src, err := u.p4.ReadFrom(buf)
+		if err != nil {
+			return 0, m, fmt.Errorf("unicast conn on %s: read: %w", u.src, err)
+		}
+		if a, ok := src.(*net.IPAddr); ok {
+			m.Src, _ = netip.AddrFromSlice(a.IP)
+			m.Src = m.Src.Unmap()
+		}
+		if cm != nil {
+			m.TTL = uint8(cm.TTL)
+			m.Dst, _ = netip.AddrFromSlice(cm.Dst)
+			m.Dst = m.Dst.Unmap()
+			m.Ifindex = cm.IfIndex
+		}
+		return n, m, nil
+	}
+	n, cm, src, err := u.p6.ReadFrom(buf)
+	if err != nil {
+		return 0, m, fmt.Errorf("unicast conn on %s: read: %w", u.src, err)
+	}
+	if a, ok := src.(*net.IPAddr); ok {
+		m.Src, _ = netip.AddrFromSlice(a.IP)
+		m.Src = m.Src.WithZone(a.Zone)
+	}
+	if cm != nil {
+		m.TTL = uint8(cm.HopLimit)
+		m.Dst, _ = netip.AddrFromSlice(cm.Dst)
+		m.Ifindex = cm.IfIndex
+	}
+	return n, m, nil
+}
+
+// Close implements advertConn.
+func (u *unicastConn) Close() error { return u.c.Close() }
