@@ -1,0 +1,859 @@
+package main
+
+// IPVS virtual servers: the LVS half of keepalived.
+//
+// The daemon describes the table it wants as []ipvsVirtual (services with
+// their destinations). ipvsReconciler compares that with the kernel's table
+// and applies the difference through the ipvsKernel seam: netlinkIPVS on
+// Linux (generic netlink family "IPVS", via github.com/cloudflare/ipvs), or
+// fakeIPVS in tests. ipvsPool turns a virtual server's real servers and
+// their health into the destinations to program (inhibit_on_failure, sorry
+// server, quorum with hysteresis); it is pure so the quorum rules are unit
+// tested without a kernel.
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/cloudflare/ipvs"
+	"github.com/cloudflare/ipvs/netmask"
+	"github.com/mdlayher/genetlink"
+	"golang.org/x/sys/unix"
+)
+
+// ipvsFamily is a service's address family (AF_INET or AF_INET6).
+type ipvsFamily uint16
+
+const (
+	familyINET  ipvsFamily = unix.AF_INET
+	familyINET6 ipvsFamily = unix.AF_INET6
+)
+
+func (f ipvsFamily) String() string {
+	switch f {
+	case familyINET:
+		return "inet"
+	case familyINET6:
+		return "inet6"
+	}
+	return "family(" + strconv.Itoa(int(f)) + ")"
+}
+
+// ipvsProtocol is a service's transport protocol (keepalived's "protocol").
+type ipvsProtocol uint16
+
+const (
+	protoTCP  ipvsProtocol = unix.IPPROTO_TCP
+	protoUDP  ipvsProtocol = unix.IPPROTO_UDP
+	protoSCTP ipvsProtocol = unix.IPPROTO_SCTP
+)
+
+func (p ipvsProtocol) String() string {
+	switch p {
+	case protoTCP:
+		return "TCP"
+	case protoUDP:
+		return "UDP"
+	case protoSCTP:
+		return "SCTP"
+	}
+	return "proto(" + strconv.Itoa(int(p)) + ")"
+}
+
+// ipvsFlags are the service flags of include/uapi/linux/ip_vs.h
+// (IP_VS_SVC_F_*). The scheduler flags share bits: sh-fallback and
+// mh-fallback are both SCHED1, sh-port and mh-port both SCHED2.
+type ipvsFlags uint32
+
+const (
+	svcPersistent      ipvsFlags = 0x0001 // IP_VS_SVC_F_PERSISTENT, set by persistence_timeout
+	svcHashed          ipvsFlags = 0x0002 // IP_VS_SVC_F_HASHED, kernel-internal; ignored when comparing
+	svcOnePacket       ipvsFlags = 0x0004 // IP_VS_SVC_F_ONEPACKET, keepalived's "ops"
+	svcSHFallback      ipvsFlags = 0x0008 // IP_VS_SVC_F_SCHED_SH_FALLBACK
+	svcSHPort          ipvsFlags = 0x0010 // IP_VS_SVC_F_SCHED_SH_PORT
+	svcMHFallback      ipvsFlags = 0x0008 // IP_VS_SVC_F_SCHED_MH_FALLBACK
+	svcMHPort          ipvsFlags = 0x0010 // IP_VS_SVC_F_SCHED_MH_PORT
+	svcSched3          ipvsFlags = 0x0020 // IP_VS_SVC_F_SCHED3 (flag-3)
+	svcComparableFlags           = ^svcHashed
+)
+
+func (f ipvsFlags) String() string {
+	var s []string
+	for _, x := range []struct {
+		f ipvsFlags
+		n string
+	}{{svcPersistent, "persistent"}, {svcHashed, "hashed"}, {svcOnePacket, "ops"},
+		{svcSHFallback, "flag-1"}, {svcSHPort, "flag-2"}, {svcSched3, "flag-3"}} {
+		if f&x.f != 0 {
+			s = append(s, x.n)
+		}
+	}
+	if r := f &^ (svcPersistent | svcHashed | svcOnePacket | svcSHFallback | svcSHPort | svcSched3); r != 0 {
+		s = append(s, fmt.Sprintf("%#x", uint32(r)))
+	}
+	return strings.Join(s, ",")
+}
+
+// ipvsSchedulers are the schedulers keepalived accepts for lb_algo/lvs_sched.
+// Whether the running kernel has one is only known when a service uses it
+// (Debian's 6.1 kernel has no twos).
+var ipvsSchedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "sh", "mh", "dh", "sed", "nq", "fo", "ovf", "twos"}
+
+// ipvsService is one IPVS virtual service: either an address, port and
+// protocol, or a firewall mark (FWMark != 0; then Addr, Port and Protocol
+// are unused and Family says which family the mark applies to).
+type ipvsService struct {
+	Family    ipvsFamily // derived from Addr unless FWMark is set; inet when zero
+	Protocol  ipvsProtocol
+	Addr      netip.Addr
+	Port      uint16
+	FWMark    uint32
+	Scheduler string // rr when empty
+	Flags     ipvsFlags
+	// Timeout is persistence_timeout in seconds; non-zero implies
+	// svcPersistent.
+	Timeout uint32
+	// Netmask is persistence_granularity as a prefix length; 0 means the
+	// whole address (32 or 128).
+	Netmask int
+}
+
+// ipvsKey identifies a service in the kernel's table.
+type ipvsKey struct {
+	Family   ipvsFamily
+	Protocol ipvsProtocol
+	Addr     netip.Addr
+	Port     uint16
+	FWMark   uint32
+}
+
+// ipvsDestKey identifies a destination within a service.
+type ipvsDestKey struct {
+	Addr netip.Addr
+	Port uint16
+}
+
+// ipvsMethod is a destination's forwarding method (lb_kind/lvs_method).
+type ipvsMethod uint32
+
+const (
+	methodNAT   ipvsMethod = 0 // IP_VS_CONN_F_MASQ
+	methodLocal ipvsMethod = 1 // IP_VS_CONN_F_LOCALNODE: the kernel's choice for a local address
+	methodTUN   ipvsMethod = 2 // IP_VS_CONN_F_TUNNEL
+	methodDR    ipvsMethod = 3 // IP_VS_CONN_F_DROUTE
+)
+
+func (m ipvsMethod) String() string {
+	switch m {
+	case methodNAT:
+		return "NAT"
+	case methodLocal:
+		return "Local"
+	case methodTUN:
+		return "TUN"
+	case methodDR:
+		return "DR"
+	}
+	return "method(" + strconv.Itoa(int(m)) + ")"
+}
+
+// ipvsTunnel is the encapsulation of a TUN destination (keepalived's
+// "lvs_method TUN type ipip|gue|gre").
+type ipvsTunnel uint8
+
+const (
+	tunnelIPIP ipvsTunnel = 0
+	tunnelGUE  ipvsTunnel = 1
+	tunnelGRE  ipvsTunnel = 2
+)
+
+// ipvsDest is one destination (real server) of a service.
+type ipvsDest struct {
+	Addr       netip.Addr
+	Port       uint16
+	Weight     int
+	Method     ipvsMethod
+	Tunnel     ipvsTunnel // only with methodTUN
+	TunnelPort uint16     // GUE destination port
+	TunnelCsum uint16     // IP_VS_TUNNEL_ENCAP_FLAG_* (nocsum 0, csum 1, remcsum 2)
+	UThreshold uint32
+	LThreshold uint32
+}
+
+// ipvsVirtual is a service with the destinations it should have.
+type ipvsVirtual struct {
+	Service ipvsService
+	Dests   []ipvsDest
+}
+
+// normalize fills defaults so that a desired service compares equal to the
+// kernel's copy: family from the address, rr, the persistent flag, a full
+// netmask, and no address/port/protocol for fwmark services (the kernel
+// reports TCP for those).
+func (s ipvsService) normalize() ipvsService {
+	if s.FWMark != 0 {
+		s.Addr, s.Port, s.Protocol = netip.Addr{}, 0, protoTCP
+		if s.Family == 0 {
+			s.Family = familyINET
+		}
+	} else {
+		s.Addr = s.Addr.Unmap()
+		s.Family = familyINET
+		if s.Addr.Is6() {
+			s.Family = familyINET6
+		}
+	}
+	if s.Scheduler == "" {
+		s.Scheduler = "rr"
+	}
+	if s.Timeout != 0 {
+		s.Flags |= svcPersistent
+	}
+	s.Flags &= svcComparableFlags
+	if s.Netmask == 0 {
+		s.Netmask = s.bits()
+	}
+	return s
+}
+
+func (s ipvsService) bits() int {
+	if s.Family == familyINET6 {
+		return 128
+	}
+	return 32
+}
+
+func (s ipvsService) key() ipvsKey {
+	s = s.normalize()
+	return ipvsKey{Family: s.Family, Protocol: s.Protocol, Addr: s.Addr, Port: s.Port, FWMark: s.FWMark}
+}
+
+// validate reports what is wrong with a service before the kernel sees it.
+func (s ipvsService) validate() error {
+	if s.FWMark == 0 {
+		if !s.Addr.IsValid() {
+			return fmt.Errorf("virtual server has neither an address nor a fwmark")
+		}
+		switch s.Protocol {
+		case protoTCP, protoUDP, protoSCTP:
+		default:
+			return fmt.Errorf("virtual server %s: unsupported protocol %s (want TCP, UDP or SCTP)", s, s.Protocol)
+		}
+	} else if s.Family != 0 && s.Family != familyINET && s.Family != familyINET6 {
+		return fmt.Errorf("virtual server %s: bad address family %d", s, s.Family)
+	}
+	if s.Scheduler != "" && !slices.Contains(ipvsSchedulers, s.Scheduler) {
+		return fmt.Errorf("virtual server %s: unknown scheduler %q (want one of %s)", s, s.Scheduler, strings.Join(ipvsSchedulers, " "))
+	}
+	n := s.normalize()
+	if s.Netmask < 0 || s.Netmask > n.bits() {
+		return fmt.Errorf("virtual server %s: persistence granularity /%d out of range", s, s.Netmask)
+	}
+	return nil
+}
+
+// String formats a service like ipvsadm -Ln: "TCP 10.0.0.1:80", "FWM 7".
+func (s ipvsService) String() string {
+	if s.FWMark != 0 {
+		if s.Family == familyINET6 {
+			return fmt.Sprintf("FWM %d IPv6", s.FWMark)
+		}
+		return fmt.Sprintf("FWM %d", s.FWMark)
+	}
+	return s.Protocol.String() + " " + netip.AddrPortFrom(s.Addr, s.Port).String()
+}
+
+func (d ipvsDest) key() ipvsDestKey { return ipvsDestKey{d.Addr.Unmap(), d.Port} }
+
+func (d ipvsDest) String() string { return netip.AddrPortFrom(d.Addr, d.Port).String() }
+
+func (d ipvsDest) validate() error {
+	if !d.Addr.IsValid() {
+		return fmt.Errorf("real server without an address")
+	}
+	if d.Weight < 0 || d.Weight > 1<<31-1 {
+		return fmt.Errorf("real server %s: weight %d out of range", d, d.Weight)
+	}
+	switch d.Method {
+	case methodNAT, methodDR, methodTUN:
+	default:
+		return fmt.Errorf("real server %s: unsupported forwarding method %s", d, d.Method)
+	}
+	if d.Tunnel > tunnelGRE {
+		return fmt.Errorf("real server %s: unknown tunnel type %d", d, d.Tunnel)
+	}
+	return nil
+}
+
+// sameDest reports whether the kernel's destination k already is what d
+// asks for. The kernel reports Local for an address of the director itself
+// whatever method was asked, so Local matches any method.
+func sameDest(d, k ipvsDest) bool {
+	if d.Weight != k.Weight || d.UThreshold != k.UThreshold || d.LThreshold != k.LThreshold {
+		return false
+	}
+	if k.Method == methodLocal {
+		return true
+	}
+	if d.Method != k.Method {
+		return false
+	}
+	if d.Method == methodTUN {
+		return d.Tunnel == k.Tunnel && d.TunnelPort == k.TunnelPort && d.TunnelCsum == k.TunnelCsum
+	}
+	return true
+}
+
+// ipvsKernel is the seam to the kernel's IPVS table.
+type ipvsKernel interface {
+	Services() ([]ipvsService, error)
+	Dests(ipvsService) ([]ipvsDest, error)
+	CreateService(ipvsService) error
+	UpdateService(ipvsService) error
+	DeleteService(ipvsService) error
+	CreateDest(ipvsService, ipvsDest) error
+	UpdateDest(ipvsService, ipvsDest) error
+	DeleteDest(ipvsService, ipvsDest) error
+	Close() error
+}
+
+// errNoIPVS is returned by openIPVS when the running kernel has no IPVS.
+var errNoIPVS = errors.New("the kernel has no IPVS (generic netlink family IPVS not found): load ip_vs")
+
+// netlinkIPVS is the real ipvsKernel: generic netlink family "IPVS".
+type netlinkIPVS struct {
+	c ipvs.Client
+}
+
+// openIPVS connects to the kernel's IPVS. It checks that the generic
+// netlink family exists first so that a kernel without ip_vs gets a clear
+// error instead of "no such file or directory".
+func openIPVS() (*netlinkIPVS, error) {
+	g, err := genetlink.Dial(nil)
+	if err != nil {
+		return nil, fmt.Errorf("ipvs: open generic netlink: %w", err)
+	}
+	_, err = g.GetFamily("IPVS")
+	g.Close()
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, errNoIPVS
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ipvs: look up generic netlink family IPVS: %w", err)
+	}
+	c, err := ipvs.New()
+	if err != nil {
+		return nil, fmt.Errorf("ipvs: %w", err)
+	}
+	return &netlinkIPVS{c: c}, nil
+}
+
+func (n *netlinkIPVS) Close() error {
+	if c, ok := n.c.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+func toLibService(s ipvsService) ipvs.Service {
+	s = s.normalize()
+	return ipvs.Service{
+		Address:   s.Addr,
+		Netmask:   netmask.MaskFrom(s.Netmask, s.bits()),
+		Scheduler: s.Scheduler,
+		Timeout:   s.Timeout,
+		Flags:     ipvs.Flags(s.Flags),
+		Port:      s.Port,
+		FWMark:    s.FWMark,
+		Family:    ipvs.AddressFamily(s.Family),
+		Protocol:  ipvs.Protocol(s.Protocol),
+	}
+}
+
+func fromLibService(l ipvs.Service) ipvsService {
+	s := ipvsService{
+		Family:    ipvsFamily(l.Family),
+		Protocol:  ipvsProtocol(l.Protocol),
+		Addr:      l.Address,
+		Port:      l.Port,
+		FWMark:    l.FWMark,
+		Scheduler: l.Scheduler,
+		Flags:     ipvsFlags(l.Flags) & svcComparableFlags,
+		Timeout:   l.Timeout,
+	}
+	if b := l.Netmask.Bits(); b > 0 {
+		s.Netmask = b
+	}
+	return s.normalize()
+}
+
+func toLibDest(d ipvsDest) ipvs.Destination {
+	fam := ipvs.INET
+	if d.Addr.Unmap().Is6() {
+		fam = ipvs.INET6
+	}
+	return ipvs.Destination{
+		Address:        d.Addr.Unmap(),
+		FwdMethod:      ipvs.ForwardType(d.Method),
+		Weight:         uint32(d.Weight),
+		UpperThreshold: d.UThreshold,
+		LowerThreshold: d.LThreshold,
+		Port:           d.Port,
+		Family:         fam,
+		TunnelType:     ipvs.TunnelType(d.Tunnel),
+		TunnelPort:     d.TunnelPort,
+		TunnelFlags:    ipvs.TunnelFlags(d.TunnelCsum),
+	}
+}
+
+func fromLibDest(l ipvs.Destination) ipvsDest {
+	return ipvsDest{
+		Addr:       l.Address,
+		Port:       l.Port,
+		Weight:     int(l.Weight),
+		Method:     ipvsMethod(l.FwdMethod),
+		Tunnel:     ipvsTunnel(l.TunnelType),
+		TunnelPort: l.TunnelPort,
+		TunnelCsum: uint16(l.TunnelFlags),
+		UThreshold: l.UpperThreshold,
+		LThreshold: l.LowerThreshold,
+	}
+}
+
+func (n *netlinkIPVS) Services() ([]ipvsService, error) {
+	ls, err := n.c.Services()
+	if err == os.ErrNotExist { // the library's answer to an empty dump
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ipvsService, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, fromLibService(l.Service))
+	}
+	return out, nil
+}
+
+func (n *netlinkIPVS) Dests(s ipvsService) ([]ipvsDest, error) {
+	ls, err := n.c.Destinations(toLibService(s))
+	if err == os.ErrNotExist { // the library's answer to an empty dump
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ipvsDest, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, fromLibDest(l.Destination))
+	}
+	return out, nil
+}
+
+func (n *netlinkIPVS) CreateService(s ipvsService) error { return n.c.CreateService(toLibService(s)) }
+func (n *netlinkIPVS) UpdateService(s ipvsService) error { return n.c.UpdateService(toLibService(s)) }
+func (n *netlinkIPVS) DeleteService(s ipvsService) error { return n.c.RemoveService(toLibService(s)) }
+func (n *netlinkIPVS) CreateDest(s ipvsService, d ipvsDest) error {
+	return n.c.CreateDestination(toLibService(s), toLibDest(d))
+}
+func (n *netlinkIPVS) UpdateDest(s ipvsService, d ipvsDest) error {
+	return n.c.UpdateDestination(toLibService(s), toLibDest(d))
+}
+func (n *netlinkIPVS) DeleteDest(s ipvsService, d ipvsDest) error {
+	return n.c.RemoveDestination(toLibService(s), toLibDest(d))
+}
+
+// ipvsOpKind is one kind of change to the kernel's table.
+type ipvsOpKind uint8
+
+const (
+	opAddService ipvsOpKind = iota
+	opEditService
+	opDelService
+	opAddDest
+	opEditDest
+	opDelDest
+)
+
+// ipvsOp is one change the reconciler makes.
+type ipvsOp struct {
+	Kind    ipvsOpKind
+	Service ipvsService
+	Dest    ipvsDest // for the dest kinds
+}
+
+func (o ipvsOp) String() string {
+	s := o.Service.normalize()
+	switch o.Kind {
+	case opAddService:
+		return fmt.Sprintf("add service %s (%s)", s, s.Scheduler)
+	case opEditService:
+		return fmt.Sprintf("edit service %s (%s)", s, s.Scheduler)
+	case opDelService:
+		return fmt.Sprintf("delete service %s", s)
+	case opAddDest:
+		return fmt.Sprintf("add real server %s to %s (%s weight %d)", o.Dest, s, o.Dest.Method, o.Dest.Weight)
+	case opEditDest:
+		return fmt.Sprintf("edit real server %s of %s (%s weight %d)", o.Dest, s, o.Dest.Method, o.Dest.Weight)
+	case opDelDest:
+		return fmt.Sprintf("delete real server %s from %s", o.Dest, s)
+	}
+	return "op(" + strconv.Itoa(int(o.Kind)) + ")"
+}
+
+// ipvsDiff computes the changes that turn current into desired. Services
+// that are in neither desired nor owned are someone else's and are left
+// alone; owned services no longer desired are deleted. A desired service's
+// destinations are all ours: the ones not desired are deleted. The result
+// is in a fixed order: service deletions, then per desired service (in
+// desired order) the service change, destination deletions, edits, adds.
+func ipvsDiff(current, desired []ipvsVirtual, owned map[ipvsKey]bool) []ipvsOp {
+	cur := make(map[ipvsKey]ipvsVirtual, len(current))
+	for _, v := range current {
+		cur[v.Service.key()] = v
+	}
+	want := make(map[ipvsKey]bool, len(desired))
+	for _, v := range desired {
+		want[v.Service.key()] = true
+	}
+	var ops []ipvsOp
+	for _, v := range current {
+		k := v.Service.key()
+		if owned[k] && !want[k] {
+			ops = append(ops, ipvsOp{Kind: opDelService, Service: v.Service.normalize()})
+		}
+	}
+	for _, v := range desired {
+		s := v.Service.normalize()
+		c, exists := cur[s.key()]
+		if !exists {
+			ops = append(ops, ipvsOp{Kind: opAddService, Service: s})
+		} else if c.Service.normalize() != s {
+			ops = append(ops, ipvsOp{Kind: opEditService, Service: s})
+		}
+		have := make(map[ipvsDestKey]ipvsDest, len(c.Dests))
+		for _, d := range c.Dests {
+			have[d.key()] = d
+		}
+		wantD := make(map[ipvsDestKey]bool, len(v.Dests))
+		for _, d := range v.Dests {
+			wantD[d.key()] = true
+		}
+		for _, d := range c.Dests {
+			if !wantD[d.key()] {
+				ops = append(ops, ipvsOp{Kind: opDelDest, Service: s, Dest: d})
+			}
+		}
+		var adds []ipvsOp
+		for _, d := range v.Dests {
+			h, ok := have[d.key()]
+			switch {
+			case !ok:
+				adds = append(adds, ipvsOp{Kind: opAddDest, Service: s, Dest: d})
+			case !sameDest(d, h):
+				ops = append(ops, ipvsOp{Kind: opEditDest, Service: s, Dest: d})
+			}
+		}
+		ops = append(ops, adds...)
+	}
+	return ops
+}
+
+// ipvsReconciler keeps the kernel's IPVS table in line with the desired
+// one, touching only the services it owns: those it has been asked for.
+type ipvsReconciler struct {
+	k     ipvsKernel
+	owned map[ipvsKey]bool
+}
+
+func newIPVSReconciler(k ipvsKernel) *ipvsReconciler {
+	return &ipvsReconciler{k: k, owned: make(map[ipvsKey]bool)}
+}
+
+// Apply programs desired and returns the changes it made. It applies every
+// change it can: one failing service (a scheduler the kernel lacks) does
+// not keep the others out; the errors are joined.
+func (r *ipvsReconciler) Apply(desired []ipvsVirtual) ([]ipvsOp, error) {
+	var errs []error
+	seen := make(map[ipvsKey]bool)
+	var ok []ipvsVirtual
+	for _, v := range desired {
+		err := v.Service.validate()
+		for _, d := range v.Dests {
+			if err == nil {
+				if derr := d.validate(); derr != nil {
+					err = fmt.Errorf("virtual server %s: %w", v.Service, derr)
+				}
+			}
+		}
+		if err == nil && seen[v.Service.key()] {
+			err = fmt.Errorf("virtual server %s configured twice", v.Service)
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		seen[v.Service.key()] = true
+		ok = append(ok, v)
+	}
+	current, err := r.read(seen)
+	if err != nil {
+		return nil, errors.Join(append(errs, err)...)
+	}
+	ops := ipvsDiff(current, ok, r.owned)
+	var done []ipvsOp
+	failed := make(map[ipvsKey]bool)
+	for _, op := range ops {
+		k := op.Service.key()
+		if failed[k] {
+			continue
+		}
+		if err := r.do(op); err != nil {
+			errs = append(errs, err)
+			if op.Kind == opAddService || op.Kind == opEditService {
+				failed[k] = true // its destinations would fail too
+			}
+			continue
+		}
+		done = append(done, op)
+		if op.Kind == opDelService {
+			delete(r.owned, k)
+		}
+	}
+	for k := range seen {
+		r.owned[k] = true
+	}
+	return done, errors.Join(errs...)
+}
+
+// read returns the kernel's services, with destinations for those in want.
+func (r *ipvsReconciler) read(want map[ipvsKey]bool) ([]ipvsVirtual, error) {
+	svcs, err := r.k.Services()
+	if err != nil {
+		return nil, fmt.Errorf("ipvs: list services: %w", err)
+	}
+	out := make([]ipvsVirtual, 0, len(svcs))
+	for _, s := range svcs {
+		v := ipvsVirtual{Service: s}
+		if want[s.key()] {
+			if v.Dests, err = r.k.Dests(s); err != nil {
+				return nil, fmt.Errorf("ipvs: list real servers of %s: %w", s, err)
+			}
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (r *ipvsReconciler) do(op ipvsOp) error {
+	var err error
+	switch op.Kind {
+	case opAddService:
+		err = r.k.CreateService(op.Service)
+	case opEditService:
+		err = r.k.UpdateService(op.Service)
+	case opDelService:
+		err = r.k.DeleteService(op.Service)
+	case opAddDest:
+		err = r.k.CreateDest(op.Service, op.Dest)
+	case opEditDest:
+		err = r.k.UpdateDest(op.Service, op.Dest)
+	case opDelDest:
+		err = r.k.DeleteDest(op.Service, op.Dest)
+	}
+	if err == nil {
+		return nil
+	}
+	// The kernel answers ENOENT to a new or edited service whose scheduler
+	// module it cannot find (ip_vs_scheduler_get fails); ESRCH is a missing
+	// service.
+	if (op.Kind == opAddService || op.Kind == opEditService) && errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("ipvs: %s: scheduler %q is not available in the running kernel (no ip_vs_%s module): %w",
+			op, op.Service.Scheduler, op.Service.Scheduler, err)
+	}
+	return fmt.Errorf("ipvs: %s: %w", op, err)
+}
+
+// Flush deletes every service in the kernel's table, ours or not
+// (keepalived's lvs_flush).
+func (r *ipvsReconciler) Flush() error {
+	svcs, err := r.k.Services()
+	if err != nil {
+		return fmt.Errorf("ipvs: list services: %w", err)
+	}
+	var errs []error
+	for _, s := range svcs {
+		if err := r.k.DeleteService(s); err != nil {
+			errs = append(errs, fmt.Errorf("ipvs: flush %s: %w", s, err))
+		}
+	}
+	clear(r.owned)
+	return errors.Join(errs...)
+}
+
+// Release is called on stop: it deletes the services this reconciler owns
+// unless keep is set (keepalived's --dont-release-ipvs).
+func (r *ipvsReconciler) Release(keep bool) error {
+	if keep {
+		return nil
+	}
+	svcs, err := r.k.Services()
+	if err != nil {
+		return fmt.Errorf("ipvs: list services: %w", err)
+	}
+	var errs []error
+	for _, s := range svcs {
+		if !r.owned[s.key()] {
+			continue
+		}
+		if err := r.k.DeleteService(s); err != nil {
+			errs = append(errs, fmt.Errorf("ipvs: release %s: %w", s, err))
+			continue
+		}
+		delete(r.owned, s.key())
+	}
+	return errors.Join(errs...)
+}
+
+// poolMember is one real server of a virtual server with its health.
+type poolMember struct {
+	Dest ipvsDest // as configured; Weight may have been set by a dynamic check
+	Up   bool
+	// Inhibit is inhibit_on_failure: a failed server stays in the table
+	// with weight 0 (existing connections live on) instead of being removed.
+	Inhibit bool
+}
+
+// poolConfig is the part of a virtual server that decides its pool.
+type poolConfig struct {
+	// Quorum is the minimum total weight of live real servers for the
+	// pool to be "up" (keepalived default 1); Hysteresis dampens flaps:
+	// quorum is lost below Quorum-Hysteresis and regained at
+	// Quorum+Hysteresis.
+	Quorum     int
+	Hysteresis int
+	// Sorry is the sorry_server, nil when none. While quorum is down it
+	// replaces the pool. SorryInhibit (sorry_server_inhibit) keeps it in
+	// the table with weight 0 while quorum is up.
+	Sorry        *ipvsDest
+	SorryInhibit bool
+}
+
+// quorumState is a virtual server's quorum: unknown before the first
+// evaluation.
+type quorumState int8
+
+const (
+	quorumUnknown quorumState = iota
+	quorumUp
+	quorumDown
+)
+
+func (q quorumState) String() string {
+	switch q {
+	case quorumUp:
+		return "up"
+	case quorumDown:
+		return "down"
+	}
+	return "unknown"
+}
+
+// quorumEvent tells the caller to run quorum_up or quorum_down.
+type quorumEvent int8
+
+const (
+	quorumNoEvent quorumEvent = iota
+	quorumGained
+	quorumLost
+)
+
+// ipvsPool computes the destinations a virtual server should have and its
+// new quorum state from its real servers' health, the way keepalived's
+// check daemon does (ipwrapper.c): live servers are in with their weight;
+// failed ones are out, or in with weight 0 with inhibit_on_failure; when
+// the live weight drops below the quorum the sorry server (if any) takes
+// over the pool. The event is quorumGained or quorumLost when the state
+// crossed (also on the first evaluation, so the caller's view starts in
+// step), for the caller to run quorum_up/quorum_down.
+func ipvsPool(members []poolMember, cfg poolConfig, prev quorumState) ([]ipvsDest, quorumState, quorumEvent) {
+	live := 0
+	for _, m := range members {
+		if m.Up && m.Dest.Weight > 0 {
+			live += m.Dest.Weight
+		}
+	}
+	q := cfg.Quorum
+	if q <= 0 {
+		q = 1
+	}
+	state := prev
+	switch prev {
+	case quorumUp:
+		if live == 0 || live < q-cfg.Hysteresis {
+			state = quorumDown
+		}
+	case quorumDown:
+		if live > 0 && live >= q+cfg.Hysteresis {
+			state = quorumUp
+		}
+	default:
+		state = quorumDown
+		if live > 0 && live >= q {
+			state = quorumUp
+		}
+	}
+	ev := quorumNoEvent
+	if state != prev {
+		ev = quorumLost
+		if state == quorumUp {
+			ev = quorumGained
+		}
+	}
+	sorryActive := state == quorumDown && cfg.Sorry != nil
+	var dests []ipvsDest
+	for _, m := range members {
+		d := m.Dest
+		switch {
+		case m.Up && !sorryActive:
+			dests = append(dests, d)
+		case m.Inhibit:
+			d.Weight = 0
+			dests = append(dests, d)
+		}
+	}
+	if cfg.Sorry != nil {
+		s := *cfg.Sorry
+		switch {
+		case sorryActive:
+			if s.Weight == 0 {
+				s.Weight = 1
+			}
+			dests = append(dests, s)
+		case cfg.SorryInhibit:
+			s.Weight = 0
+			dests = append(dests, s)
+		}
+	}
+	// A sorry server that is also a real server appears once, as the
+	// later (sorry) entry says.
+	slices.SortStableFunc(dests, func(a, b ipvsDest) int {
+		return cmp.Or(a.Addr.Compare(b.Addr), cmp.Compare(a.Port, b.Port))
+	})
+	out := dests[:0]
+	for _, d := range dests {
+		if n := len(out); n > 0 && out[n-1].key() == d.key() {
+			out[n-1] = d
+			continue
+		}
+		out = append(out, d)
+	}
+	return out, state, ev
+}

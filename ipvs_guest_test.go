@@ -1,0 +1,137 @@
+package main
+
+// Tests against the real IPVS of a kernel with ip_vs. They run inside the
+// QEMU guest that scripts/test-ipvs.sh boots (scripts/ipvsvm/run.sh sets
+// VIPD_IPVS_GUEST=1) and skip everywhere else: they program the kernel's
+// global IPVS table and sysctls, which a guest can afford and a host
+// cannot.
+
+import (
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func needGuest(t *testing.T) *netlinkIPVS {
+	t.Helper()
+	if os.Getenv("VIPD_IPVS_GUEST") == "" {
+		t.Skip("runs only in the IPVS test VM (scripts/test-ipvs.sh sets VIPD_IPVS_GUEST=1)")
+	}
+	k, err := openIPVS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if svcs, err := k.Services(); err == nil {
+			for _, s := range svcs {
+				k.DeleteService(s)
+			}
+		}
+		k.Close()
+	})
+	return k
+}
+
+// ipvsadm runs ipvsadm -Ln (and more args) in the guest and returns its
+// output with runs of blanks squeezed to one.
+func ipvsadm(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("ipvsadm", append([]string{"-Ln"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ipvsadm -Ln: %v\n%s", err, out)
+	}
+	var lines []string
+	for l := range strings.SplitSeq(string(out), "\n") {
+		lines = append(lines, strings.Join(strings.Fields(l), " "))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Services of each protocol and family, fwmark, persistence and scheduler
+// flags read back through netlink and ipvsadm as programmed.
+func TestIPVSGuestProgram(t *testing.T) {
+	k := needGuest(t)
+	a := netip.MustParseAddr
+	desired := []ipvsVirtual{
+		{tcpSvc("10.0.0.1:80", "rr"), []ipvsDest{nat("10.1.1.2:8080", 3), nat("10.1.2.2:8080", 1)}},
+		{ipvsService{Protocol: protoUDP, Addr: a("10.0.0.1"), Port: 53, Scheduler: "wrr", Timeout: 300, Netmask: 24, Flags: svcOnePacket},
+			[]ipvsDest{{Addr: a("10.1.1.2"), Port: 53, Weight: 2, Method: methodDR, UThreshold: 100, LThreshold: 10}}},
+		{ipvsService{FWMark: 7, Scheduler: "sh", Flags: svcSHPort | svcSHFallback},
+			[]ipvsDest{{Addr: a("10.1.1.2"), Weight: 1, Method: methodTUN, Tunnel: tunnelIPIP}}},
+		{ipvsService{Protocol: protoTCP, Addr: a("2001:db8::1"), Port: 443, Scheduler: "mh", Flags: svcMHPort},
+			[]ipvsDest{{Addr: a("2001:db8:1::2"), Port: 443, Weight: 1, Method: methodDR},
+				{Addr: a("2001:db8:1::3"), Port: 443, Weight: 1, Method: methodTUN, Tunnel: tunnelGUE, TunnelPort: 6080, TunnelCsum: 1}}},
+		{ipvsService{Protocol: protoSCTP, Addr: a("10.0.0.1"), Port: 3868, Scheduler: "lc"}, []ipvsDest{nat("10.1.1.2:3868", 1)}},
+		{ipvsService{Protocol: protoTCP, Addr: a("10.0.0.2"), Port: 80, Scheduler: "wlc", Timeout: 60}, nil},
+	}
+	for _, s := range []string{"lblc", "lblcr", "dh", "sed", "nq", "fo", "ovf"} {
+		desired = append(desired, ipvsVirtual{Service: tcpSvc("10.0.0.3:1", s)})
+		desired[len(desired)-1].Service.Port = uint16(len(desired))
+	}
+	r := newIPVSReconciler(k)
+	if _, err := r.Apply(desired); err != nil {
+		t.Fatal(err)
+	}
+	// Read back through netlink: a second diff against the kernel is empty.
+	cur, err := r.read(map[ipvsKey]bool{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cur) != len(desired) {
+		t.Errorf("kernel has %d services, want %d", len(cur), len(desired))
+	}
+	for i := range cur {
+		if cur[i].Dests, err = k.Dests(cur[i].Service); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ops := ipvsDiff(cur, desired, nil); len(ops) != 0 {
+		t.Errorf("kernel differs from what was programmed: %v", ops)
+	}
+	for _, v := range desired {
+		want := v.Service.normalize()
+		found := false
+		for _, c := range cur {
+			if c.Service.key() == want.key() {
+				found = true
+				if c.Service != want {
+					t.Errorf("read back %+v\n want %+v", c.Service, want)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s missing from the kernel", want)
+		}
+	}
+	// And through ipvsadm, the tool users debug with.
+	out := ipvsadm(t)
+	for _, want := range []string{
+		"TCP 10.0.0.1:80 rr",
+		"-> 10.1.1.2:8080 Masq 3 0 0",
+		"-> 10.1.2.2:8080 Masq 1 0 0",
+		"UDP 10.0.0.1:53 wrr persistent 300 mask 255.255.255.0 ops",
+		"-> 10.1.1.2:53 Route 2 0 0",
+		"FWM 7 sh (sh-fallback,sh-port)",
+		"-> 10.1.1.2:0 Tunnel 1 0 0",
+		"TCP [2001:db8::1]:443 mh (mh-port)",
+		"-> [2001:db8:1::2]:443 Route 1 0 0",
+		"-> [2001:db8:1::3]:443 Tunnel 1 0 0",
+		"SCTP 10.0.0.1:3868 lc",
+		"TCP 10.0.0.2:80 wlc persistent 60",
+		"TCP 10.0.0.3:7 lblc",
+		"TCP 10.0.0.3:13 ovf",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ipvsadm -Ln lacks %q:\n%s", want, out)
+		}
+	}
+	if out := ipvsadm(t, "--thresholds"); !strings.Contains(out, "-> 10.1.1.2:53 100 10 0 0") {
+		t.Errorf("ipvsadm -Ln --thresholds lacks the UDP thresholds:\n%s", out)
+	}
+	if out := ipvsadm(t, "--tun-info"); !strings.Contains(out, "-> [2001:db8:1::3]:443 Tunnel gue:6080:+c 1 0 0") || !strings.Contains(out, "-> 10.1.1.2:0 Tunnel ipip 1 0 0") {
+		t.Errorf("ipvsadm -Ln --tun-info lacks the GUE tunnel:\n%s", out)
+	}
+	t.Logf("ipvsadm -Ln:\n%s", out)
+}
