@@ -17,6 +17,7 @@ var version = "dev"
 // that implements them; this struct only gathers them.
 type cli struct {
 	Version kong.VersionFlag `short:"v" help:"Print the version and exit."`
+	Genhash genhashCmd       `cmd:"" help:"Print the MD5 digest an HTTP_GET/SSL_GET url block expects (keepalived's genhash)."`
 }
 
 func main() {
