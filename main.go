@@ -19,6 +19,7 @@ type cli struct {
 	Version kong.VersionFlag `short:"v" help:"Print the version and exit."`
 	Inspect inspectCmd       `cmd:"" help:"Print the VRRP adverts in pcap/pcapng captures with the verdict vipd would give each."`
 	Config  configCmd        `cmd:"" help:"Check or print the configuration."`
+	Genhash genhashCmd       `cmd:"" help:"Print the MD5 digest an HTTP_GET/SSL_GET url block expects (keepalived's genhash)."`
 }
 
 func main() {

@@ -1,0 +1,1550 @@
+package main
+
+// Real-server health checkers: keepalived's TCP_CHECK, HTTP_GET, SSL_GET,
+// MISC_CHECK, PING_CHECK, UDP_CHECK, DNS_CHECK and SMTP_CHECK, and the
+// scheduler that runs thousands of them.
+//
+// The retry rules are keepalived's (keepalived/check/check_tcp.c tcp_epilog,
+// check_http.c epilog, check_misc.c misc_check_child_thread, check_dns.c
+// dns_final, check_smtp.c smtp_final, check_data.c defaults): a checker that
+// is up goes down after retry+1 consecutive failed attempts, separated by
+// delay_before_retry; at start-up one failure is enough (keepalived sets
+// retry_it = retry before the first run); a checker that is down is tried
+// every delay_loop and comes up after one success. The first attempt waits a
+// random time in [0, warmup], warmup defaulting to delay_loop, which spreads
+// thousands of checks over the loop instead of firing them together.
+//
+// Layout: checkerSpec (configuration), checkState/checkQueue (the pure
+// scheduling core: no goroutines, sockets or wall clock, time is an
+// argument), checkScheduler (the thin driver: one goroutine, one timer,
+// bounded concurrency), and one checker implementation per kind.
+
+import (
+	"bufio"
+	"bytes"
+	"container/heap"
+	"context"
+	"crypto/md5"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
+)
+
+// checkKind is one of keepalived's real-server checker blocks.
+type checkKind int
+
+const (
+	checkTCP  checkKind = iota + 1 // TCP_CHECK
+	checkHTTP                      // HTTP_GET
+	checkSSL                       // SSL_GET
+	checkMisc                      // MISC_CHECK
+	checkDNS                       // DNS_CHECK
+	checkPing                      // PING_CHECK
+	checkUDP                       // UDP_CHECK
+	checkSMTP                      // SMTP_CHECK
+)
+
+var checkKindNames = [...]string{
+	checkTCP:  "TCP_CHECK",
+	checkHTTP: "HTTP_GET",
+	checkSSL:  "SSL_GET",
+	checkMisc: "MISC_CHECK",
+	checkDNS:  "DNS_CHECK",
+	checkPing: "PING_CHECK",
+	checkUDP:  "UDP_CHECK",
+	checkSMTP: "SMTP_CHECK",
+}
+
+func (k checkKind) String() string {
+	if k > 0 && int(k) < len(checkKindNames) {
+		return checkKindNames[k]
+	}
+	return "checkKind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// parseCheckKind maps a keepalived block keyword ("TCP_CHECK") to its kind.
+func parseCheckKind(s string) (checkKind, error) {
+	for k, name := range checkKindNames {
+		if name != "" && name == s {
+			return checkKind(k), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown checker %q", s)
+}
+
+// Defaults, from keepalived's check_api.c queue_checker and check_data.c.
+const (
+	checkDefaultDelayLoop        = 60 * time.Second // virtual_server delay_loop
+	checkDefaultConnectTimeout   = 5 * time.Second  // connect_timeout
+	checkDefaultDelayBeforeRetry = 1 * time.Second  // all checkers but HTTP/SSL, DNS
+	checkHTTPDelayBeforeRetry    = 3 * time.Second  // check_http.c http_get_handler
+	checkDefaultRetry            = 1                // all checkers but MISC, DNS
+	checkMiscRetry               = 0                // check_misc.c misc_check_handler
+	checkDNSRetry                = 3                // check_dns.h DNS_DEFAULT_RETRY
+	checkDefaultSMTPHelo         = "smtpchecker.keepalived.org"
+	checkDefaultDNSName          = "."
+	checkDefaultDNSType          = "SOA"
+	checkMiscKillGrace           = 2 * time.Second // SIGTERM -> SIGKILL, as keepalived
+	checkUnset                   = -1              // "not configured" for Retry, Warmup, DelayBeforeRetry
+)
+
+// checkURL is one `url { }` block of HTTP_GET / SSL_GET.
+type checkURL struct {
+	Path string
+	// Digest is the hex MD5 of the response body, as `genhash` prints it;
+	// empty means the body is not checked.
+	Digest string
+	// StatusCodes are the accepted status codes; empty means 200-299, as
+	// keepalived's url_check().
+	StatusCodes []statusRange
+	// Regex must match the body (or must not, with RegexNoMatch). Go's RE2
+	// syntax: PCRE features such as backreferences are rejected at load.
+	Regex        string
+	RegexNoMatch bool
+	// VirtualHost overrides the checker's virtualhost for this URL.
+	VirtualHost string
+
+	re *regexp.Regexp
+}
+
+// statusRange is an inclusive range of HTTP status codes ("200-299" or "200").
+type statusRange struct{ Lo, Hi int }
+
+// parseStatusCodes reads keepalived's `status_code 200 300-399 ...` words.
+func parseStatusCodes(words []string) ([]statusRange, error) {
+	var out []statusRange
+	for _, w := range words {
+		lo, hi, isRange := strings.Cut(w, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return nil, fmt.Errorf("status_code %q is not a number or range", w)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil {
+				return nil, fmt.Errorf("status_code %q is not a number or range", w)
+			}
+		}
+		if a < 100 || b > 999 || a > b {
+			return nil, fmt.Errorf("status_code %q outside 100-999 or reversed", w)
+		}
+		out = append(out, statusRange{a, b})
+	}
+	return out, nil
+}
+
+func (u *checkURL) statusOK(code int) bool {
+	if len(u.StatusCodes) == 0 {
+		return code >= 200 && code <= 299
+	}
+	for _, r := range u.StatusCodes {
+		if code >= r.Lo && code <= r.Hi {
+			return true
+		}
+	}
+	return false
+}
+
+func (u *checkURL) statusText() string {
+	if len(u.StatusCodes) == 0 {
+		return "200-299"
+	}
+	var parts []string
+	for _, r := range u.StatusCodes {
+		if r.Lo == r.Hi {
+			parts = append(parts, strconv.Itoa(r.Lo))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d-%d", r.Lo, r.Hi))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// checkerSpec is one checker block inside a real_server. The config loader
+// maps keepalived.conf onto it; newCheckerSpec gives keepalived's defaults.
+// For Retry, Warmup and DelayBeforeRetry a negative value (checkUnset) means
+// "not configured" and normalize applies the per-kind default; zero is a
+// real value there (retry 0: down on the first failure).
+type checkerSpec struct {
+	Kind checkKind
+
+	// ConnectIP and ConnectPort default to the real server's address.
+	ConnectIP   netip.Addr
+	ConnectPort uint16
+	BindTo      netip.Addr // bindto
+	BindPort    uint16     // bind_port
+	BindIf      string     // bind_if: SO_BINDTODEVICE
+	FWMark      uint32     // fwmark: SO_MARK on the checker's socket
+
+	ConnectTimeout   time.Duration // connect_timeout, per I/O step
+	DelayLoop        time.Duration // delay_loop
+	DelayBeforeRetry time.Duration // delay_before_retry
+	Warmup           time.Duration // warmup: max random delay before the first run
+	Retry            int           // retry (nb_get_retry)
+	Alpha            bool          // alpha: start down until the first success
+
+	// HTTP_GET / SSL_GET.
+	URLs         []checkURL
+	VirtualHost  string // virtualhost: Host header, and SNI with EnableSNI
+	EnableSNI    bool
+	HTTPProtocol string // "1.0" (default), "1.0C" (with Connection: close), "1.1"
+	// TLS verification; keepalived does not verify server certificates, so
+	// neither do we unless TLSVerify is set.
+	TLSVerify     bool
+	TLSServerName string // name to verify; default VirtualHost, else ConnectIP
+	TLSCAFile     string // PEM roots; default the system pool
+	TLSCertFile   string // client certificate (keepalived's SSL { certificate })
+	TLSKeyFile    string
+
+	// MISC_CHECK.
+	MiscPath    string
+	MiscTimeout time.Duration // default delay_loop
+	MiscDynamic bool
+	MiscUser    *syscall.Credential // user USER [GROUP]; nil runs as vipd
+
+	// DNS_CHECK.
+	DNSType string // A NS CNAME SOA MX TXT AAAA RRSIG DNSKEY (default SOA)
+	DNSName string // default "."
+
+	// UDP_CHECK.
+	UDPPayload      []byte
+	UDPRequireReply bool
+	UDPReply        []byte // expected leading bytes of the reply
+	UDPReplyMask    []byte // bits set here are wildcards in UDPReply (keepalived's 'x' nibbles)
+	UDPMinReply     int    // min_reply_length
+	UDPMaxReply     int    // max_reply_length (default 255)
+
+	// SMTP_CHECK.
+	SMTPHelo string // helo_name
+
+	tlsConf *tls.Config
+	dnsType dnsmessage.Type
+}
+
+// newCheckerSpec returns a spec of the given kind with every optional value
+// unset, so that normalize applies keepalived's defaults for that kind.
+func newCheckerSpec(kind checkKind, ip netip.Addr, port uint16) *checkerSpec {
+	return &checkerSpec{
+		Kind:             kind,
+		ConnectIP:        ip,
+		ConnectPort:      port,
+		Retry:            checkUnset,
+		Warmup:           checkUnset,
+		DelayBeforeRetry: checkUnset,
+		UDPMaxReply:      255,
+	}
+}
+
+// normalize fills keepalived's defaults and checks the spec, compiling
+// regexes and loading TLS material. It is idempotent.
+func (s *checkerSpec) normalize() error {
+	if s.Kind < checkTCP || s.Kind > checkSMTP {
+		return fmt.Errorf("unknown checker kind %d", s.Kind)
+	}
+	if s.DelayLoop <= 0 {
+		s.DelayLoop = checkDefaultDelayLoop
+	}
+	if s.ConnectTimeout <= 0 {
+		s.ConnectTimeout = checkDefaultConnectTimeout
+	}
+	if s.Retry < 0 {
+		switch s.Kind {
+		case checkMisc:
+			s.Retry = checkMiscRetry
+		case checkDNS:
+			s.Retry = checkDNSRetry
+		default:
+			s.Retry = checkDefaultRetry
+		}
+	}
+	if s.DelayBeforeRetry < 0 {
+		switch s.Kind {
+		case checkHTTP, checkSSL:
+			s.DelayBeforeRetry = checkHTTPDelayBeforeRetry
+		case checkDNS:
+			s.DelayBeforeRetry = s.DelayLoop // check_dns.c: 0, "defaults to delay_loop"
+		default:
+			s.DelayBeforeRetry = checkDefaultDelayBeforeRetry
+		}
+	}
+	if s.Warmup < 0 {
+		s.Warmup = s.DelayLoop
+	}
+	if s.Kind != checkMisc {
+		if !s.ConnectIP.IsValid() {
+			return fmt.Errorf("%s has no connect_ip", s.Kind)
+		}
+		if s.ConnectPort == 0 && s.Kind != checkPing {
+			return fmt.Errorf("%s has no connect_port", s.Kind)
+		}
+		if s.BindTo.IsValid() && s.BindTo.Unmap().Is4() != s.ConnectIP.Unmap().Is4() {
+			return fmt.Errorf("%s bindto %s and connect_ip %s differ in address family", s.Kind, s.BindTo, s.ConnectIP)
+		}
+		if s.ConnectIP.Is6() && s.ConnectIP.IsLinkLocalUnicast() && s.BindIf == "" && s.ConnectIP.Zone() == "" {
+			return fmt.Errorf("%s link-local connect_ip %s needs bind_if", s.Kind, s.ConnectIP)
+		}
+	}
+	switch s.Kind {
+	case checkHTTP, checkSSL:
+		if len(s.URLs) == 0 {
+			return fmt.Errorf("%s has no url", s.Kind)
+		}
+		switch s.HTTPProtocol {
+		case "":
+			s.HTTPProtocol = "1.0"
+		case "1.0", "1.1", "1.0C":
+		case "1.0c":
+			s.HTTPProtocol = "1.0C"
+		default:
+			return fmt.Errorf("http_protocol %q is not 1.0, 1.0C or 1.1", s.HTTPProtocol)
+		}
+		for i := range s.URLs {
+			u := &s.URLs[i]
+			if u.Path == "" {
+				return fmt.Errorf("%s url %d has no path", s.Kind, i+1)
+			}
+			if u.Digest != "" {
+				d := strings.ToLower(u.Digest)
+				if b, err := hex.DecodeString(d); err != nil || len(b) != md5.Size {
+					return fmt.Errorf("digest %q is not 32 hex digits", u.Digest)
+				}
+				u.Digest = d
+			}
+			if u.Regex != "" && u.re == nil {
+				re, err := regexp.Compile(u.Regex)
+				if err != nil {
+					return fmt.Errorf("regex %q: %v", u.Regex, err)
+				}
+				u.re = re
+			}
+		}
+		if s.Kind == checkSSL && s.tlsConf == nil {
+			c, err := s.buildTLS()
+			if err != nil {
+				return err
+			}
+			s.tlsConf = c
+		}
+	case checkMisc:
+		if strings.TrimSpace(s.MiscPath) == "" {
+			return errors.New("MISC_CHECK has no misc_path")
+		}
+		if s.MiscTimeout <= 0 {
+			s.MiscTimeout = s.DelayLoop // check_misc.c: timeout ? timeout : delay_loop
+		}
+	case checkDNS:
+		if s.DNSType == "" {
+			s.DNSType = checkDefaultDNSType
+		}
+		t, ok := checkDNSTypes[strings.ToUpper(s.DNSType)]
+		if !ok {
+			return fmt.Errorf("DNS_CHECK type %q is not one of A NS CNAME SOA MX TXT AAAA RRSIG DNSKEY", s.DNSType)
+		}
+		s.dnsType = t
+		if s.DNSName == "" {
+			s.DNSName = checkDefaultDNSName
+		}
+		if !strings.HasSuffix(s.DNSName, ".") {
+			s.DNSName += "."
+		}
+		if _, err := dnsmessage.NewName(s.DNSName); err != nil {
+			return fmt.Errorf("DNS_CHECK name %q: %v", s.DNSName, err)
+		}
+	case checkUDP:
+		if s.UDPMaxReply <= 0 {
+			s.UDPMaxReply = 255
+		}
+		if s.UDPMinReply > s.UDPMaxReply {
+			return fmt.Errorf("UDP_CHECK min_reply_length %d > max_reply_length %d", s.UDPMinReply, s.UDPMaxReply)
+		}
+		if len(s.UDPReplyMask) != 0 && len(s.UDPReplyMask) != len(s.UDPReply) {
+			return errors.New("UDP_CHECK reply mask and reply differ in length")
+		}
+	case checkSMTP:
+		if s.SMTPHelo == "" {
+			s.SMTPHelo = checkDefaultSMTPHelo
+		}
+	}
+	return nil
+}
+
+var checkDNSTypes = map[string]dnsmessage.Type{
+	"A": dnsmessage.TypeA, "NS": dnsmessage.TypeNS, "CNAME": dnsmessage.TypeCNAME,
+	"SOA": dnsmessage.TypeSOA, "MX": dnsmessage.TypeMX, "TXT": dnsmessage.TypeTXT,
+	"AAAA": dnsmessage.TypeAAAA, "RRSIG": dnsmessage.Type(46), "DNSKEY": dnsmessage.Type(48),
+}
+
+// parseCheckHex reads keepalived's hex strings (UDP_CHECK payload and
+// require_reply): hex digits with optional spaces; with wildcards allowed,
+// an 'x' nibble matches anything and sets the corresponding mask bits.
+func parseCheckHex(s string, wildcards bool) (data, mask []byte, err error) {
+	s = strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\t' {
+			return -1
+		}
+		return r
+	}, s)
+	if s == "" || len(s)%2 != 0 {
+		return nil, nil, fmt.Errorf("hex string %q is empty or has an odd number of digits", s)
+	}
+	usedMask := false
+	for i := 0; i < len(s); i += 2 {
+		var b, m byte
+		for j := 0; j < 2; j++ {
+			c := s[i+j]
+			var v byte
+			switch {
+			case c >= '0' && c <= '9':
+				v = c - '0'
+			case c >= 'a' && c <= 'f':
+				v = c - 'a' + 10
+			case c >= 'A' && c <= 'F':
+				v = c - 'A' + 10
+			case wildcards && (c == 'x' || c == 'X'):
+				m |= 0x0f << (4 * (1 - j))
+				usedMask = true
+			default:
+				return nil, nil, fmt.Errorf("hex string %q has a bad digit %q at offset %d", s, c, i+j)
+			}
+			b |= v << (4 * (1 - j))
+		}
+		data = append(data, b)
+		mask = append(mask, m)
+	}
+	if !usedMask {
+		mask = nil
+	}
+	return data, mask, nil
+}
+
+func (s *checkerSpec) addrPort() netip.AddrPort {
+	return netip.AddrPortFrom(s.ConnectIP, s.ConnectPort)
+}
+
+// label names the check in logs: "TCP_CHECK [10.0.0.1]:80".
+func (s *checkerSpec) label() string {
+	if s.Kind == checkMisc {
+		return "MISC_CHECK " + strconv.Quote(s.MiscPath)
+	}
+	return s.Kind.String() + " " + s.addrPort().String()
+}
+
+// ---------------------------------------------------------------------------
+// Pure scheduling core.
+
+// checkOutcome is the result of one attempt.
+type checkOutcome struct {
+	Err error
+	// Weight is the weight a misc_dynamic script asked for (exit status - 2),
+	// or -1 when the attempt says nothing about weight.
+	Weight int
+}
+
+// checkTransition reports a change of a checker's state.
+type checkTransition struct {
+	ID   string
+	Kind checkKind
+	Up   bool
+	// Weight is the misc_dynamic weight now in force, -1 when none was set.
+	Weight int
+	// WeightOnly is set when only the dynamic weight changed.
+	WeightOnly bool
+	// Reason is the last error for a down transition ("connect: connection
+	// refused", "status 500 not in 200-299", "digest mismatch ...").
+	Reason string
+	// Attempts is the number of consecutive failed attempts that brought
+	// the checker down (retry+1 once it has been up).
+	Attempts int
+	At       time.Time
+}
+
+// checkState is one checker's retry state, keepalived's is_up, has_run and
+// retry_it.
+type checkState struct {
+	up       bool
+	hasRun   bool
+	retryIt  int
+	failures int
+	weight   int
+}
+
+func newCheckState(spec *checkerSpec) checkState {
+	// check_data.c: "For non alpha mode, one failure is enough initially":
+	// retry_it starts at retry so that the first failure brings it down.
+	return checkState{up: !spec.Alpha, retryIt: spec.Retry, weight: -1}
+}
+
+// step applies one attempt's outcome and returns the delay before the next
+// attempt and whether the up/down state or the dynamic weight changed. It is
+// keepalived's tcp_epilog (check_tcp.c), which the other checkers repeat:
+//
+//	success:                     retry_it = 0, up, next in delay_loop
+//	failure, up, retry_it < retry: retry_it++, next in delay_before_retry
+//	failure, up, retry_it = retry: down, retry_it = 0, next in delay_loop
+//	failure, down:               stay down, next in delay_loop
+func (st *checkState) step(spec *checkerSpec, out checkOutcome) (next time.Duration, changed, weightChanged bool) {
+	next = spec.DelayLoop
+	if out.Err == nil {
+		st.retryIt = 0
+		st.failures = 0
+		if !st.up {
+			st.up = true
+			changed = true
+		}
+		if out.Weight >= 0 && out.Weight != st.weight {
+			st.weight = out.Weight
+			weightChanged = true
+		}
+		st.hasRun = true
+		return next, changed, weightChanged
+	}
+	st.failures++
+	if (st.up || !st.hasRun) && st.retryIt >= spec.Retry {
+		st.retryIt = 0
+		if st.up {
+			st.up = false
+			changed = true
+		}
+	} else if st.up {
+		st.retryIt++
+		next = spec.DelayBeforeRetry
+	}
+	st.hasRun = true
+	return next, changed, false
+}
+
+// checker runs one attempt against a real server. Implementations honour
+// ctx (the scheduler cancels it at shutdown) and their own timeouts.
+type checker interface {
+	Check(ctx context.Context) checkOutcome
+}
+
+// checkEntry is one scheduled checker.
+type checkEntry struct {
+	id      string
+	spec    *checkerSpec
+	ck      checker
+	st      checkState
+	due     time.Time
+	index   int // position in the heap, -1 when not queued
+	running bool
+	removed bool
+	started time.Time
+}
+
+type checkHeap []*checkEntry
+
+func (h checkHeap) Len() int           { return len(h) }
+func (h checkHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h checkHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
+}
+func (h *checkHeap) Push(x any) {
+	e := x.(*checkEntry)
+	e.index = len(*h)
+	*h = append(*h, e)
+}
+func (h *checkHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	e.index = -1
+	return e
+}
+
+// checkQueue is the scheduling core: a timer heap of checkers ordered by
+// due time. It holds no goroutine, socket or clock; callers pass now.
+type checkQueue struct {
+	h       checkHeap
+	entries map[string]*checkEntry
+	// jitter returns a random duration in [0, max]; tests replace it.
+	jitter func(max time.Duration) time.Duration
+}
+
+func newCheckQueue() *checkQueue {
+	return &checkQueue{
+		entries: make(map[string]*checkEntry),
+		jitter: func(max time.Duration) time.Duration {
+			if max <= 0 {
+				return 0
+			}
+			return time.Duration(rand.Int64N(int64(max) + 1))
+		},
+	}
+}
+
+// add schedules a checker; its first run is at now + a random warmup, as
+// keepalived's register_checkers_thread.
+func (q *checkQueue) add(id string, spec *checkerSpec, ck checker, now time.Time) (*checkEntry, error) {
+	if _, dup := q.entries[id]; dup {
+		return nil, fmt.Errorf("checker %q already scheduled", id)
+	}
+	e := &checkEntry{id: id, spec: spec, ck: ck, st: newCheckState(spec), index: -1}
+	e.due = now.Add(q.jitter(spec.Warmup))
+	q.entries[id] = e
+	heap.Push(&q.h, e)
+	return e, nil
+}
+
+// remove unschedules a checker; a running attempt's result is dropped.
+func (q *checkQueue) remove(id string) {
+	e, ok := q.entries[id]
+	if !ok {
+		return
+	}
+	delete(q.entries, id)
+	e.removed = true
+	if e.index >= 0 {
+		heap.Remove(&q.h, e.index)
+	}
+}
+
+// next returns the earliest due time.
+func (q *checkQueue) next() (time.Time, bool) {
+	if len(q.h) == 0 {
+		return time.Time{}, false
+	}
+	return q.h[0].due, true
+}
+
+// popDue takes the earliest checker due at or before now, marking it
+// running; nil when none is due.
+func (q *checkQueue) popDue(now time.Time) *checkEntry {
+	if len(q.h) == 0 || q.h[0].due.After(now) {
+		return nil
+	}
+	e := heap.Pop(&q.h).(*checkEntry)
+	e.running = true
+	e.started = now
+	return e
+}
+
+// done records an attempt's outcome at now, requeues the checker and
+// returns the transition to report, if any. MISC_CHECK counts its delay
+// from the start of the run (check_misc.c uses last_ran), the others from
+// the end of the attempt.
+func (q *checkQueue) done(e *checkEntry, out checkOutcome, now time.Time) (checkTransition, bool) {
+	e.running = false
+	if e.removed {
+		return checkTransition{}, false
+	}
+	attempts := e.st.failures + 1
+	next, changed, wchanged := e.st.step(e.spec, out)
+	base := now
+	if e.spec.Kind == checkMisc {
+		base = e.started
+	}
+	e.due = base.Add(next)
+	if e.due.Before(now) {
+		e.due = now
+	}
+	heap.Push(&q.h, e)
+	if !changed && !wchanged {
+		return checkTransition{}, false
+	}
+	t := checkTransition{ID: e.id, Kind: e.spec.Kind, Up: e.st.up, Weight: e.st.weight, At: now, WeightOnly: !changed}
+	if out.Err != nil {
+		t.Reason = out.Err.Error()
+		t.Attempts = attempts
+	}
+	return t, true
+}
+
+// ---------------------------------------------------------------------------
+// Driver.
+
+// checkScheduler runs checkers: one goroutine owns the timer heap and arms
+// a single timer for the earliest due checker; due checkers run in
+// goroutines that exist only for the attempt, at most limit at once;
+// transitions go to notify, called from Run's goroutine in order.
+type checkScheduler struct {
+	mu     sync.Mutex
+	q      *checkQueue
+	limit  int
+	notify func(checkTransition)
+	now    func() time.Time
+	wake   chan struct{}
+}
+
+// newCheckScheduler returns a scheduler running at most limit attempts at
+// once (0 means 256). notify must not block for long.
+func newCheckScheduler(limit int, notify func(checkTransition)) *checkScheduler {
+	if limit <= 0 {
+		limit = 256
+	}
+	if notify == nil {
+		notify = func(checkTransition) {}
+	}
+	return &checkScheduler{q: newCheckQueue(), limit: limit, notify: notify, now: time.Now, wake: make(chan struct{}, 1)}
+}
+
+// Add normalizes spec, builds its checker and schedules it under id.
+func (s *checkScheduler) Add(id string, spec *checkerSpec) error {
+	ck, err := newChecker(spec)
+	if err != nil {
+		return fmt.Errorf("%s: %w", id, err)
+	}
+	return s.AddChecker(id, spec, ck)
+}
+
+// AddChecker schedules a given checker implementation (tests use fakes).
+func (s *checkScheduler) AddChecker(id string, spec *checkerSpec, ck checker) error {
+	if err := spec.normalize(); err != nil {
+		return fmt.Errorf("%s: %w", id, err)
+	}
+	s.mu.Lock()
+	_, err := s.q.add(id, spec, ck, s.now())
+	s.mu.Unlock()
+	s.poke()
+	return err
+}
+
+// Remove unschedules a checker.
+func (s *checkScheduler) Remove(id string) {
+	s.mu.Lock()
+	s.q.remove(id)
+	s.mu.Unlock()
+	s.poke()
+}
+
+// State returns whether a checker is up, and false when it is unknown.
+func (s *checkScheduler) State(id string) (up, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.q.entries[id]
+	if !ok {
+		return false, false
+	}
+	return e.st.up, true
+}
+
+func (s *checkScheduler) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+type checkResult struct {
+	e   *checkEntry
+	out checkOutcome
+}
+
+// Run drives the checkers until ctx ends, then waits for running attempts
+// (which see ctx cancelled) and returns.
+func (s *checkScheduler) Run(ctx context.Context) error {
+	results := make(chan checkResult, s.limit)
+	inflight := 0
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		// Start every due checker the concurrency bound allows.
+		s.mu.Lock()
+		for inflight < s.limit {
+			e := s.q.popDue(s.now())
+			if e == nil {
+				break
+			}
+			inflight++
+			go func(e *checkEntry) {
+				out := e.ck.Check(ctx)
+				results <- checkResult{e, out}
+			}(e)
+		}
+		wait := time.Hour
+		if inflight < s.limit {
+			if due, ok := s.q.next(); ok {
+				wait = max(due.Sub(s.now()), 0)
+			}
+		}
+		s.mu.Unlock()
+		timer.Reset(wait)
+
+		select {
+		case <-ctx.Done():
+			for ; inflight > 0; inflight-- {
+				<-results
+			}
+			return nil
+		case r := <-results:
+			inflight--
+			s.mu.Lock()
+			t, ok := s.q.done(r.e, r.out, s.now())
+			s.mu.Unlock()
+			if ok {
+				s.notify(t)
+			}
+		case <-timer.C:
+		case <-s.wake:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Checkers.
+
+// newChecker builds the checker for a spec.
+func newChecker(spec *checkerSpec) (checker, error) {
+	if err := spec.normalize(); err != nil {
+		return nil, err
+	}
+	switch spec.Kind {
+	case checkTCP:
+		return &tcpChecker{spec}, nil
+	case checkHTTP, checkSSL:
+		return &httpChecker{spec}, nil
+	case checkMisc:
+		return &miscChecker{spec}, nil
+	case checkDNS:
+		return &dnsChecker{spec}, nil
+	case checkPing:
+		return &pingChecker{spec}, nil
+	case checkUDP:
+		return &udpChecker{spec}, nil
+	case checkSMTP:
+		return &smtpChecker{spec}, nil
+	}
+	return nil, fmt.Errorf("unknown checker kind %d", spec.Kind)
+}
+
+// checkDialer returns a dialer honouring connect_timeout, bindto,
+// bind_port, bind_if and fwmark.
+func checkDialer(spec *checkerSpec, network string) *net.Dialer {
+	d := &net.Dialer{Timeout: spec.ConnectTimeout}
+	if spec.BindTo.IsValid() || spec.BindPort != 0 {
+		ip := net.IP(nil)
+		if spec.BindTo.IsValid() {
+			ip = net.IP(spec.BindTo.AsSlice())
+		}
+		if strings.HasPrefix(network, "udp") {
+			d.LocalAddr = &net.UDPAddr{IP: ip, Port: int(spec.BindPort)}
+		} else {
+			d.LocalAddr = &net.TCPAddr{IP: ip, Port: int(spec.BindPort)}
+		}
+	}
+	if spec.BindIf != "" || spec.FWMark != 0 {
+		d.Control = func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) {
+				if spec.BindIf != "" {
+					if serr = unix.BindToDevice(int(fd), spec.BindIf); serr != nil {
+						serr = fmt.Errorf("bind_if %s: %w", spec.BindIf, serr)
+						return
+					}
+				}
+				if spec.FWMark != 0 {
+					if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, int(spec.FWMark)); serr != nil {
+						serr = fmt.Errorf("fwmark %d: %w", spec.FWMark, serr)
+					}
+				}
+			})
+			if err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	return d
+}
+
+// checkDial connects with the spec's options and turns errors into short
+// reasons ("connect: connection refused", "connect: timeout after 5s").
+func checkDial(ctx context.Context, spec *checkerSpec, network string) (net.Conn, error) {
+	c, err := checkDialer(spec, network).DialContext(ctx, network, spec.addrPort().String())
+	if err != nil {
+		return nil, checkNetErr("connect", spec, err)
+	}
+	return c, nil
+}
+
+// checkNetErr shortens a net error into a reason naming the step.
+func checkNetErr(step string, spec *checkerSpec, err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%s: timeout after %v", step, spec.ConnectTimeout)
+	}
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s: cancelled", step)
+	}
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return fmt.Errorf("%s: %v", step, se.Err)
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return fmt.Errorf("%s: %v", step, oe.Err)
+	}
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: connection closed by server", step)
+	}
+	return fmt.Errorf("%s: %v", step, err)
+}
+
+// checkDeadline arms the per-step timeout keepalived applies to every read
+// and write (connect_timeout).
+func checkDeadline(c net.Conn, spec *checkerSpec) {
+	_ = c.SetDeadline(time.Now().Add(spec.ConnectTimeout))
+}
+
+// closeOnCancel closes c when ctx ends, so that a blocked read returns.
+func closeOnCancel(ctx context.Context, c net.Conn) (stop func() bool) {
+	return context.AfterFunc(ctx, func() { c.Close() })
+}
+
+// tcpChecker is TCP_CHECK: success is a completed TCP handshake.
+type tcpChecker struct{ spec *checkerSpec }
+
+func (t *tcpChecker) Check(ctx context.Context) checkOutcome {
+	c, err := checkDial(ctx, t.spec, "tcp")
+	if err != nil {
+		return checkOutcome{Err: err, Weight: -1}
+	}
+	c.Close()
+	return checkOutcome{Weight: -1}
+}
+
+// httpChecker is HTTP_GET and SSL_GET. It speaks HTTP itself instead of
+// using net/http because keepalived's digest is the MD5 of the raw bytes
+// after the header (a chunked body is hashed with its chunk framing), and
+// the request is keepalived's exact template, so digests made by
+// keepalived's genhash stay valid. Every url is fetched on each attempt;
+// the first failing url fails the attempt.
+type httpChecker struct{ spec *checkerSpec }
+
+func (h *httpChecker) Check(ctx context.Context) checkOutcome {
+	for i := range h.spec.URLs {
+		u := &h.spec.URLs[i]
+		r, err := httpFetch(ctx, h.spec, u)
+		if err != nil {
+			return checkOutcome{Err: fmt.Errorf("url %s: %w", u.Path, err), Weight: -1}
+		}
+		if err := r.verify(u); err != nil {
+			return checkOutcome{Err: fmt.Errorf("url %s: %w", u.Path, err), Weight: -1}
+		}
+	}
+	return checkOutcome{Weight: -1}
+}
+
+// httpResponse is what keepalived looks at in a reply.
+type httpResponse struct {
+	Status int
+	Digest string // hex MD5 of the body
+	Body   []byte // kept only up to httpKeepBody, for regex
+	Size   int64
+}
+
+const (
+	httpMaxHeader = 64 << 10
+	httpKeepBody  = 1 << 20
+)
+
+func (r *httpResponse) verify(u *checkURL) error {
+	if !u.statusOK(r.Status) {
+		return fmt.Errorf("status %d not in %s", r.Status, u.statusText())
+	}
+	if u.Digest != "" && r.Digest != u.Digest {
+		return fmt.Errorf("digest mismatch: got %s, want %s", r.Digest, u.Digest)
+	}
+	if u.re != nil && u.re.Match(r.Body) == u.RegexNoMatch {
+		if u.RegexNoMatch {
+			return fmt.Errorf("regex %q matched", u.Regex)
+		}
+		return fmt.Errorf("regex %q did not match", u.Regex)
+	}
+	return nil
+}
+
+// httpRequest builds keepalived's GET (check_http.c request_template).
+func httpRequest(spec *checkerSpec, u *checkURL) string {
+	host := u.VirtualHost
+	if host == "" {
+		host = spec.VirtualHost
+	}
+	if host == "" {
+		host = spec.addrPort().String() // [v6]:port as RFC 2732
+	}
+	minor, conn := "0", ""
+	switch spec.HTTPProtocol {
+	case "1.1":
+		minor, conn = "1", "Connection: close\r\n"
+	case "1.0C":
+		conn = "Connection: close\r\n"
+	}
+	return "GET " + u.Path + " HTTP/1." + minor + "\r\nUser-Agent: KeepAliveClient\r\n" + conn + "Host: " + host + "\r\n\r\n"
+}
+
+// httpFetch sends one GET and reads the reply until the server closes or
+// Content-Length bytes arrived.
+func httpFetch(ctx context.Context, spec *checkerSpec, u *checkURL) (*httpResponse, error) {
+	c, err := checkDial(ctx, spec, "tcp")
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	stop := closeOnCancel(ctx, c)
+	defer stop()
+	if spec.Kind == checkSSL {
+		conf := spec.tlsConf.Clone()
+		if conf.ServerName == "" && spec.EnableSNI {
+			conf.ServerName = u.VirtualHost
+			if conf.ServerName == "" {
+				conf.ServerName = spec.VirtualHost
+			}
+		}
+		tc := tls.Client(c, conf)
+		checkDeadline(c, spec)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, checkNetErr("tls handshake", spec, err)
+		}
+		c = tc
+	}
+	checkDeadline(c, spec)
+	if _, err := io.WriteString(c, httpRequest(spec, u)); err != nil {
+		return nil, checkNetErr("send request", spec, err)
+	}
+	return httpReadResponse(&deadlineReader{c, spec}, spec)
+}
+
+// deadlineReader re-arms connect_timeout before every read, as keepalived
+// re-arms its read thread.
+type deadlineReader struct {
+	c    net.Conn
+	spec *checkerSpec
+}
+
+func (d *deadlineReader) Read(p []byte) (int, error) {
+	checkDeadline(d.c, d.spec)
+	return d.c.Read(p)
+}
+
+// httpReadResponse parses the status line and header (keepalived's
+// extract_status_code / extract_html) and hashes the body.
+func httpReadResponse(r io.Reader, spec *checkerSpec) (*httpResponse, error) {
+	br := bufio.NewReaderSize(r, 4096)
+	var head []byte
+	for !bytes.HasSuffix(head, []byte("\r\n\r\n")) {
+		line, err := br.ReadSlice('\n')
+		head = append(head, line...)
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			if len(head) == 0 {
+				return nil, errors.New("read: no data received")
+			}
+			if errors.Is(err, io.EOF) {
+				return nil, errors.New("read: reply ended inside the header")
+			}
+			return nil, checkNetErr("read", spec, err)
+		}
+		if len(head) > httpMaxHeader {
+			return nil, fmt.Errorf("read: header longer than %d bytes", httpMaxHeader)
+		}
+	}
+	status, err := httpStatusCode(head)
+	if err != nil {
+		return nil, err
+	}
+	length := httpContentLength(head)
+	var body io.Reader = br
+	if length >= 0 {
+		body = io.LimitReader(br, length)
+	}
+	hash := md5.New()
+	keep := &checkCapBuffer{max: httpKeepBody}
+	n, err := io.Copy(io.MultiWriter(hash, keep), body)
+	if err != nil {
+		return nil, checkNetErr("read body", spec, err)
+	}
+	return &httpResponse{Status: status, Digest: hex.EncodeToString(hash.Sum(nil)), Body: keep.b, Size: n}, nil
+}
+
+// httpStatusCode reads "HTTP/1.x NNN ..." from the first header line.
+func httpStatusCode(head []byte) (int, error) {
+	line, _, _ := bytes.Cut(head, []byte("\n"))
+	line = bytes.TrimRight(line, "\r")
+	if !bytes.HasPrefix(line, []byte("HTTP/")) {
+		return 0, fmt.Errorf("reply is not HTTP: %q", checkTrim(line))
+	}
+	_, rest, ok := bytes.Cut(line, []byte(" "))
+	if !ok || len(rest) < 3 || (len(rest) > 3 && rest[3] != ' ') {
+		return 0, fmt.Errorf("bad status line %q", checkTrim(line))
+	}
+	code, err := strconv.Atoi(string(rest[:3]))
+	if err != nil || code < 100 {
+		return 0, fmt.Errorf("bad status line %q", checkTrim(line))
+	}
+	return code, nil
+}
+
+// httpContentLength returns the Content-Length header, -1 when absent or
+// malformed (the body then runs to EOF).
+func httpContentLength(head []byte) int64 {
+	for _, line := range bytes.Split(head, []byte("\r\n"))[1:] {
+		name, val, ok := bytes.Cut(line, []byte(":"))
+		if ok && strings.EqualFold(string(bytes.TrimSpace(name)), "Content-Length") {
+			n, err := strconv.ParseInt(string(bytes.TrimSpace(val)), 10, 64)
+			if err != nil || n < 0 {
+				return -1
+			}
+			return n
+		}
+	}
+	return -1
+}
+
+func checkTrim(b []byte) string {
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	return string(b)
+}
+
+// checkCapBuffer keeps the first max bytes written and drops the rest.
+type checkCapBuffer struct {
+	b   []byte
+	max int
+}
+
+func (c *checkCapBuffer) Write(p []byte) (int, error) {
+	if room := c.max - len(c.b); room > 0 {
+		c.b = append(c.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+// buildTLS makes the SSL_GET client configuration.
+func (s *checkerSpec) buildTLS() (*tls.Config, error) {
+	conf := &tls.Config{InsecureSkipVerify: !s.TLSVerify, MinVersion: tls.VersionTLS10}
+	if s.TLSVerify {
+		conf.ServerName = s.TLSServerName
+		if conf.ServerName == "" {
+			conf.ServerName = s.VirtualHost
+		}
+		if conf.ServerName == "" {
+			conf.ServerName = s.ConnectIP.String()
+		}
+	}
+	if s.TLSCAFile != "" {
+		pem, err := os.ReadFile(s.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("ssl ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ssl ca %s holds no PEM certificate", s.TLSCAFile)
+		}
+		conf.RootCAs = pool
+	}
+	if s.TLSCertFile != "" || s.TLSKeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(s.TLSCertFile, s.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("ssl certificate: %w", err)
+		}
+		conf.Certificates = []tls.Certificate{cert}
+	}
+	return conf, nil
+}
+
+// miscChecker is MISC_CHECK: it runs misc_path; exit 0 is success, and
+// with misc_dynamic exit 2..255 is success with weight exit-2 (check_misc.c).
+type miscChecker struct{ spec *checkerSpec }
+
+func (m *miscChecker) Check(ctx context.Context) checkOutcome {
+	argv, err := miscCommand(m.spec.MiscPath)
+	if err != nil {
+		return checkOutcome{Err: err, Weight: -1}
+	}
+	code, err := miscRun(ctx, argv, m.spec.MiscTimeout, m.spec.MiscUser)
+	if err != nil {
+		return checkOutcome{Err: err, Weight: -1}
+	}
+	switch {
+	case code == 0:
+		return checkOutcome{Weight: -1}
+	case m.spec.MiscDynamic && code >= 2 && code <= 255:
+		return checkOutcome{Weight: code - 2}
+	}
+	return checkOutcome{Err: fmt.Errorf("exit status %d", code), Weight: -1}
+}
+
+// miscShellChars are the characters that make a command line need a shell.
+const miscShellChars = "|&;<>()$`\\*?[]~{}#\n"
+
+// miscCommand splits misc_path into argv like keepalived's
+// set_script_params_array (whitespace separated, quotes group, backslash
+// escapes); a command with shell syntax runs as /bin/sh -c CMD so configs
+// written for shells keep working.
+func miscCommand(cmd string) ([]string, error) {
+	cmd = strings.TrimSpace(cmd)
+	if cmd == "" {
+		return nil, errors.New("empty misc_path")
+	}
+	var args []string
+	var cur strings.Builder
+	inArg := false
+	quote := byte(0)
+	for i := 0; i < len(cmd); i++ {
+		c := cmd[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			} else {
+				cur.WriteByte(c)
+			}
+		case c == '"' || c == '\'':
+			quote = c
+			inArg = true
+		case c == ' ' || c == '\t':
+			if inArg {
+				args = append(args, cur.String())
+				cur.Reset()
+				inArg = false
+			}
+		case strings.IndexByte(miscShellChars, c) >= 0:
+			return []string{"/bin/sh", "-c", cmd}, nil
+		default:
+			cur.WriteByte(c)
+			inArg = true
+		}
+	}
+	if quote != 0 {
+		return nil, fmt.Errorf("misc_path %q has an unterminated quote", cmd)
+	}
+	if inArg {
+		args = append(args, cur.String())
+	}
+	return args, nil
+}
+
+// miscRun runs argv in its own process group and returns its exit status.
+// At timeout (or ctx end) the whole group gets SIGTERM, then SIGKILL after
+// checkMiscKillGrace, as keepalived does; that is a failure.
+func miscRun(ctx context.Context, argv []string, timeout time.Duration, cred *syscall.Credential) (int, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
+	// stdout/stderr go to /dev/null (nil): a pipe would keep Wait waiting
+	// for grandchildren that inherited it.
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start: %v", err)
+	}
+	pgid := cmd.Process.Pid
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	var why error
+	select {
+	case err := <-done:
+		// Reap stragglers the script left in its group.
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		return miscExit(err)
+	case <-t.C:
+		why = fmt.Errorf("timed out after %v", timeout)
+	case <-ctx.Done():
+		why = errors.New("cancelled")
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	grace := time.NewTimer(checkMiscKillGrace)
+	defer grace.Stop()
+	select {
+	case <-done:
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	case <-grace.C:
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		<-done
+	}
+	return 0, why
+}
+
+func miscExit(err error) (int, error) {
+	if err == nil {
+		return 0, nil
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 0, fmt.Errorf("killed by signal %v", ws.Signal())
+		}
+		return ee.ExitCode(), nil
+	}
+	return 0, err
+}
+
+// dnsChecker is DNS_CHECK: a query over UDP with RD set; any reply with our
+// ID, QR set and RCODE 0 is success (check_dns.c dns_recv_thread).
+type dnsChecker struct{ spec *checkerSpec }
+
+func (d *dnsChecker) Check(ctx context.Context) checkOutcome {
+	id := uint16(rand.UintN(1 << 16))
+	q, err := dnsQuery(id, d.spec.DNSName, d.spec.dnsType)
+	if err != nil {
+		return checkOutcome{Err: err, Weight: -1}
+	}
+	c, err := checkDial(ctx, d.spec, "udp")
+	if err != nil {
+		return checkOutcome{Err: err, Weight: -1}
+	}
+	defer c.Close()
+	stop := closeOnCancel(ctx, c)
+	defer stop()
+	checkDeadline(c, d.spec) // one timeout for the whole exchange, as keepalived
+	if _, err := c.Write(q); err != nil {
+		return checkOutcome{Err: checkNetErr("send query", d.spec, err), Weight: -1}
+	}
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			return checkOutcome{Err: checkNetErr("read reply", d.spec, err), Weight: -1}
+		}
+		var p dnsmessage.Parser
+		h, err := p.Start(buf[:n])
+		if err != nil || h.ID != id || !h.Response {
+			continue // not our reply: keep waiting, as keepalived
+		}
+		if h.RCode != dnsmessage.RCodeSuccess {
+			return checkOutcome{Err: fmt.Errorf("rcode %v", h.RCode), Weight: -1}
+		}
+		return checkOutcome{Weight: -1}
+	}
+}
+
+// dnsQuery builds the query keepalived's dns_make_query sends.
+func dnsQuery(id uint16, name string, typ dnsmessage.Type) ([]byte, error) {
+	n, err := dnsmessage.NewName(name)
+	if err != nil {
+		return nil, fmt.Errorf("dns name %q: %v", name, err)
+	}
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: id, RecursionDesired: true})
+	if err := b.StartQuestions(); err != nil {
+		return nil, err
+	}
+	if err := b.Question(dnsmessage.Question{Name: n, Type: typ, Class: dnsmessage.ClassINET}); err != nil {
+		return nil, err
+	}
+	return b.Finish()
+}
+
+// udpChecker is UDP_CHECK: send the payload; without require_reply success
+// is the absence of an ICMP error within connect_timeout; with it, a reply
+// of the right length whose leading bytes match (check_udp.c).
+type udpChecker struct{ spec *checkerSpec }
+
+func (u *udpChecker) Check(ctx context.Context) checkOutcome {
+	c, err := checkDial(ctx, u.spec, "udp")
+	if err != nil {
+		return checkOutcome{Err: err, Weight: -1}
+	}
+	defer c.Close()
+	stop := closeOnCancel(ctx, c)
+	defer stop()
+	checkDeadline(c, u.spec)
+	if _, err := c.Write(u.spec.UDPPayload); err != nil {
+		return checkOutcome{Err: checkNetErr("send", u.spec, err), Weight: -1}
+	}
+	buf := make([]byte, u.spec.UDPMaxReply+1)
+	n, err := c.Read(buf)
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && !u.spec.UDPRequireReply {
+			return checkOutcome{Weight: -1}
+		}
+		return checkOutcome{Err: checkNetErr("read reply", u.spec, err), Weight: -1}
+	}
+	if !u.spec.UDPRequireReply {
+		return checkOutcome{Weight: -1}
+	}
+	if err := udpMatch(buf[:n], u.spec); err != nil {
+		return checkOutcome{Err: err, Weight: -1}
+	}
+	return checkOutcome{Weight: -1}
+}
+
+func udpMatch(got []byte, spec *checkerSpec) error {
+	if len(got) < spec.UDPMinReply || len(got) > spec.UDPMaxReply {
+		return fmt.Errorf("reply length %d outside %d-%d", len(got), spec.UDPMinReply, spec.UDPMaxReply)
+	}
+	for i := 0; i < len(spec.UDPReply) && i < len(got); i++ {
+		mask := byte(0xff)
+		if spec.UDPReplyMask != nil {
+			mask = ^spec.UDPReplyMask[i]
+		}
+		if (got[i]^spec.UDPReply[i])&mask != 0 {
+			return fmt.Errorf("reply data mismatch at byte %d", i)
+		}
+	}
+	return nil
+}
+
+// pingChecker is PING_CHECK: one ICMP or ICMPv6 echo, answered within
+// connect_timeout. It uses an unprivileged ping socket when the kernel
+// allows it (net.ipv4.ping_group_range) and a raw socket otherwise.
+type pingChecker struct{ spec *checkerSpec }
+
+func (p *pingChecker) Check(ctx context.Context) checkOutcome {
+	dst := p.spec.ConnectIP.Unmap()
+	v4 := dst.Is4()
+	src := ""
+	if p.spec.BindTo.IsValid() {
+		src = p.spec.BindTo.String()
+	}
+	var pc *icmp.PacketConn
+	var err error
+	raw := false
+	if v4 {
+		if pc, err = icmp.ListenPacket("udp4", src); err != nil {
+			pc, err = icmp.ListenPacket("ip4:icmp", src)
+			raw = true
+		}
+	} else {
+		if pc, err = icmp.ListenPacket("udp6", src); err != nil {
+			pc, err = icmp.ListenPacket("ip6:ipv6-icmp", src)
+			raw = true
+		}
+	}
+	if err != nil {
+		return checkOutcome{Err: fmt.Errorf("icmp socket: %v", err), Weight: -1}
+	}
+	defer pc.Close()
+	stop := context.AfterFunc(ctx, func() { pc.Close() })
+	defer stop()
+	id := int(rand.UintN(1 << 16))
+	seq := int(rand.UintN(1 << 16))
+	var typ, reply icmp.Type = ipv4.ICMPTypeEcho, ipv4.ICMPTypeEchoReply
+	proto := 1
+	if !v4 {
+		typ, reply, proto = ipv6.ICMPTypeEchoRequest, ipv6.ICMPTypeEchoReply, 58
+	}
+	msg := icmp.Message{Type: typ, Body: &icmp.Echo{ID: id, Seq: seq, Data: []byte("vipd PING_CHECK")}}
+	wb, err := msg.Marshal(nil)
+	if err != nil {
+		return checkOutcome{Err: err, Weight: -1}
+	}
+	var to net.Addr = &net.UDPAddr{IP: dst.AsSlice(), Zone: dst.Zone()}
+	if raw {
+		to = &net.IPAddr{IP: dst.AsSlice(), Zone: dst.Zone()}
+	}
+	_ = pc.SetDeadline(time.Now().Add(p.spec.ConnectTimeout))
+	if _, err := pc.WriteTo(wb, to); err != nil {
+		return checkOutcome{Err: checkNetErr("send echo", p.spec, err), Weight: -1}
+	}
+	rb := make([]byte, 1500)
+	for {
+		n, from, err := pc.ReadFrom(rb)
+		if err != nil {
+			return checkOutcome{Err: checkNetErr("echo reply", p.spec, err), Weight: -1}
+		}
+		if fa, ok := netip.AddrFromSlice(checkAddrIP(from)); !ok || fa.Unmap() != dst.WithZone("") {
+			continue
+		}
+		m, err := icmp.ParseMessage(proto, rb[:n])
+		if err != nil || m.Type != reply {
+			continue
+		}
+		e, ok := m.Body.(*icmp.Echo)
+		// A ping socket rewrites the ID; only a raw socket can check it.
+		if !ok || e.Seq != seq || (raw && e.ID != id) {
+			continue
+		}
+		return checkOutcome{Weight: -1}
+	}
+}
+
+func checkAddrIP(a net.Addr) net.IP {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return a.IP
+	case *net.IPAddr:
+		return a.IP
+	}
+	return nil
+}
+
+// smtpChecker is SMTP_CHECK: a 220 banner, HELO answered by 250, then QUIT
+// (check_smtp.c smtp_engine_thread).
+type smtpChecker struct{ spec *checkerSpec }
+
+func (s *smtpChecker) Check(ctx context.Context) checkOutcome {
+	c, err := checkDial(ctx, s.spec, "tcp")
+	if err != nil {
+		return checkOutcome{Err: err, Weight: -1}
+	}
+	defer c.Close()
+	stop := closeOnCancel(ctx, c)
+	defer stop()
+	br := bufio.NewReader(&deadlineReader{c, s.spec})
+	if err := smtpExpect(br, 220, "banner", s.spec); err != nil {
+		return checkOutcome{Err: err, Weight: -1}
+	}
+	checkDeadline(c, s.spec)
+	if _, err := io.WriteString(c, "HELO "+s.spec.SMTPHelo+"\r\n"); err != nil {
+		return checkOutcome{Err: checkNetErr("send HELO", s.spec, err), Weight: -1}
+	}
+	if err := smtpExpect(br, 250, "HELO", s.spec); err != nil {
+		return checkOutcome{Err: err, Weight: -1}
+	}
+	checkDeadline(c, s.spec)
+	if _, err := io.WriteString(c, "QUIT\r\n"); err != nil {
+		return checkOutcome{Err: checkNetErr("send QUIT", s.spec, err), Weight: -1}
+	}
+	// keepalived waits for one more line and then succeeds whatever it says.
+	if _, err := br.ReadString('\n'); err != nil {
+		return checkOutcome{Err: checkNetErr("QUIT reply", s.spec, err), Weight: -1}
+	}
+	return checkOutcome{Weight: -1}
+}
+
+// smtpExpect reads one reply (multi-line "220-..." continuations included)
+// and checks its code.
+func smtpExpect(br *bufio.Reader, want int, what string, spec *checkerSpec) error {
+	for lines := 0; lines < 100; lines++ {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return checkNetErr(what, spec, err)
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if len(line) < 3 {
+			return fmt.Errorf("bad %s reply %q", what, line)
+		}
+		code, err := strconv.Atoi(line[:3])
+		if err != nil {
+			return fmt.Errorf("bad %s reply %q", what, checkTrim([]byte(line)))
+		}
+		if len(line) > 3 && line[3] == '-' {
+			continue
+		}
+		if code != want {
+			return fmt.Errorf("bad %s reply %q, want %d", what, checkTrim([]byte(line)), want)
+		}
+		return nil
+	}
+	return fmt.Errorf("%s reply longer than 100 lines", what)
+}
