@@ -16,22 +16,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// VRRP on the wire: RFC 3768 section 5.2 and RFC 5798 sections 5.1, 7.3.
+// Frame sizes and the TOS of adverts (vrrpProto, vrrpTTL and the groups are in packet.go).
 const (
-	vrrpProto    = 112 // IP protocol number, RFC 5798 section 5.1.1.3
-	vrrpTTL      = 255 // TTL / hop limit of every advert, RFC 5798 section 5.1.1.3
 	vrrpTOS      = 0xc0
 	ethHdrLen    = 14
 	ipv4HdrLen   = 20
 	ipv6HdrLen   = 40
 	maxFrameSize = 65536
-)
-
-var (
-	// vrrpGroup4 and vrrpGroup6 are the VRRP multicast groups, RFC 5798
-	// sections 5.1.1.2 and 5.1.2.2.
-	vrrpGroup4 = netip.MustParseAddr("224.0.0.18")
-	vrrpGroup6 = netip.MustParseAddr("ff02::12")
 )
 
 // advertConn sends and receives VRRP messages (the IP payload, header

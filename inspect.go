@@ -278,7 +278,7 @@ func inspectFrame(fr captureFrame, a *Advert) (rec inspectRecord, ok bool) {
 	if f.Fragment {
 		// VRRP adverts are never fragmented; a fragment is at best part of
 		// one, so it cannot be judged as a whole advert.
-		rec.Verdict = reasonLength.String()
+		rec.Verdict = dropLength.String()
 		rec.detail = "ip fragment, not a whole advert"
 	}
 	return rec, true
@@ -318,11 +318,11 @@ func (rec *inspectRecord) text() string {
 		fmt.Fprintf(&b, ", cksum %s", rec.Checksum)
 		if rec.ChecksumForm != nil {
 			fmt.Fprintf(&b, " (good, %s)", *rec.ChecksumForm)
-		} else if len(rec.Addresses) == int(rec.Count) && rec.Verdict != reasonLength.String() {
+		} else if len(rec.Addresses) == int(rec.Count) && rec.Verdict != dropLength.String() {
 			b.WriteString(" (bad)")
 		}
 	}
-	if rec.Verdict == reasonOK.String() {
+	if rec.Verdict == dropOK.String() {
 		b.WriteString(": ok")
 	} else {
 		fmt.Fprintf(&b, ": drop %s: %s", rec.Verdict, rec.detail)

@@ -145,8 +145,8 @@ func nat(addrport string, w int) ipvsDest {
 	return ipvsDest{Addr: a.Addr(), Port: a.Port(), Weight: w, Method: methodNAT}
 }
 
-// table renders a kernel's table in a stable, ipvsadm-like form.
-func table(t *testing.T, k ipvsKernel) string {
+// ipvsTable renders a kernel's table in a stable, ipvsadm-like form.
+func ipvsTable(t *testing.T, k ipvsKernel) string {
 	t.Helper()
 	svcs, err := k.Services()
 	if err != nil {
@@ -246,7 +246,7 @@ TCP 10.0.0.1:80 rr
 UDP 10.0.0.1:53 wrr persistent timeout 60 /24
   -> 10.1.1.2:53 NAT 1
 `
-	if got := table(t, k); got != want {
+	if got := ipvsTable(t, k); got != want {
 		t.Errorf("table after first apply:\n%s\nwant:\n%s", got, want)
 	}
 
@@ -282,7 +282,7 @@ TCP 10.0.0.1:80 wlc
   -> 10.1.1.2:8080 NAT 0
   -> 10.1.3.2:8080 NAT 5
 `
-	if got := table(t, k); got != want {
+	if got := ipvsTable(t, k); got != want {
 		t.Errorf("table after second apply:\n%s\nwant:\n%s", got, want)
 	}
 
@@ -297,7 +297,7 @@ TCP 10.0.0.1:80 wlc
 	if err := r.Release(false); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := table(t, k), "TCP 192.0.2.9:22 wlc\n"; got != want {
+	if got, want := ipvsTable(t, k), "TCP 192.0.2.9:22 wlc\n"; got != want {
 		t.Errorf("after Release: %q, want %q", got, want)
 	}
 }
@@ -314,7 +314,7 @@ func TestIPVSReconcileAdopt(t *testing.T) {
 	if _, err := r.Apply([]ipvsVirtual{{web, []ipvsDest{nat("10.1.1.2:80", 3)}}}); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := table(t, k), "TCP 10.0.0.1:80 rr\n  -> 10.1.1.2:80 NAT 3\n"; got != want {
+	if got, want := ipvsTable(t, k), "TCP 10.0.0.1:80 rr\n  -> 10.1.1.2:80 NAT 3\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 	if err := r.Release(false); err != nil || len(k.svcs) != 0 {
@@ -351,7 +351,7 @@ func TestIPVSMissingScheduler(t *testing.T) {
 	if !errors.Is(err, unix.ENOENT) {
 		t.Errorf("error does not wrap ENOENT: %v", err)
 	}
-	if got, want := table(t, k), "TCP 10.0.0.1:443 rr\n  -> 10.1.1.2:443 NAT 1\n"; got != want {
+	if got, want := ipvsTable(t, k), "TCP 10.0.0.1:443 rr\n  -> 10.1.1.2:443 NAT 1\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
@@ -371,7 +371,7 @@ func TestIPVSApplyBadInput(t *testing.T) {
 			t.Errorf("err = %v, want it to contain %q", err, want)
 		}
 	}
-	if got, want := table(t, k), "TCP 10.0.0.1:80 rr\n"; got != want {
+	if got, want := ipvsTable(t, k), "TCP 10.0.0.1:80 rr\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 	k.fail = unix.EPERM

@@ -14,36 +14,36 @@ type dropReason uint8
 
 // The rungs, in the order validate tries them.
 const (
-	reasonOK         dropReason = iota
-	reasonTTL                   // multicast TTL/hop limit not 255; unicast outside min_ttl..max_ttl
-	reasonVersion               // not the version the instance runs (or not 2/3)
-	reasonType                  // type is not 1 (ADVERTISEMENT)
-	reasonLength                // shorter than its address count needs
-	reasonChecksum              // no accepted checksum form matches
-	reasonVRID                  // VRID is not this instance's
-	reasonAuthType              // v2 auth type differs from the configured one, or is unknown
-	reasonAuthAH                // v2 auth type 2 (IP AH): recognised, not implemented
-	reasonAuthPass              // v2 simple password differs
-	reasonInterval              // v2 advert interval differs from ours
-	reasonOwner                 // we own the addresses (priority 255): we never accept adverts
-	reasonUnicastSrc            // unicast source is not a configured peer (check_unicast_src)
+	dropOK         dropReason = iota
+	dropTTL                   // multicast TTL/hop limit not 255; unicast outside min_ttl..max_ttl
+	dropVersion               // not the version the instance runs (or not 2/3)
+	dropType                  // type is not 1 (ADVERTISEMENT)
+	dropLength                // shorter than its address count needs
+	dropChecksum              // no accepted checksum form matches
+	dropVRID                  // VRID is not this instance's
+	dropAuthType              // v2 auth type differs from the configured one, or is unknown
+	dropAuthAH                // v2 auth type 2 (IP AH): recognised, not implemented
+	dropAuthPass              // v2 simple password differs
+	dropInterval              // v2 advert interval differs from ours
+	dropOwner                 // we own the addresses (priority 255): we never accept adverts
+	dropUnicastSrc            // unicast source is not a configured peer (check_unicast_src)
 	numDropReasons
 )
 
 var dropReasonNames = [numDropReasons]string{
-	reasonOK:         "ok",
-	reasonTTL:        "ttl",
-	reasonVersion:    "version",
-	reasonType:       "type",
-	reasonLength:     "length",
-	reasonChecksum:   "checksum",
-	reasonVRID:       "vrid",
-	reasonAuthType:   "auth_type",
-	reasonAuthAH:     "auth_ah",
-	reasonAuthPass:   "auth_pass",
-	reasonInterval:   "interval",
-	reasonOwner:      "owner",
-	reasonUnicastSrc: "unicast_src",
+	dropOK:         "ok",
+	dropTTL:        "ttl",
+	dropVersion:    "version",
+	dropType:       "type",
+	dropLength:     "length",
+	dropChecksum:   "checksum",
+	dropVRID:       "vrid",
+	dropAuthType:   "auth_type",
+	dropAuthAH:     "auth_ah",
+	dropAuthPass:   "auth_pass",
+	dropInterval:   "interval",
+	dropOwner:      "owner",
+	dropUnicastSrc: "unicast_src",
 }
 
 func (r dropReason) String() string {
@@ -96,7 +96,7 @@ type rxMeta struct {
 
 // verdict is the outcome of validate.
 type verdict struct {
-	Reason dropReason // reasonOK when the advert is accepted
+	Reason dropReason // dropOK when the advert is accepted
 	// Form is the checksum form the sender used (valid once the checksum
 	// rung has passed).
 	Form ChecksumForm
@@ -111,11 +111,11 @@ type verdict struct {
 }
 
 // OK says whether the advert was accepted.
-func (v verdict) OK() bool { return v.Reason == reasonOK }
+func (v verdict) OK() bool { return v.Reason == dropOK }
 
 // rxCounters counts received adverts per outcome; one per instance.
 type rxCounters struct {
-	Drops            [numDropReasons]uint64 // Drops[reasonOK] counts accepted adverts
+	Drops            [numDropReasons]uint64 // Drops[dropOK] counts accepted adverts
 	AddrMismatch     uint64
 	IntervalMismatch uint64
 	Forms            [3]uint64 // accepted adverts per ChecksumForm
@@ -126,7 +126,7 @@ func (c *rxCounters) add(v verdict) {
 	if v.Reason < numDropReasons {
 		c.Drops[v.Reason]++
 	}
-	if v.Reason != reasonOK {
+	if v.Reason != dropOK {
 		return
 	}
 	if int(v.Form) < len(c.Forms) {
@@ -155,7 +155,7 @@ func validate(meta rxMeta, msg []byte, p *rxPolicy, a *Advert) verdict {
 	// and has its own configured range.
 	if multicast {
 		if meta.TTL != vrrpTTL {
-			return verdict{Reason: reasonTTL, Err: fmt.Errorf("ttl %d, multicast adverts must have %d", meta.TTL, vrrpTTL)}
+			return verdict{Reason: dropTTL, Err: fmt.Errorf("ttl %d, multicast adverts must have %d", meta.TTL, vrrpTTL)}
 		}
 	} else if p != nil {
 		maxTTL := p.MaxTTL
@@ -163,31 +163,31 @@ func validate(meta rxMeta, msg []byte, p *rxPolicy, a *Advert) verdict {
 			maxTTL = 255
 		}
 		if meta.TTL < p.MinTTL || meta.TTL > maxTTL {
-			return verdict{Reason: reasonTTL, Err: fmt.Errorf("ttl %d outside unicast range %d..%d", meta.TTL, p.MinTTL, maxTTL)}
+			return verdict{Reason: dropTTL, Err: fmt.Errorf("ttl %d outside unicast range %d..%d", meta.TTL, p.MinTTL, maxTTL)}
 		}
 	}
 
 	// "MUST verify the VRRP version field": the layout depends on it, so
 	// it and the type are read before the full decode.
 	if len(msg) < 1 {
-		return verdict{Reason: reasonLength, Err: parseErrorf("empty vrrp message")}
+		return verdict{Reason: dropLength, Err: parseErrorf("empty vrrp message")}
 	}
 	version := msg[0] >> 4
 	if version != 2 && version != 3 || version == 2 && ipv6 {
-		return verdict{Reason: reasonVersion, Err: fmt.Errorf("vrrp version %d not usable over %s", version, familyName(ipv6))}
+		return verdict{Reason: dropVersion, Err: fmt.Errorf("vrrp version %d not usable over %s", version, familyName(ipv6))}
 	}
 	if p != nil && version != p.Version {
-		return verdict{Reason: reasonVersion, Err: fmt.Errorf("vrrp version %d, instance runs version %d", version, p.Version)}
+		return verdict{Reason: dropVersion, Err: fmt.Errorf("vrrp version %d, instance runs version %d", version, p.Version)}
 	}
 	if typ := msg[0] & 0x0f; typ != vrrpTypeAdvert {
-		return verdict{Reason: reasonType, Err: fmt.Errorf("vrrp type %d, only 1 (advertisement) exists", typ)}
+		return verdict{Reason: dropType, Err: fmt.Errorf("vrrp type %d, only 1 (advertisement) exists", typ)}
 	}
 
 	// "MUST verify that the received packet contains the complete VRRP
 	// packet (including fixed fields, and IPvX address(es))". Bytes after
 	// it (padding) are ignored.
 	if err := a.Unmarshal(msg, ipv6); err != nil {
-		return verdict{Reason: reasonLength, Err: err}
+		return verdict{Reason: dropLength, Err: err}
 	}
 
 	// "MUST verify the VRRP checksum", over exactly the message: the
@@ -201,7 +201,7 @@ func validate(meta rxMeta, msg []byte, p *rxPolicy, a *Advert) verdict {
 	}
 	form, ok := verifyChecksum(msg[:advertLen(a.Version, a.Count, ipv6)], meta.Src, meta.Dst, group, a.Version)
 	if !ok {
-		return verdict{Reason: reasonChecksum, Err: fmt.Errorf("bad vrrp checksum 0x%04x", a.Checksum)}
+		return verdict{Reason: dropChecksum, Err: fmt.Errorf("bad vrrp checksum 0x%04x", a.Checksum)}
 	}
 	v := verdict{Form: form}
 
@@ -210,9 +210,9 @@ func validate(meta rxMeta, msg []byte, p *rxPolicy, a *Advert) verdict {
 			switch a.AuthType {
 			case authNone, authSimple:
 			case authAH:
-				return verdict{Reason: reasonAuthAH, Form: form, Err: fmt.Errorf("auth type 2 (ip ah) is not supported")}
+				return verdict{Reason: dropAuthAH, Form: form, Err: fmt.Errorf("auth type 2 (ip ah) is not supported")}
 			default:
-				return verdict{Reason: reasonAuthType, Form: form, Err: fmt.Errorf("unknown auth type %d", a.AuthType)}
+				return verdict{Reason: dropAuthType, Form: form, Err: fmt.Errorf("unknown auth type %d", a.AuthType)}
 			}
 		}
 		return v
@@ -222,20 +222,20 @@ func validate(meta rxMeta, msg []byte, p *rxPolicy, a *Advert) verdict {
 	// and the local router is not the IPvX Address owner"; the owner part
 	// is checked below, after the softer rules, as keepalived does.
 	if a.VRID != p.VRID {
-		return verdict{Reason: reasonVRID, Form: form, Err: fmt.Errorf("vrid %d, instance has %d", a.VRID, p.VRID)}
+		return verdict{Reason: dropVRID, Form: form, Err: fmt.Errorf("vrid %d, instance has %d", a.VRID, p.VRID)}
 	}
 
 	// RFC 3768 section 7.1: "MUST verify that the Auth Type matches the
 	// locally configured authentication method", then the password.
 	if a.Version == 2 {
 		if a.AuthType == authAH {
-			return verdict{Reason: reasonAuthAH, Form: form, Err: fmt.Errorf("auth type 2 (ip ah) is not supported")}
+			return verdict{Reason: dropAuthAH, Form: form, Err: fmt.Errorf("auth type 2 (ip ah) is not supported")}
 		}
 		if a.AuthType != p.AuthType {
-			return verdict{Reason: reasonAuthType, Form: form, Err: fmt.Errorf("auth type %d, instance uses %d", a.AuthType, p.AuthType)}
+			return verdict{Reason: dropAuthType, Form: form, Err: fmt.Errorf("auth type %d, instance uses %d", a.AuthType, p.AuthType)}
 		}
 		if a.AuthType == authSimple && !authEqual(a.Auth, p.AuthPass) {
-			return verdict{Reason: reasonAuthPass, Form: form, Err: fmt.Errorf("simple password does not match")}
+			return verdict{Reason: dropAuthPass, Form: form, Err: fmt.Errorf("simple password does not match")}
 		}
 	}
 
@@ -244,7 +244,7 @@ func validate(meta rxMeta, msg []byte, p *rxPolicy, a *Advert) verdict {
 	// has the backup adopt the master's interval instead.
 	if a.Interval != p.Interval {
 		if a.Version == 2 {
-			return verdict{Reason: reasonInterval, Form: form, Err: fmt.Errorf("advert interval %d s, instance has %d s", a.Interval/100, p.Interval/100)}
+			return verdict{Reason: dropInterval, Form: form, Err: fmt.Errorf("advert interval %d s, instance has %d s", a.Interval/100, p.Interval/100)}
 		}
 		v.IntervalMismatch = true
 	}
@@ -254,11 +254,11 @@ func validate(meta rxMeta, msg []byte, p *rxPolicy, a *Advert) verdict {
 	v.AddrMismatch = !sameAddrs(a.Addresses, p.Addresses)
 
 	if p.Owner {
-		return verdict{Reason: reasonOwner, Form: form, Err: fmt.Errorf("we own the addresses (priority 255) and accept no adverts")}
+		return verdict{Reason: dropOwner, Form: form, Err: fmt.Errorf("we own the addresses (priority 255) and accept no adverts")}
 	}
 
 	if p.CheckUnicastSrc && !multicast && !slices.Contains(p.Peers, meta.Src.Unmap()) {
-		return verdict{Reason: reasonUnicastSrc, Form: form, Err: fmt.Errorf("unicast source %v is not a configured peer", meta.Src)}
+		return verdict{Reason: dropUnicastSrc, Form: form, Err: fmt.Errorf("unicast source %v is not a configured peer", meta.Src)}
 	}
 	return v
 }
