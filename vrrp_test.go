@@ -14,14 +14,14 @@ var (
 	ourAddr   = netip.MustParseAddr("192.0.2.10")
 	lowerAddr = netip.MustParseAddr("192.0.2.5")
 	upperAddr = netip.MustParseAddr("192.0.2.20")
-	vip       = netip.MustParseAddr("192.0.2.100")
+	testVIP       = netip.MustParseAddr("192.0.2.100")
 )
 
 // testConfig is a version 3 IPv4 instance at priority prio, 1 s interval.
 func testConfig(prio uint8) instanceConfig {
 	return instanceConfig{
 		Name: "VI_1", VRID: 51, Version: 3, Priority: prio, Interval: 100,
-		Primary: ourAddr, VIPs: []netip.Addr{vip},
+		Primary: ourAddr, VIPs: []netip.Addr{testVIP},
 	}
 }
 
@@ -60,7 +60,7 @@ func masterAt(t testing.TB, c instanceConfig) (*instance, time.Time) {
 func advertEvent(src netip.Addr, prio uint8, intervalCS uint16) event {
 	return event{Kind: evAdvert, Src: src, Advert: &Advert{
 		Version: 3, Type: 1, VRID: 51, Priority: prio, Count: 1, Interval: intervalCS,
-		Addresses: []netip.Addr{vip},
+		Addresses: []netip.Addr{testVIP},
 	}}
 }
 
