@@ -80,9 +80,8 @@ type captureFrame struct {
 	Data []byte
 }
 
-// maxSnaplen bounds the frame size a pcap header may announce, as tcpdump
-// does (MAXIMUM_SNAPLEN), so a corrupt header cannot make us allocate
-// gigabytes.
+// maxSnaplen bounds the size of a pcap frame, as tcpdump's MAXIMUM_SNAPLEN
+// does, so a corrupt record header cannot make us allocate gigabytes.
 const maxSnaplen = 262144
 
 // readCapture calls fn for every frame of a pcap or pcapng stream.
@@ -113,9 +112,9 @@ func readCapture(r io.Reader, fn func(captureFrame) error) error {
 		if err != nil {
 			return fmt.Errorf("not a pcap or pcapng capture (starts with %x)", magic)
 		}
-		if s := pr.Snaplen(); s == 0 || s > maxSnaplen {
-			pr.SetSnaplen(maxSnaplen)
-		}
+		// Like tcpdump, trust our own bound rather than the header's
+		// snaplen, which some writers (and fuzzers) get wrong.
+		pr.SetSnaplen(maxSnaplen)
 		next = func() ([]byte, gopacket.CaptureInfo, layers.LinkType, error) {
 			data, ci, err := pr.ReadPacketData()
 			return data, ci, pr.LinkType(), err
