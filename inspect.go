@@ -36,7 +36,13 @@ func (c *inspectCmd) Run() error {
 func (c *inspectCmd) run(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	var errs []error
-	for _, name := range c.Files {
+	for i, name := range c.Files {
+		if !c.JSON && len(c.Files) > 1 {
+			if i > 0 {
+				bw.WriteString("\n")
+			}
+			fmt.Fprintf(bw, "%s:\n", name)
+		}
 		if err := inspectFile(bw, name, c.JSON); err != nil {
 			errs = append(errs, err)
 		}
@@ -274,9 +280,9 @@ func inspectFrame(fr captureFrame, a *Advert) (rec inspectRecord, ok bool) {
 	if v.Err != nil {
 		rec.detail = v.Err.Error()
 	}
-	if f.Fragment {
+	if f.Fragment && v.Reason == reasonOK {
 		// VRRP adverts are never fragmented; a fragment is at best part of
-		// one, so it cannot be judged as a whole advert.
+		// one, so it cannot be accepted as a whole advert.
 		rec.Verdict = reasonLength.String()
 		rec.detail = "ip fragment, not a whole advert"
 	}
