@@ -36,7 +36,13 @@ func (c *inspectCmd) Run() error {
 func (c *inspectCmd) run(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	var errs []error
-	for _, name := range c.Files {
+	for i, name := range c.Files {
+		if !c.JSON && len(c.Files) > 1 {
+			if i > 0 {
+				bw.WriteString("\n")
+			}
+			fmt.Fprintf(bw, "%s:\n", name)
+		}
 		if err := inspectFile(bw, name, c.JSON); err != nil {
 			errs = append(errs, err)
 		}
@@ -80,9 +86,8 @@ type captureFrame struct {
 	Data []byte
 }
 
-// maxSnaplen bounds the frame size a pcap header may announce, as tcpdump
-// does (MAXIMUM_SNAPLEN), so a corrupt header cannot make us allocate
-// gigabytes.
+// maxSnaplen bounds the size of a pcap frame, as tcpdump's MAXIMUM_SNAPLEN
+// does, so a corrupt record header cannot make us allocate gigabytes.
 const maxSnaplen = 262144
 
 // readCapture calls fn for every frame of a pcap or pcapng stream.
@@ -113,9 +118,9 @@ func readCapture(r io.Reader, fn func(captureFrame) error) error {
 		if err != nil {
 			return fmt.Errorf("not a pcap or pcapng capture (starts with %x)", magic)
 		}
-		if s := pr.Snaplen(); s == 0 || s > maxSnaplen {
-			pr.SetSnaplen(maxSnaplen)
-		}
+		// Like tcpdump, trust our own bound rather than the header's
+		// snaplen, which some writers (and fuzzers) get wrong.
+		pr.SetSnaplen(maxSnaplen)
 		next = func() ([]byte, gopacket.CaptureInfo, layers.LinkType, error) {
 			data, ci, err := pr.ReadPacketData()
 			return data, ci, pr.LinkType(), err
@@ -275,10 +280,10 @@ func inspectFrame(fr captureFrame, a *Advert) (rec inspectRecord, ok bool) {
 	if v.Err != nil {
 		rec.detail = v.Err.Error()
 	}
-	if f.Fragment {
+	if f.Fragment && v.Reason == reasonOK {
 		// VRRP adverts are never fragmented; a fragment is at best part of
-		// one, so it cannot be judged as a whole advert.
-		rec.Verdict = dropLength.String()
+		// one, so it cannot be accepted as a whole advert.
+		rec.Verdict = reasonLength.String()
 		rec.detail = "ip fragment, not a whole advert"
 	}
 	return rec, true
