@@ -135,3 +135,100 @@ func TestIPVSGuestProgram(t *testing.T) {
 	}
 	t.Logf("ipvsadm -Ln:\n%s", out)
 }
+
+// The reconciler against the kernel: edits, removals and additions land as
+// diffed, a service someone else made (with ipvsadm) survives them, stop
+// releases only ours, lvs_flush removes everything.
+func TestIPVSGuestReconcile(t *testing.T) {
+	k := needGuest(t)
+	if out, err := exec.Command("ipvsadm", "-A", "-u", "192.0.2.9:514", "-s", "wlc").CombinedOutput(); err != nil {
+		t.Fatalf("ipvsadm -A: %v\n%s", err, out)
+	}
+	r := newIPVSReconciler(k)
+	web := ipvsVirtual{tcpSvc("10.0.0.1:80", "rr"), []ipvsDest{nat("10.1.1.2:8080", 1), nat("10.1.2.2:8080", 2)}}
+	dns := ipvsVirtual{ipvsService{Protocol: protoUDP, Addr: netip.MustParseAddr("10.0.0.1"), Port: 53}, []ipvsDest{nat("10.1.1.2:53", 1)}}
+	if _, err := r.Apply([]ipvsVirtual{web, dns}); err != nil {
+		t.Fatal(err)
+	}
+	if ops, err := r.Apply([]ipvsVirtual{web, dns}); err != nil || len(ops) != 0 {
+		t.Errorf("re-apply of the same state: %v %v", ops, err)
+	}
+	web2 := ipvsVirtual{tcpSvc("10.0.0.1:80", "wlc"), []ipvsDest{nat("10.1.1.2:8080", 0), nat("10.1.3.2:8080", 5)}}
+	ops, err := r.Apply([]ipvsVirtual{web2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, op := range ops {
+		got = append(got, op.String())
+	}
+	want := []string{
+		"delete service UDP 10.0.0.1:53",
+		"edit service TCP 10.0.0.1:80 (wlc)",
+		"delete real server 10.1.2.2:8080 from TCP 10.0.0.1:80",
+		"edit real server 10.1.1.2:8080 of TCP 10.0.0.1:80 (NAT weight 0)",
+		"add real server 10.1.3.2:8080 to TCP 10.0.0.1:80 (NAT weight 5)",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("ops:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if got, want := table(t, k), `TCP 10.0.0.1:80 wlc
+  -> 10.1.1.2:8080 NAT 0
+  -> 10.1.3.2:8080 NAT 5
+UDP 192.0.2.9:514 wlc
+`; got != want {
+		t.Errorf("kernel table:\n%s\nwant:\n%s", got, want)
+	}
+	out := ipvsadm(t)
+	for _, want := range []string{"UDP 192.0.2.9:514 wlc", "TCP 10.0.0.1:80 wlc", "-> 10.1.1.2:8080 Masq 0 0 0", "-> 10.1.3.2:8080 Masq 5 0 0"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ipvsadm -Ln lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "10.0.0.1:53") || strings.Contains(out, "10.1.2.2") {
+		t.Errorf("removed entries still in ipvsadm -Ln:\n%s", out)
+	}
+	if err := r.Release(true); err != nil {
+		t.Fatal(err)
+	}
+	if svcs, _ := k.Services(); len(svcs) != 2 {
+		t.Errorf("Release(keep) changed the table: %v", svcs)
+	}
+	if err := r.Release(false); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := table(t, k), "UDP 192.0.2.9:514 wlc\n"; got != want {
+		t.Errorf("after release: %q, want %q", got, want)
+	}
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if svcs, _ := k.Services(); len(svcs) != 0 {
+		t.Errorf("after flush: %v", svcs)
+	}
+}
+
+// Debian's 6.1 kernel has no twos scheduler: the service that asks for it
+// fails with an error naming it, the others are programmed.
+func TestIPVSGuestMissingScheduler(t *testing.T) {
+	k := needGuest(t)
+	r := newIPVSReconciler(k)
+	twos := ipvsVirtual{tcpSvc("10.0.0.1:80", "twos"), []ipvsDest{nat("10.1.1.2:80", 1)}}
+	rr := ipvsVirtual{tcpSvc("10.0.0.1:443", "rr"), []ipvsDest{nat("10.1.1.2:443", 1)}}
+	_, err := r.Apply([]ipvsVirtual{twos, rr})
+	if err == nil {
+		t.Skip("this kernel has the twos scheduler")
+	}
+	if !strings.Contains(err.Error(), `add service TCP 10.0.0.1:80 (twos): scheduler "twos" is not available in the running kernel`) {
+		t.Errorf("err = %v", err)
+	}
+	t.Logf("error: %v", err)
+	if got, want := table(t, k), "TCP 10.0.0.1:443 rr\n  -> 10.1.1.2:443 NAT 1\n"; got != want {
+		t.Errorf("kernel table %q, want %q", got, want)
+	}
+	// Editing an existing service to a missing scheduler fails the same way.
+	twos.Service.Port = 443
+	if _, err := r.Apply([]ipvsVirtual{twos}); err == nil || !strings.Contains(err.Error(), `edit service TCP 10.0.0.1:443 (twos): scheduler "twos"`) {
+		t.Errorf("edit to twos: %v", err)
+	}
+}

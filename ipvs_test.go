@@ -152,6 +152,7 @@ func ipvsTable(t *testing.T, k ipvsKernel) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	slices.SortFunc(svcs, func(a, b ipvsService) int { return strings.Compare(a.String(), b.String()) })
 	var b strings.Builder
 	for _, s := range svcs {
 		fmt.Fprintf(&b, "%s %s", s, s.Scheduler)
@@ -239,10 +240,10 @@ func TestIPVSReconcile(t *testing.T) {
 	if len(ops) != 5 {
 		t.Errorf("first apply: %d ops, want 5: %v", len(ops), ops)
 	}
-	want := `TCP 192.0.2.9:22 wlc
-TCP 10.0.0.1:80 rr
+	want := `TCP 10.0.0.1:80 rr
   -> 10.1.1.2:8080 NAT 1
   -> 10.1.2.2:8080 NAT 2
+TCP 192.0.2.9:22 wlc
 UDP 10.0.0.1:53 wrr persistent timeout 60 /24
   -> 10.1.1.2:53 NAT 1
 `
@@ -277,10 +278,10 @@ UDP 10.0.0.1:53 wrr persistent timeout 60 /24
 	if len(ops) != len(wantCalls) {
 		t.Errorf("ops %v", ops)
 	}
-	want = `TCP 192.0.2.9:22 wlc
-TCP 10.0.0.1:80 wlc
+	want = `TCP 10.0.0.1:80 wlc
   -> 10.1.1.2:8080 NAT 0
   -> 10.1.3.2:8080 NAT 5
+TCP 192.0.2.9:22 wlc
 `
 	if got := ipvsTable(t, k); got != want {
 		t.Errorf("table after second apply:\n%s\nwant:\n%s", got, want)
