@@ -16,7 +16,7 @@ import (
 )
 
 var (
-	t0   = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	garpT0   = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	vip4 = garpTarget{Addr: netip.MustParseAddr("10.0.0.100"), Dev: "eth0"}
 	vip5 = garpTarget{Addr: netip.MustParseAddr("10.0.0.101"), Dev: "eth0"}
 	vip6 = garpTarget{Addr: netip.MustParseAddr("fd00::100"), Dev: "eth0"}
@@ -38,64 +38,64 @@ func TestGARPDefaults(t *testing.T) {
 // after garp_master_delay, then nothing.
 func TestGARPSchedMaster(t *testing.T) {
 	s := newGARPSched(defaultGARPConfig())
-	if send, next := s.Due(t0); send != nil || !next.IsZero() {
+	if send, next := s.Due(garpT0); send != nil || !next.IsZero() {
 		t.Fatalf("stopped scheduler: %v, %v", send, next)
 	}
-	s.Start(t0, []garpTarget{vip4, vip6})
-	send, next := s.Due(t0)
+	s.Start(garpT0, []garpTarget{vip4, vip6})
+	send, next := s.Due(garpT0)
 	want := []garpTarget{vip4, vip4, vip4, vip4, vip4, vip6, vip6, vip6, vip6, vip6}
 	if !slices.Equal(send, want) {
 		t.Fatalf("at start: %v, want %v", send, want)
 	}
-	if !next.Equal(t0.Add(5 * time.Second)) {
+	if !next.Equal(garpT0.Add(5 * time.Second)) {
 		t.Fatalf("next = %v, want start + 5s", next)
 	}
-	if send, next2 := s.Due(t0.Add(ms(4999))); len(send) != 0 || !next2.Equal(next) {
+	if send, next2 := s.Due(garpT0.Add(ms(4999))); len(send) != 0 || !next2.Equal(next) {
 		t.Fatalf("before the delay: %v, next %v", send, next2)
 	}
-	send, next = s.Due(t0.Add(5 * time.Second))
+	send, next = s.Due(garpT0.Add(5 * time.Second))
 	if !slices.Equal(send, want) || !next.IsZero() {
 		t.Fatalf("after the delay: %v, next %v; want a second set and nothing more", send, next)
 	}
-	if send, _ := s.Due(t0.Add(time.Hour)); len(send) != 0 {
+	if send, _ := s.Due(garpT0.Add(time.Hour)); len(send) != 0 {
 		t.Fatalf("an hour later: %v", send)
 	}
 }
 
 func TestGARPSchedNoDelayNoRepeat(t *testing.T) {
 	s := newGARPSched(garpConfig{Repeat: 1})
-	s.Start(t0, []garpTarget{vip4})
-	if send, next := s.Due(t0); len(send) != 1 || !next.IsZero() {
+	s.Start(garpT0, []garpTarget{vip4})
+	if send, next := s.Due(garpT0); len(send) != 1 || !next.IsZero() {
 		t.Fatalf("delay 0: %v, next %v; want one and no second set", send, next)
 	}
 	s = newGARPSched(garpConfig{Repeat: 0, Delay: time.Second})
-	s.Start(t0, []garpTarget{vip4})
-	if send, _ := s.Due(t0); len(send) != 0 {
+	s.Start(garpT0, []garpTarget{vip4})
+	if send, _ := s.Due(garpT0); len(send) != 0 {
 		t.Fatalf("repeat 0: %v", send)
 	}
 }
 
 func TestGARPSchedRefresh(t *testing.T) {
 	s := newGARPSched(garpConfig{Repeat: 2, Delay: 5 * time.Second, Refresh: time.Minute, RefreshRepeat: 3})
-	s.Start(t0, []garpTarget{vip4})
-	if send, _ := s.Due(t0); len(send) != 2 {
+	s.Start(garpT0, []garpTarget{vip4})
+	if send, _ := s.Due(garpT0); len(send) != 2 {
 		t.Fatalf("start: %d sent, want 2", len(send))
 	}
-	send, next := s.Due(t0.Add(5 * time.Second))
-	if len(send) != 2 || !next.Equal(t0.Add(time.Minute)) {
+	send, next := s.Due(garpT0.Add(5 * time.Second))
+	if len(send) != 2 || !next.Equal(garpT0.Add(time.Minute)) {
 		t.Fatalf("delay: %d sent, next %v", len(send), next)
 	}
-	send, next = s.Due(t0.Add(time.Minute))
-	if len(send) != 3 || !next.Equal(t0.Add(2*time.Minute)) {
+	send, next = s.Due(garpT0.Add(time.Minute))
+	if len(send) != 3 || !next.Equal(garpT0.Add(2*time.Minute)) {
 		t.Fatalf("refresh: %d sent, next %v; want 3 and another minute", len(send), next)
 	}
 	// A late call fires the refresh once and counts the next from now.
-	send, next = s.Due(t0.Add(10 * time.Minute))
-	if len(send) != 3 || !next.Equal(t0.Add(11*time.Minute)) {
+	send, next = s.Due(garpT0.Add(10 * time.Minute))
+	if len(send) != 3 || !next.Equal(garpT0.Add(11*time.Minute)) {
 		t.Fatalf("late refresh: %d sent, next %v", len(send), next)
 	}
 	s.Stop()
-	if send, next := s.Due(t0.Add(time.Hour)); len(send) != 0 || !next.IsZero() {
+	if send, next := s.Due(garpT0.Add(time.Hour)); len(send) != 0 || !next.IsZero() {
 		t.Fatalf("after stop: %v, %v", send, next)
 	}
 }
@@ -106,19 +106,19 @@ func TestGARPSchedRefresh(t *testing.T) {
 func TestGARPSchedPacing(t *testing.T) {
 	other := garpTarget{Addr: netip.MustParseAddr("10.9.0.1"), Dev: "eth1"}
 	s := newGARPSched(garpConfig{Repeat: 2, Interval: ms(100)})
-	s.Start(t0, []garpTarget{vip4, vip5, vip6, other})
-	send, next := s.Due(t0)
+	s.Start(garpT0, []garpTarget{vip4, vip5, vip6, other})
+	send, next := s.Due(garpT0)
 	if want := []garpTarget{vip4, vip6, vip6, other}; !slices.Equal(send, want) {
 		t.Fatalf("at start: %v, want %v", send, want)
 	}
-	if !next.Equal(t0.Add(ms(100))) {
+	if !next.Equal(garpT0.Add(ms(100))) {
 		t.Fatalf("next = %v", next)
 	}
-	if send, n2 := s.Due(t0.Add(ms(50))); len(send) != 0 || !n2.Equal(next) {
+	if send, n2 := s.Due(garpT0.Add(ms(50))); len(send) != 0 || !n2.Equal(next) {
 		t.Fatalf("inside the interval: %v, next %v", send, n2)
 	}
 	var got []garpTarget
-	now := t0.Add(ms(100))
+	now := garpT0.Add(ms(100))
 	for i := 0; i < 10 && !now.IsZero(); i++ {
 		send, next := s.Due(now)
 		got = append(got, send...)
@@ -134,9 +134,9 @@ func TestGARPSchedPacing(t *testing.T) {
 
 func TestGARPSchedNAInterval(t *testing.T) {
 	s := newGARPSched(garpConfig{Repeat: 3, NAInterval: time.Second})
-	s.Start(t0, []garpTarget{vip4, vip6})
-	send, next := s.Due(t0)
-	if want := []garpTarget{vip4, vip4, vip4, vip6}; !slices.Equal(send, want) || !next.Equal(t0.Add(time.Second)) {
+	s.Start(garpT0, []garpTarget{vip4, vip6})
+	send, next := s.Due(garpT0)
+	if want := []garpTarget{vip4, vip4, vip4, vip6}; !slices.Equal(send, want) || !next.Equal(garpT0.Add(time.Second)) {
 		t.Fatalf("at start: %v next %v", send, next)
 	}
 }
@@ -144,21 +144,21 @@ func TestGARPSchedNAInterval(t *testing.T) {
 func TestGARPSchedBurstAndRestart(t *testing.T) {
 	s := newGARPSched(garpConfig{Repeat: 1})
 	s.Burst(4)
-	s.Start(t0, []garpTarget{vip4})
+	s.Start(garpT0, []garpTarget{vip4})
 	s.Burst(2) // garp_lower_prio_repeat
-	if send, _ := s.Due(t0); len(send) != 3 {
+	if send, _ := s.Due(garpT0); len(send) != 3 {
 		t.Fatalf("burst: %d, want 1 + 2 (the burst before Start is ignored)", len(send))
 	}
-	s.Start(t0, []garpTarget{vip5})
-	if send, _ := s.Due(t0); !slices.Equal(send, []garpTarget{vip5}) {
+	s.Start(garpT0, []garpTarget{vip5})
+	if send, _ := s.Due(garpT0); !slices.Equal(send, []garpTarget{vip5}) {
 		t.Fatalf("restart: %v", send)
 	}
 	// Stop drops what pacing still holds.
 	s = newGARPSched(garpConfig{Repeat: 3, Interval: time.Second})
-	s.Start(t0, []garpTarget{vip4})
-	s.Due(t0)
+	s.Start(garpT0, []garpTarget{vip4})
+	s.Due(garpT0)
 	s.Stop()
-	if send, next := s.Due(t0.Add(time.Hour)); len(send) != 0 || !next.IsZero() {
+	if send, next := s.Due(garpT0.Add(time.Hour)); len(send) != 0 || !next.IsZero() {
 		t.Fatalf("after stop: %v %v", send, next)
 	}
 }

@@ -280,10 +280,10 @@ func inspectFrame(fr captureFrame, a *Advert) (rec inspectRecord, ok bool) {
 	if v.Err != nil {
 		rec.detail = v.Err.Error()
 	}
-	if f.Fragment && v.Reason == reasonOK {
+	if f.Fragment && v.Reason == dropOK {
 		// VRRP adverts are never fragmented; a fragment is at best part of
 		// one, so it cannot be accepted as a whole advert.
-		rec.Verdict = reasonLength.String()
+		rec.Verdict = dropLength.String()
 		rec.detail = "ip fragment, not a whole advert"
 	}
 	return rec, true

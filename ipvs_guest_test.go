@@ -172,7 +172,7 @@ func TestIPVSGuestReconcile(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("ops:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if got, want := table(t, k), `TCP 10.0.0.1:80 wlc
+	if got, want := ipvsTable(t, k), `TCP 10.0.0.1:80 wlc
   -> 10.1.1.2:8080 NAT 0
   -> 10.1.3.2:8080 NAT 5
 UDP 192.0.2.9:514 wlc
@@ -197,7 +197,7 @@ UDP 192.0.2.9:514 wlc
 	if err := r.Release(false); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := table(t, k), "UDP 192.0.2.9:514 wlc\n"; got != want {
+	if got, want := ipvsTable(t, k), "UDP 192.0.2.9:514 wlc\n"; got != want {
 		t.Errorf("after release: %q, want %q", got, want)
 	}
 	if err := r.Flush(); err != nil {
@@ -223,7 +223,7 @@ func TestIPVSGuestMissingScheduler(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 	t.Logf("error: %v", err)
-	if got, want := table(t, k), "TCP 10.0.0.1:443 rr\n  -> 10.1.1.2:443 NAT 1\n"; got != want {
+	if got, want := ipvsTable(t, k), "TCP 10.0.0.1:443 rr\n  -> 10.1.1.2:443 NAT 1\n"; got != want {
 		t.Errorf("kernel table %q, want %q", got, want)
 	}
 	// Editing an existing service to a missing scheduler fails the same way.

@@ -62,53 +62,53 @@ func (tc ladderCase) build(t *testing.T) (rxMeta, []byte, *rxPolicy) {
 // rule and must be dropped for exactly that reason.
 func TestLadder(t *testing.T) {
 	tests := []ladderCase{
-		{name: "v2 ok", version: 2, want: reasonOK},
-		{name: "v3 ok", version: 3, want: reasonOK},
-		{name: "v3 ok message checksum", version: 3, form: ChecksumMessage, want: reasonOK},
+		{name: "v2 ok", version: 2, want: dropOK},
+		{name: "v3 ok", version: 3, want: dropOK},
+		{name: "v3 ok message checksum", version: 3, form: ChecksumMessage, want: dropOK},
 		// 7.1: "MUST verify that the IP TTL is 255".
-		{name: "multicast ttl 254", version: 3, modMeta: func(m *rxMeta) { m.TTL = 254 }, want: reasonTTL},
-		{name: "multicast ttl 1", version: 2, modMeta: func(m *rxMeta) { m.TTL = 1 }, want: reasonTTL},
+		{name: "multicast ttl 254", version: 3, modMeta: func(m *rxMeta) { m.TTL = 254 }, want: dropTTL},
+		{name: "multicast ttl 1", version: 2, modMeta: func(m *rxMeta) { m.TTL = 1 }, want: dropTTL},
 		// Unicast: keepalived's unicast_peer min_ttl/max_ttl.
-		{name: "unicast ttl 64 default range", version: 3, modMeta: func(m *rxMeta) { m.Dst = peerB; m.TTL = 64 }, want: reasonOK},
-		{name: "unicast ttl below min", version: 3, modMeta: func(m *rxMeta) { m.Dst = peerB; m.TTL = 9 }, modPolicy: func(p *rxPolicy) { p.MinTTL = 10 }, want: reasonTTL},
-		{name: "unicast ttl above max", version: 3, modMeta: func(m *rxMeta) { m.Dst = peerB; m.TTL = 64 }, modPolicy: func(p *rxPolicy) { p.MaxTTL = 63 }, want: reasonTTL},
+		{name: "unicast ttl 64 default range", version: 3, modMeta: func(m *rxMeta) { m.Dst = peerB; m.TTL = 64 }, want: dropOK},
+		{name: "unicast ttl below min", version: 3, modMeta: func(m *rxMeta) { m.Dst = peerB; m.TTL = 9 }, modPolicy: func(p *rxPolicy) { p.MinTTL = 10 }, want: dropTTL},
+		{name: "unicast ttl above max", version: 3, modMeta: func(m *rxMeta) { m.Dst = peerB; m.TTL = 64 }, modPolicy: func(p *rxPolicy) { p.MaxTTL = 63 }, want: dropTTL},
 		// 7.1: "MUST verify the VRRP version field".
-		{name: "v3 advert to v2 instance", version: 3, modPolicy: func(p *rxPolicy) { p.Version = 2 }, want: reasonVersion},
-		{name: "version 4", version: 3, modMsg: func(m []byte) []byte { m[0] = 0x41; return m }, want: reasonVersion},
+		{name: "v3 advert to v2 instance", version: 3, modPolicy: func(p *rxPolicy) { p.Version = 2 }, want: dropVersion},
+		{name: "version 4", version: 3, modMsg: func(m []byte) []byte { m[0] = 0x41; return m }, want: dropVersion},
 		// RFC 5798 section 5.2.2: only type 1 exists.
-		{name: "type 2", version: 3, mod: func(a *Advert) { a.Type = 2 }, want: reasonType},
+		{name: "type 2", version: 3, mod: func(a *Advert) { a.Type = 2 }, want: dropType},
 		// 7.1: "MUST verify that the received packet contains the complete
 		// VRRP packet".
-		{name: "count past end", version: 3, modMsg: func(m []byte) []byte { m[3] = 5; return m }, want: reasonLength},
-		{name: "v2 auth data cut", version: 2, modMsg: func(m []byte) []byte { return m[:len(m)-1] }, want: reasonLength},
-		{name: "empty", version: 3, modMsg: func(m []byte) []byte { return m[:0] }, want: reasonLength},
-		{name: "ethernet padding tolerated", version: 3, modMsg: func(m []byte) []byte { return append(m, 0, 0, 0, 0, 0, 0) }, want: reasonOK},
+		{name: "count past end", version: 3, modMsg: func(m []byte) []byte { m[3] = 5; return m }, want: dropLength},
+		{name: "v2 auth data cut", version: 2, modMsg: func(m []byte) []byte { return m[:len(m)-1] }, want: dropLength},
+		{name: "empty", version: 3, modMsg: func(m []byte) []byte { return m[:0] }, want: dropLength},
+		{name: "ethernet padding tolerated", version: 3, modMsg: func(m []byte) []byte { return append(m, 0, 0, 0, 0, 0, 0) }, want: dropOK},
 		// 7.1: "MUST verify the VRRP checksum".
-		{name: "bad checksum", version: 3, modMsg: func(m []byte) []byte { m[7]++; return m }, want: reasonChecksum},
-		{name: "v2 bad checksum", version: 2, modMsg: func(m []byte) []byte { m[2]++; return m }, want: reasonChecksum},
+		{name: "bad checksum", version: 3, modMsg: func(m []byte) []byte { m[7]++; return m }, want: dropChecksum},
+		{name: "v2 bad checksum", version: 2, modMsg: func(m []byte) []byte { m[2]++; return m }, want: dropChecksum},
 		// keepalived's old_unicast_checksum form is accepted on unicast.
-		{name: "old unicast checksum", version: 3, form: ChecksumPseudoGroup, modMeta: func(m *rxMeta) { m.Dst = peerB }, want: reasonOK},
+		{name: "old unicast checksum", version: 3, form: ChecksumPseudoGroup, modMeta: func(m *rxMeta) { m.Dst = peerB }, want: dropOK},
 		// 7.1: "MUST verify that the VRID is configured".
-		{name: "other vrid", version: 3, mod: func(a *Advert) { a.VRID = 52 }, want: reasonVRID},
+		{name: "other vrid", version: 3, mod: func(a *Advert) { a.VRID = 52 }, want: dropVRID},
 		// RFC 3768 7.1: auth type must match, then the password.
-		{name: "v2 auth none vs simple", version: 2, mod: func(a *Advert) { a.AuthType = authNone; a.Auth = [8]byte{} }, want: reasonAuthType},
-		{name: "v2 auth ah", version: 2, mod: func(a *Advert) { a.AuthType = authAH }, want: reasonAuthAH},
-		{name: "v2 wrong password", version: 2, mod: func(a *Advert) { a.Auth = authKey("secreT") }, want: reasonAuthPass},
-		{name: "v2 no auth both sides", version: 2, mod: func(a *Advert) { a.AuthType = authNone; a.Auth = [8]byte{} }, modPolicy: func(p *rxPolicy) { p.AuthType = authNone }, want: reasonOK},
+		{name: "v2 auth none vs simple", version: 2, mod: func(a *Advert) { a.AuthType = authNone; a.Auth = [8]byte{} }, want: dropAuthType},
+		{name: "v2 auth ah", version: 2, mod: func(a *Advert) { a.AuthType = authAH }, want: dropAuthAH},
+		{name: "v2 wrong password", version: 2, mod: func(a *Advert) { a.Auth = authKey("secreT") }, want: dropAuthPass},
+		{name: "v2 no auth both sides", version: 2, mod: func(a *Advert) { a.AuthType = authNone; a.Auth = [8]byte{} }, modPolicy: func(p *rxPolicy) { p.AuthType = authNone }, want: dropOK},
 		// RFC 3768 7.1: the interval must match; RFC 5798 6.4.2: adopt it.
-		{name: "v2 interval mismatch", version: 2, mod: func(a *Advert) { a.Interval = 200 }, want: reasonInterval},
-		{name: "v3 interval mismatch flagged", version: 3, mod: func(a *Advert) { a.Interval = 50 }, want: reasonOK, intMis: true},
+		{name: "v2 interval mismatch", version: 2, mod: func(a *Advert) { a.Interval = 200 }, want: dropInterval},
+		{name: "v3 interval mismatch flagged", version: 3, mod: func(a *Advert) { a.Interval = 50 }, want: dropOK, intMis: true},
 		// RFC 5798 7.1: address list mismatch MAY be logged; not dropped.
-		{name: "address mismatch flagged", version: 3, mod: func(a *Advert) { a.Addresses = a.Addresses[:1] }, want: reasonOK, addrMis: true},
+		{name: "address mismatch flagged", version: 3, mod: func(a *Advert) { a.Addresses = a.Addresses[:1] }, want: dropOK, addrMis: true},
 		// RFC 5798 7.1: "the local router is not the IPvX Address owner".
-		{name: "owner", version: 3, modPolicy: func(p *rxPolicy) { p.Owner = true }, want: reasonOwner},
+		{name: "owner", version: 3, modPolicy: func(p *rxPolicy) { p.Owner = true }, want: dropOwner},
 		// keepalived check_unicast_src.
-		{name: "unicast src not a peer", version: 3, modMeta: func(m *rxMeta) { m.Dst = peerB }, modPolicy: func(p *rxPolicy) { p.CheckUnicastSrc = true; p.Peers = []netip.Addr{peerB} }, want: reasonUnicastSrc},
-		{name: "unicast src a peer", version: 3, modMeta: func(m *rxMeta) { m.Dst = peerB }, modPolicy: func(p *rxPolicy) { p.CheckUnicastSrc = true; p.Peers = []netip.Addr{peerA} }, want: reasonOK},
+		{name: "unicast src not a peer", version: 3, modMeta: func(m *rxMeta) { m.Dst = peerB }, modPolicy: func(p *rxPolicy) { p.CheckUnicastSrc = true; p.Peers = []netip.Addr{peerB} }, want: dropUnicastSrc},
+		{name: "unicast src a peer", version: 3, modMeta: func(m *rxMeta) { m.Dst = peerB }, modPolicy: func(p *rxPolicy) { p.CheckUnicastSrc = true; p.Peers = []netip.Addr{peerA} }, want: dropOK},
 		// Ladder order: the first failing rule wins.
-		{name: "ttl before checksum", version: 3, modMeta: func(m *rxMeta) { m.TTL = 1 }, modMsg: func(m []byte) []byte { m[7]++; return m }, want: reasonTTL},
-		{name: "checksum before vrid", version: 3, mod: func(a *Advert) { a.VRID = 9 }, modMsg: func(m []byte) []byte { m[7]++; return m }, want: reasonChecksum},
-		{name: "vrid before owner", version: 3, mod: func(a *Advert) { a.VRID = 9 }, modPolicy: func(p *rxPolicy) { p.Owner = true }, want: reasonVRID},
+		{name: "ttl before checksum", version: 3, modMeta: func(m *rxMeta) { m.TTL = 1 }, modMsg: func(m []byte) []byte { m[7]++; return m }, want: dropTTL},
+		{name: "checksum before vrid", version: 3, mod: func(a *Advert) { a.VRID = 9 }, modMsg: func(m []byte) []byte { m[7]++; return m }, want: dropChecksum},
+		{name: "vrid before owner", version: 3, mod: func(a *Advert) { a.VRID = 9 }, modPolicy: func(p *rxPolicy) { p.Owner = true }, want: dropVRID},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -118,7 +118,7 @@ func TestLadder(t *testing.T) {
 			if v.Reason != tc.want {
 				t.Fatalf("verdict %v (%v), want %v", v.Reason, v.Err, tc.want)
 			}
-			if (v.Err != nil) != (tc.want != reasonOK) {
+			if (v.Err != nil) != (tc.want != dropOK) {
 				t.Errorf("verdict %v with detail %v", v.Reason, v.Err)
 			}
 			if v.OK() && (v.AddrMismatch != tc.addrMis || v.IntervalMismatch != tc.intMis) {
@@ -144,11 +144,11 @@ func TestLadderIPv6(t *testing.T) {
 	if v := validate(rxMeta{Src: peer6, Dst: vrrpGroup6, TTL: 255}, msg, p, &b); !v.OK() || v.AddrMismatch {
 		t.Errorf("verdict %v %v", v.Reason, v.Err)
 	}
-	if v := validate(rxMeta{Src: peer6, Dst: vrrpGroup6, TTL: 64}, msg, p, &b); v.Reason != reasonTTL {
+	if v := validate(rxMeta{Src: peer6, Dst: vrrpGroup6, TTL: 64}, msg, p, &b); v.Reason != dropTTL {
 		t.Errorf("hop limit 64: verdict %v", v.Reason)
 	}
 	msg[0] = 0x21
-	if v := validate(rxMeta{Src: peer6, Dst: vrrpGroup6, TTL: 255}, msg, nil, &b); v.Reason != reasonVersion {
+	if v := validate(rxMeta{Src: peer6, Dst: vrrpGroup6, TTL: 255}, msg, nil, &b); v.Reason != dropVersion {
 		t.Errorf("v2 over ipv6: verdict %v", v.Reason)
 	}
 }
@@ -159,7 +159,7 @@ func TestLadderStateless(t *testing.T) {
 	a := Advert{Version: 2, Type: 1, VRID: 5, Priority: 100, Interval: 300, AuthType: 7, Addresses: []netip.Addr{vip100}}
 	msg, _ := a.Append(nil, peerA, vrrpGroup4, ChecksumMessage)
 	var b Advert
-	if v := validate(rxMeta{Src: peerA, Dst: vrrpGroup4, TTL: 255}, msg, nil, &b); v.Reason != reasonAuthType {
+	if v := validate(rxMeta{Src: peerA, Dst: vrrpGroup4, TTL: 255}, msg, nil, &b); v.Reason != dropAuthType {
 		t.Errorf("unknown auth type: verdict %v", v.Reason)
 	}
 	a.AuthType = authNone
@@ -174,11 +174,11 @@ func TestLadderStateless(t *testing.T) {
 // only for accepted adverts.
 func TestCounters(t *testing.T) {
 	var c rxCounters
-	c.add(verdict{Reason: reasonOK, Form: ChecksumPseudoGroup, AddrMismatch: true})
-	c.add(verdict{Reason: reasonOK, Form: ChecksumPseudo, IntervalMismatch: true})
-	c.add(verdict{Reason: reasonChecksum})
-	c.add(verdict{Reason: reasonChecksum, AddrMismatch: true})
-	if c.Drops[reasonOK] != 2 || c.Drops[reasonChecksum] != 2 || c.AddrMismatch != 1 || c.IntervalMismatch != 1 ||
+	c.add(verdict{Reason: dropOK, Form: ChecksumPseudoGroup, AddrMismatch: true})
+	c.add(verdict{Reason: dropOK, Form: ChecksumPseudo, IntervalMismatch: true})
+	c.add(verdict{Reason: dropChecksum})
+	c.add(verdict{Reason: dropChecksum, AddrMismatch: true})
+	if c.Drops[dropOK] != 2 || c.Drops[dropChecksum] != 2 || c.AddrMismatch != 1 || c.IntervalMismatch != 1 ||
 		c.Forms[ChecksumPseudoGroup] != 1 || c.Forms[ChecksumPseudo] != 1 {
 		t.Errorf("counters %+v", c)
 	}
@@ -206,7 +206,7 @@ func BenchmarkDecodeValidate(b *testing.B) {
 	for b.Loop() {
 		c.add(validate(meta, msg, p, &got))
 	}
-	if c.Drops[reasonOK] != uint64(b.N) {
+	if c.Drops[dropOK] != uint64(b.N) {
 		b.Fatalf("counters %+v after %d adverts", c, b.N)
 	}
 }
