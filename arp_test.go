@@ -16,10 +16,10 @@ import (
 )
 
 var (
-	garpT0   = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	vip4 = garpTarget{Addr: netip.MustParseAddr("10.0.0.100"), Dev: "eth0"}
-	vip5 = garpTarget{Addr: netip.MustParseAddr("10.0.0.101"), Dev: "eth0"}
-	vip6 = garpTarget{Addr: netip.MustParseAddr("fd00::100"), Dev: "eth0"}
+	garpT0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	vip4   = garpTarget{Addr: netip.MustParseAddr("10.0.0.100"), Dev: "eth0"}
+	vip5   = garpTarget{Addr: netip.MustParseAddr("10.0.0.101"), Dev: "eth0"}
+	vip6   = garpTarget{Addr: netip.MustParseAddr("fd00::100"), Dev: "eth0"}
 )
 
 func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }

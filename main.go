@@ -17,6 +17,8 @@ var version = "dev"
 // that implements them; this struct only gathers them.
 type cli struct {
 	Version kong.VersionFlag `short:"v" help:"Print the version and exit."`
+	Run     runCmd           `cmd:"" default:"withargs" help:"Run the VRRP daemon (the default command; keepalived's flags)."`
+	Lab     labCmd           `cmd:"" help:"Try vipd on one machine: a LAN of network namespaces where the master fails (root)."`
 	Inspect inspectCmd       `cmd:"" help:"Print the VRRP adverts in pcap/pcapng captures with the verdict vipd would give each."`
 	Config  configCmd        `cmd:"" help:"Check or print the configuration."`
 	Genhash genhashCmd       `cmd:"" help:"Print the MD5 digest an HTTP_GET/SSL_GET url block expects (keepalived's genhash)."`

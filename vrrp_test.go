@@ -14,7 +14,7 @@ var (
 	ourAddr   = netip.MustParseAddr("192.0.2.10")
 	lowerAddr = netip.MustParseAddr("192.0.2.5")
 	upperAddr = netip.MustParseAddr("192.0.2.20")
-	testVIP       = netip.MustParseAddr("192.0.2.100")
+	testVIP   = netip.MustParseAddr("192.0.2.100")
 )
 
 // testConfig is a version 3 IPv4 instance at priority prio, 1 s interval.

@@ -1,0 +1,313 @@
+package main
+
+// daemon.go is `vipd` itself: it loads keepalived.conf, starts one runner
+// per vrrp_instance, routes received adverts and link events to them, and
+// stops them in order on SIGTERM/SIGINT.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/rs/zerolog"
+)
+
+// runCmd is the daemon: vipd's default command. Its flags are keepalived's
+// so that vipd drops into an existing unit file.
+type runCmd struct {
+	UseFile    string `short:"f" default:"/etc/keepalived/keepalived.conf" help:"Configuration file (keepalived.conf syntax)."`
+	DontFork   bool   `short:"n" help:"Stay in the foreground (vipd always does; accepted for keepalived compatibility)."`
+	ConfigTest bool   `short:"t" help:"Check the configuration and exit: 0 when usable, 1 with every error listed."`
+	Dump       bool   `help:"With -t: print the normalised configuration."`
+	Pid        string `short:"p" placeholder:"FILE" help:"Write the daemon's pid to FILE (optional; none by default)."`
+	VRRPPid    string `name:"vrrp_pid" short:"r" placeholder:"FILE" help:"keepalived's VRRP child pid file: vipd has no children; written like --pid when given."`
+	CheckPid   string `name:"checkers_pid" short:"c" placeholder:"FILE" help:"keepalived's checker child pid file: written like --pid when given."`
+	VRRPOnly   bool   `name:"vrrp" short:"P" help:"Run only VRRP (no IPVS virtual servers)."`
+	CheckOnly  bool   `name:"check" short:"C" help:"Run only IPVS virtual servers and their checkers (no VRRP)."`
+	ConfigID   string `short:"i" name:"config-id" help:"Config id selecting @ID lines (default: the short host name)."`
+	logOptions
+}
+
+// Run runs the daemon until SIGTERM or SIGINT.
+func (c *runCmd) Run() error {
+	if c.ConfigTest {
+		if rc := runConfigTest(c.UseFile, c.ConfigID, c.Dump, os.Stdout, os.Stderr); rc != 0 {
+			os.Exit(rc)
+		}
+		return nil
+	}
+	log, err := c.newLogger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	cfg, diags, err := loadConfig(c.UseFile, loadOptions{ConfigID: c.ConfigID})
+	for _, d := range diags {
+		ev := log.Warn()
+		if d.Severity == sevError {
+			ev = log.Error()
+		}
+		ev.Msg(d.String())
+	}
+	if err != nil {
+		return fmt.Errorf("%s: configuration is not usable", c.UseFile)
+	}
+	for _, f := range []string{c.Pid, c.VRRPPid, c.CheckPid} {
+		if f == "" {
+			continue
+		}
+		if err := os.WriteFile(f, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			return fmt.Errorf("pid file: %w", err)
+		}
+		defer os.Remove(f)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	d := newDaemon(log, cfg, linuxSystem())
+	d.vrrp = !c.CheckOnly
+	log.Info().Str("version", version).Str("config", c.UseFile).Int("instances", len(cfg.Instances)).Msg("Starting vipd")
+	return d.run(ctx)
+}
+
+// system is the daemon's seam to the operating system: sockets, netlink
+// and link events. linuxSystem is the real one.
+type system struct {
+	listenMulticast func(ifi *net.Interface, cfg mcastConfig) (advertConn, error)
+	listenUnicast   func(src netip.Addr) (advertConn, error)
+	vmacSender      func(ifi *net.Interface, mac net.HardwareAddr, src, group netip.Addr) (advertConn, error)
+	addrs           addrs
+	vmacs           vmacs
+	announcer       func(ifi *net.Interface) (announcer, error)
+	watchLinks      func(names []string) (linkWatcher, error)
+	interfaceByName func(name string) (*net.Interface, error)
+	primaryAddr     func(ifi *net.Interface, ipv6 bool) (netip.Addr, error)
+}
+
+func linuxSystem() *system {
+	return &system{
+		listenMulticast: func(ifi *net.Interface, cfg mcastConfig) (advertConn, error) { return listenMulticast(ifi, cfg) },
+		listenUnicast:   func(src netip.Addr) (advertConn, error) { return listenUnicast(src) },
+		vmacSender:      newVMACSender,
+		addrs:           netlinkAddrs{},
+		vmacs:           &netlinkVMACs{},
+		announcer:       func(ifi *net.Interface) (announcer, error) { return newAnnouncer(ifi, nil) },
+		watchLinks:      func(names []string) (linkWatcher, error) { return watchLinks(names) },
+		interfaceByName: net.InterfaceByName,
+		primaryAddr:     primaryAddr,
+	}
+}
+
+// daemon owns the runners and the shared receive hubs.
+type daemon struct {
+	log  zerolog.Logger
+	cfg  *Config
+	sys  *system
+	vrrp bool
+
+	mu      sync.Mutex
+	runners []*runner
+	hubs    map[hubKey]*hub
+}
+
+func newDaemon(log zerolog.Logger, cfg *Config, sys *system) *daemon {
+	return &daemon{log: log, cfg: cfg, sys: sys, vrrp: true, hubs: map[hubKey]*hub{}}
+}
+
+// run starts every instance and blocks until ctx is done, then stops them:
+// masters send priority 0 and release their VIPs (RFC 5798 section 6.4.3).
+func (d *daemon) run(ctx context.Context) error {
+	if !d.vrrp || len(d.cfg.Instances) == 0 {
+		d.log.Info().Msg("no VRRP instances to run")
+	}
+	var links []string
+	if d.vrrp {
+		seen := map[string]bool{}
+		for _, ic := range d.cfg.Instances {
+			r := newRunner(d, ic)
+			d.runners = append(d.runners, r)
+			for _, n := range r.watched() {
+				if !seen[n] {
+					seen[n] = true
+					links = append(links, n)
+				}
+			}
+		}
+	}
+	var lw linkWatcher
+	if len(links) > 0 {
+		var err error
+		if lw, err = d.sys.watchLinks(links); err != nil {
+			return fmt.Errorf("watch interfaces: %w", err)
+		}
+		defer lw.Close()
+	}
+	var wg sync.WaitGroup
+	for _, r := range d.runners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.run()
+		}()
+	}
+	if lw != nil {
+		go func() {
+			for ev := range lw.Events() {
+				for _, r := range d.runners {
+					r.linkEvent(ev)
+				}
+			}
+		}()
+	}
+	<-ctx.Done()
+	d.log.Info().Msg("Stopping vipd")
+	for _, r := range d.runners {
+		r.stop()
+	}
+	wg.Wait()
+	d.mu.Lock()
+	for k, h := range d.hubs {
+		h.conn.Close()
+		delete(d.hubs, k)
+	}
+	d.mu.Unlock()
+	d.log.Info().Msg("Stopped vipd")
+	return nil
+}
+
+// hubKey names one receive socket: multicast per interface, family and
+// group; unicast per source address.
+type hubKey struct {
+	ifname  string
+	unicast bool
+	addr    netip.Addr // group, or unicast source
+}
+
+// hub reads one socket and hands each advert to the runners of its VRID,
+// so that N instances on an interface cost one socket, not N.
+type hub struct {
+	d    *daemon
+	key  hubKey
+	conn advertConn
+
+	mu      sync.RWMutex
+	byVRID  map[uint8][]*runner
+	unknown uint64 // adverts for a VRID no instance here runs (RFC 5798 section 7.1)
+}
+
+// attach returns the hub for key, opening its socket with open when it
+// is the first, and registers r for vrid.
+func (d *daemon) attach(key hubKey, vrid uint8, r *runner, open func() (advertConn, error)) (*hub, error) {
+	d.mu.Lock()
+	h := d.hubs[key]
+	if h == nil {
+		conn, err := open()
+		if err != nil {
+			d.mu.Unlock()
+			return nil, err
+		}
+		h = &hub{d: d, key: key, conn: conn, byVRID: map[uint8][]*runner{}}
+		d.hubs[key] = h
+		go h.readLoop()
+	}
+	d.mu.Unlock()
+	h.mu.Lock()
+	h.byVRID[vrid] = append(h.byVRID[vrid], r)
+	h.mu.Unlock()
+	return h, nil
+}
+
+// detach unregisters r; the last runner closes the socket.
+func (d *daemon) detach(h *hub, vrid uint8, r *runner) {
+	h.mu.Lock()
+	rs := h.byVRID[vrid]
+	for i, x := range rs {
+		if x == r {
+			rs = append(rs[:i:i], rs[i+1:]...)
+			break
+		}
+	}
+	if len(rs) == 0 {
+		delete(h.byVRID, vrid)
+	} else {
+		h.byVRID[vrid] = rs
+	}
+	empty := len(h.byVRID) == 0
+	h.mu.Unlock()
+	if empty {
+		d.mu.Lock()
+		if d.hubs[h.key] == h {
+			delete(d.hubs, h.key)
+		}
+		d.mu.Unlock()
+		h.conn.Close()
+	}
+}
+
+func (h *hub) readLoop() {
+	buf := make([]byte, 65536)
+	for {
+		n, meta, err := h.conn.ReadAdvert(buf)
+		if err != nil {
+			if isClosed(err) {
+				return
+			}
+			h.d.log.Warn().Err(err).Str("interface", h.key.ifname).Msg("reading VRRP adverts")
+			continue
+		}
+		var vrid uint8
+		if n >= 2 {
+			vrid = buf[1]
+		}
+		h.mu.RLock()
+		rs := h.byVRID[vrid]
+		h.mu.RUnlock()
+		if len(rs) == 0 {
+			h.mu.Lock()
+			h.unknown++
+			h.mu.Unlock()
+			h.d.log.Debug().Str("from", meta.Src.String()).Int("vrid", int(vrid)).Str("interface", h.key.ifname).
+				Msg("dropped advert: no instance with this VRID")
+			continue
+		}
+		for _, r := range rs {
+			r.deliver(buf[:n], meta)
+		}
+	}
+}
+
+// primaryAddr is the address an instance advertises from when the
+// configuration names none: for IPv4 the interface's first global
+// address, for IPv6 its link-local address (RFC 5798 section 5.1.2.1).
+func primaryAddr(ifi *net.Interface, ipv6 bool) (netip.Addr, error) {
+	as, err := ifi.Addrs()
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	for _, a := range as {
+		pn, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(pn.IP)
+		if !ok {
+			continue
+		}
+		ip = ip.Unmap()
+		if ipv6 && ip.Is6() && ip.IsLinkLocalUnicast() {
+			return ip.WithZone(ifi.Name), nil
+		}
+		if !ipv6 && ip.Is4() {
+			return ip, nil
+		}
+	}
+	fam := "IPv4"
+	if ipv6 {
+		fam = "IPv6 link-local"
+	}
+	return netip.Addr{}, fmt.Errorf("interface %s has no %s address", ifi.Name, fam)
+}

@@ -1,0 +1,601 @@
+package main
+
+// runner.go drives one vrrp_instance: a goroutine that owns the pure state
+// machine (vrrp.go), feeds it adverts, link events and timer expiries, and
+// executes the actions it returns, in order: send adverts, add and remove
+// VIPs, announce them with gratuitous ARP / unsolicited NA, log.
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+)
+
+// runnerInput is one message to a runner's goroutine.
+type runnerInput struct {
+	kind  inputKind
+	msg   []byte
+	meta  frameMeta
+	link  linkEvent
+	ev    event // inTrack, inForce
+	reply chan struct{}
+}
+
+type inputKind uint8
+
+const (
+	inAdvert inputKind = iota + 1
+	inLink
+	inEvent // a state machine event from tracking or a sync group
+	inStop
+)
+
+// runner is one instance's driver.
+type runner struct {
+	d   *daemon
+	ic  *VRRPInstance
+	log zerolog.Logger
+	in  chan runnerInput
+
+	// Set up once the interface exists (setup).
+	m       *instance
+	ifi     *net.Interface
+	src     netip.Addr
+	group   netip.Addr
+	hub     *hub
+	send    advertConn // where multicast adverts go (the hub's conn, or a VMAC sender)
+	vmacIfi *net.Interface
+	pol     rxPolicy
+	vips    []vip // VIPs and excluded VIPs with their device resolved
+	garp    *garpSched
+	ann     map[string]announcer
+	adv     Advert // receive scratch
+	buf     []byte // send scratch
+	linkUp  bool
+	garpAt  time.Time // next GARP/NA due; zero: none
+
+	mu     sync.Mutex
+	status runnerStatus
+}
+
+// runnerStatus is what status, metrics and the lab read of a runner.
+type runnerStatus struct {
+	State       state
+	Priority    uint8
+	Master      netip.Addr
+	MasterPrio  uint8
+	IntervalCS  uint16
+	Since       time.Time
+	Transitions int
+	SentAdverts uint64
+	Rx          rxCounters
+	Overruns    uint64 // adverts dropped because the runner was behind
+	Err         string // why the instance cannot run, when it cannot
+}
+
+func newRunner(d *daemon, ic *VRRPInstance) *runner {
+	return &runner{
+		d:   d,
+		ic:  ic,
+		log: d.log.With().Str("instance", ic.Name).Logger(),
+		in:  make(chan runnerInput, 256),
+		ann: map[string]announcer{},
+		buf: make([]byte, 0, 1500),
+		status: runnerStatus{
+			State: stateInit,
+			Since: time.Now(),
+		},
+	}
+}
+
+// logf logs msg with keepalived's "(VI_1) " prefix, so grep habits work.
+func (r *runner) logf(ev *zerolog.Event, format string, a ...any) {
+	ev.Msg("(" + r.ic.Name + ") " + fmt.Sprintf(format, a...))
+}
+
+// watched are the interfaces whose link state matters to the instance.
+func (r *runner) watched() []string {
+	names := []string{r.ic.Interface}
+	for _, t := range r.ic.Track.Interfaces {
+		names = append(names, t.Name)
+	}
+	return names
+}
+
+// deliver hands a received advert to the runner, copying it; a runner too
+// busy to keep up drops it (counted) rather than stall the hub.
+func (r *runner) deliver(msg []byte, meta frameMeta) {
+	select {
+	case r.in <- runnerInput{kind: inAdvert, msg: append([]byte(nil), msg...), meta: meta}:
+	default:
+		r.mu.Lock()
+		r.status.Overruns++
+		r.mu.Unlock()
+	}
+}
+
+func (r *runner) linkEvent(ev linkEvent) {
+	for _, n := range r.watched() {
+		if n == ev.Name {
+			r.in <- runnerInput{kind: inLink, link: ev}
+			return
+		}
+	}
+}
+
+// step feeds the state machine an event from outside (tracking, sync
+// groups, operators).
+func (r *runner) step(ev event) { r.in <- runnerInput{kind: inEvent, ev: ev} }
+
+// stop asks the runner to shut down and waits until it has.
+func (r *runner) stop() {
+	done := make(chan struct{})
+	r.in <- runnerInput{kind: inStop, reply: done}
+	<-done
+}
+
+// setup makes the instance ready to run on its interface: address,
+// sockets, VMAC, stale VIPs from a crashed run removed.
+func (r *runner) setup() error {
+	ic, sys := r.ic, r.d.sys
+	ifi, err := sys.interfaceByName(ic.Interface)
+	if err != nil {
+		return fmt.Errorf("interface %s: %w", ic.Interface, err)
+	}
+	ipv6 := ic.Family == 6
+	src := ic.UnicastSrcIP
+	if !src.IsValid() {
+		src = ic.McastSrcIP
+	}
+	if !src.IsValid() {
+		if src, err = sys.primaryAddr(ifi, ipv6); err != nil {
+			return err
+		}
+	}
+	r.ifi, r.src = ifi, src
+	r.group = ic.McastGroup4
+	if ipv6 {
+		r.group = ic.McastGroup6
+	}
+	if !r.group.IsValid() {
+		r.group = vrrpGroup4
+		if ipv6 {
+			r.group = vrrpGroup6
+		}
+	}
+	vipDev := ic.Interface
+	if ic.UseVMAC {
+		vc := vmacConfig{Name: ic.VMACName, Parent: ic.Interface, VRID: uint8(ic.VRID), IPv6: ipv6}
+		if r.vmacIfi, err = sys.vmacs.Create(vc); err != nil {
+			return err
+		}
+		vipDev = r.vmacIfi.Name
+	}
+	r.vips = r.vips[:0]
+	var advertised []netip.Addr
+	for i, list := range [][]VIP{ic.VIPs, ic.VIPsExcluded} {
+		for _, v := range list {
+			nv := toVIP(v, vipDev)
+			r.vips = append(r.vips, nv)
+			if i == 0 {
+				advertised = append(advertised, v.Prefix.Addr())
+			}
+		}
+	}
+	// Addresses of our configuration left by a crashed run are removed
+	// before we enter BACKUP; nothing else is touched.
+	if stale, err := sys.addrs.Present(r.vips); err != nil {
+		r.logf(r.log.Warn(), "cannot list addresses: %v", err)
+	} else {
+		for _, v := range stale {
+			r.logf(r.log.Warn(), "removing %s left by an earlier run", v)
+			if err := sys.addrs.Del(v); err != nil {
+				r.logf(r.log.Error(), "remove %s: %v", v, err)
+			}
+		}
+	}
+	if r.m == nil {
+		mc := instanceConfig{
+			Name:                 ic.Name,
+			VRID:                 uint8(ic.VRID),
+			Version:              uint8(ic.Version),
+			IPv6:                 ipv6,
+			Priority:             uint8(ic.Priority),
+			Interval:             uint16(ic.AdvertCentis),
+			NoPreempt:            !ic.Preempt,
+			PreemptDelay:         ic.PreemptDelay,
+			Primary:              src.WithZone(""),
+			VIPs:                 advertised,
+			InitialMaster:        ic.InitialState == "MASTER",
+			DownAdverts:          ic.DownTimerAdverts,
+			LowerPrioNoAdvert:    ic.LowerPrioNoAdvert,
+			HigherPrioSendAdvert: ic.HigherPrioSendAdvert,
+			GARPOnLowerPrio:      ic.Garp.LowerPrioRepeat > 0,
+		}
+		if r.m, err = newInstance(mc); err != nil {
+			return fmt.Errorf("%s: %w", ic.Pos, err)
+		}
+	}
+	r.pol = rxPolicy{
+		VRID:            uint8(ic.VRID),
+		Version:         uint8(ic.Version),
+		Interval:        uint16(ic.AdvertCentis),
+		Addresses:       advertised,
+		Owner:           ic.Priority == 255,
+		CheckUnicastSrc: ic.CheckUnicastSrc,
+		Group:           r.group,
+	}
+	switch ic.Auth.Type {
+	case "PASS":
+		r.pol.AuthType, r.pol.AuthPass = authSimple, ic.Auth.Pass
+	case "AH":
+		r.pol.AuthType = authAH
+	}
+	for _, p := range ic.UnicastPeers {
+		r.pol.Peers = append(r.pol.Peers, p.Addr)
+		if p.MinTTL > 0 && (r.pol.MinTTL == 0 || uint8(p.MinTTL) < r.pol.MinTTL) {
+			r.pol.MinTTL = uint8(p.MinTTL)
+		}
+		if p.MaxTTL > 0 && p.MaxTTL < 255 && uint8(p.MaxTTL) > r.pol.MaxTTL {
+			r.pol.MaxTTL = uint8(p.MaxTTL)
+		}
+	}
+	r.garp = newGARPSched(garpConfig{
+		Repeat:        ic.Garp.MasterRepeat,
+		Delay:         ic.Garp.MasterDelay,
+		Refresh:       ic.Garp.MasterRefresh,
+		RefreshRepeat: ic.Garp.MasterRefreshRepeat,
+		Interval:      ic.Garp.Interval,
+		NAInterval:    ic.Garp.NAInterval,
+	})
+	// Sockets last, so that a failure above leaves none open.
+	if len(ic.UnicastPeers) > 0 {
+		key := hubKey{unicast: true, addr: src}
+		r.hub, err = r.d.attach(key, uint8(ic.VRID), r, func() (advertConn, error) { return sys.listenUnicast(src) })
+		if err != nil {
+			return err
+		}
+		r.send = r.hub.conn
+	} else {
+		key := hubKey{ifname: ifi.Name, addr: r.group}
+		r.hub, err = r.d.attach(key, uint8(ic.VRID), r, func() (advertConn, error) {
+			return sys.listenMulticast(ifi, mcastConfig{Src: src, Group: r.group})
+		})
+		if err != nil {
+			return err
+		}
+		r.send = r.hub.conn
+		if ic.UseVMAC && !ic.VMACXmitBase {
+			if r.send, err = sys.vmacSender(ifi, vmacFor(uint8(ic.VRID), ipv6), src, r.group); err != nil {
+				r.d.detach(r.hub, uint8(ic.VRID), r)
+				r.hub = nil
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// toVIP resolves a configured address onto its device.
+func toVIP(v VIP, dev string) vip {
+	out := vip{Prefix: v.Prefix, Dev: v.Dev, Brd: v.Brd, Label: v.Label, Peer: v.Peer, NoPrefixRoute: v.NoPrefixRoute}
+	if out.Dev == "" {
+		out.Dev = dev
+	}
+	if v.BrdAuto && v.Prefix.Addr().Is4() && v.Prefix.Bits() < 31 {
+		a := v.Prefix.Masked().Addr().As4()
+		n := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+		n |= 1<<(32-v.Prefix.Bits()) - 1
+		out.Brd = netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
+	}
+	switch strings.ToLower(v.Scope) {
+	case "host":
+		out.Scope = unix.RT_SCOPE_HOST
+	case "link":
+		out.Scope = unix.RT_SCOPE_LINK
+	case "site":
+		out.Scope = unix.RT_SCOPE_SITE
+	case "nowhere":
+		out.Scope = unix.RT_SCOPE_NOWHERE
+	default:
+		if n, err := parseUint8(v.Scope); err == nil {
+			out.Scope = int(n)
+		}
+	}
+	return out
+}
+
+func parseUint8(s string) (uint8, error) {
+	var n uint8
+	_, err := fmt.Sscanf(s, "%d", &n)
+	return n, err
+}
+
+// run is the runner's goroutine.
+func (r *runner) run() {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var retry <-chan time.Time
+	if err := r.setup(); err != nil {
+		r.setErr(err)
+		retry = time.After(time.Second)
+	} else {
+		r.linkUp = r.ifi.Flags&(net.FlagUp|net.FlagRunning) == net.FlagUp|net.FlagRunning
+		r.exec(r.m.Step(event{Kind: evStartup}, time.Now()))
+		if !r.linkUp {
+			r.exec(r.m.Step(event{Kind: evLinkDown}, time.Now()))
+		}
+	}
+	for {
+		select {
+		case in := <-r.in:
+			now := time.Now()
+			switch in.kind {
+			case inAdvert:
+				if r.m != nil {
+					r.receive(in.msg, in.meta, now)
+				}
+			case inLink:
+				r.onLink(in.link, now)
+				if r.m == nil {
+					retry = time.After(0)
+				}
+			case inEvent:
+				if r.m != nil {
+					r.exec(r.m.Step(in.ev, now))
+				}
+			case inStop:
+				r.shutdown()
+				close(in.reply)
+				return
+			}
+		case <-timer.C:
+			now := time.Now()
+			r.exec(r.m.Step(event{Kind: evTimer}, now))
+			r.announce(now)
+		case <-retry:
+			retry = nil
+			if r.m == nil || r.hub == nil {
+				if err := r.setup(); err != nil {
+					r.setErr(err)
+					retry = time.After(5 * time.Second)
+					continue
+				}
+				r.setErr(nil)
+				r.exec(r.m.Step(event{Kind: evStartup}, time.Now()))
+			}
+		}
+		if r.m != nil {
+			r.arm(timer, time.Now())
+		}
+	}
+}
+
+func (r *runner) setErr(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err == nil {
+		r.status.Err = ""
+		return
+	}
+	if r.status.Err != err.Error() {
+		r.logf(r.log.Error(), "cannot run: %v (FAULT until it can)", err)
+	}
+	r.status.Err = err.Error()
+	r.status.State = stateFault
+}
+
+// arm sets timer to the earlier of the state machine's and the GARP
+// scheduler's deadlines.
+func (r *runner) arm(timer *time.Timer, now time.Time) {
+	dl := r.m.Deadline()
+	if next := r.garpAt; !next.IsZero() && (dl.IsZero() || next.Before(dl)) {
+		dl = next
+	}
+	timer.Stop()
+	if dl.IsZero() {
+		return
+	}
+	timer.Reset(max(dl.Sub(now), 0))
+}
+
+// receive validates an advert (RFC 5798 section 7.1) and steps the machine.
+func (r *runner) receive(msg []byte, meta frameMeta, now time.Time) {
+	v := validate(rxMeta{Src: meta.Src, Dst: meta.Dst, TTL: meta.TTL, SrcMAC: meta.SrcMAC}, msg, &r.pol, &r.adv)
+	r.mu.Lock()
+	r.status.Rx.add(v)
+	r.mu.Unlock()
+	if !v.OK() {
+		if e := r.log.Debug(); e.Enabled() {
+			r.logf(e.Str("from", meta.Src.String()).Str("reason", v.Reason.String()), "dropped advert: %v", v.Err)
+		}
+		return
+	}
+	var flags advertFlags
+	if v.IntervalMismatch {
+		flags |= advIntervalDiffers
+	}
+	if v.AddrMismatch {
+		flags |= advAddrsDiffer
+		if e := r.log.Debug(); e.Enabled() {
+			r.logf(e, "advert from %s carries other addresses than ours: %v", meta.Src, r.adv.Addresses)
+		}
+	}
+	r.exec(r.m.Step(event{Kind: evAdvert, Advert: &r.adv, Src: meta.Src, Flags: flags}, now))
+}
+
+func (r *runner) onLink(ev linkEvent, now time.Time) {
+	if r.m == nil {
+		return
+	}
+	if ev.Name == r.ic.Interface {
+		if ev.Up == r.linkUp {
+			return
+		}
+		r.linkUp = ev.Up
+		if ev.Up {
+			r.logf(r.log.Info(), "interface %s is up", ev.Name)
+			r.exec(r.m.Step(event{Kind: evLinkUp}, now))
+		} else {
+			r.logf(r.log.Warn(), "interface %s is down", ev.Name)
+			r.exec(r.m.Step(event{Kind: evLinkDown}, now))
+		}
+	}
+}
+
+// exec executes the state machine's actions in order.
+func (r *runner) exec(acts []action) {
+	now := time.Now()
+	for _, a := range acts {
+		switch a.Kind {
+		case actSendAdvert:
+			r.sendAdvert(a.Priority)
+		case actAddVIPs:
+			for _, v := range r.vips {
+				if err := r.d.sys.addrs.Add(v); err != nil {
+					r.logf(r.log.Error(), "add %s: %v", v, err)
+				}
+			}
+		case actRemoveVIPs:
+			for _, v := range r.vips {
+				if err := r.d.sys.addrs.Del(v); err != nil {
+					r.logf(r.log.Error(), "remove %s: %v", v, err)
+				}
+			}
+			r.garp.Stop()
+			r.garpAt = time.Time{}
+		case actGARP:
+			targets := make([]garpTarget, 0, len(r.vips))
+			for _, v := range r.vips {
+				targets = append(targets, garpTarget{Addr: v.Prefix.Addr(), Dev: v.Dev})
+			}
+			r.garp.Start(now, targets)
+			r.announce(now)
+		case actNotify:
+			r.transition(a, now)
+		case actLog:
+			r.logf(r.log.Info(), "%s", a.Log)
+		case actAdoptInterval:
+			r.mu.Lock()
+			r.status.IntervalCS = a.Interval
+			r.mu.Unlock()
+		}
+	}
+	r.mu.Lock()
+	r.status.State = r.m.State()
+	r.status.Priority = r.m.Priority()
+	r.status.Master, r.status.MasterPrio = r.m.Master()
+	r.status.IntervalCS = r.m.MasterAdverInterval()
+	r.mu.Unlock()
+}
+
+func (r *runner) transition(a action, now time.Time) {
+	r.mu.Lock()
+	r.status.Since = now
+	r.status.Transitions++
+	r.mu.Unlock()
+	ev := r.log.Info().Str("from", a.From.String()).Str("to", a.To.String()).Str("reason", a.Reason.String())
+	if a.Detail != "" {
+		ev = ev.Str("detail", a.Detail)
+	}
+	r.logf(ev, "Entering %s STATE", a.To)
+}
+
+// sendAdvert sends one advert: to the group, or to each unicast peer with
+// the checksum over that peer's pseudo-header (RFC 5798 section 5.2.8).
+func (r *runner) sendAdvert(prio uint8) {
+	a := r.m.Advert(prio)
+	if a.Version == 2 && r.pol.AuthType != authNone {
+		a.AuthType, a.Auth = r.pol.AuthType, r.pol.AuthPass
+	}
+	src := r.src.WithZone("")
+	var dsts []netip.Addr
+	if len(r.ic.UnicastPeers) > 0 {
+		for _, p := range r.ic.UnicastPeers {
+			dsts = append(dsts, p.Addr)
+		}
+	} else {
+		dsts = []netip.Addr{r.group}
+	}
+	for _, dst := range dsts {
+		b, err := a.Append(r.buf[:0], src, dst.WithZone(""), ChecksumPseudo)
+		if err != nil {
+			r.logf(r.log.Error(), "encode advert: %v", err)
+			return
+		}
+		if err := r.send.WriteAdvert(b, dst); err != nil {
+			r.logf(r.log.Warn(), "send advert to %s: %v", dst, err)
+			continue
+		}
+		r.mu.Lock()
+		r.status.SentAdverts++
+		r.mu.Unlock()
+	}
+}
+
+// announce sends the gratuitous ARPs / NAs that are due.
+func (r *runner) announce(now time.Time) {
+	send, next := r.garp.Due(now)
+	r.garpAt = next
+	if len(send) == 0 {
+		return
+	}
+	for _, t := range send {
+		if _, ok := r.ann[t.Dev]; ok {
+			continue
+		}
+		ifi, err := r.d.sys.interfaceByName(t.Dev)
+		if err != nil {
+			r.logf(r.log.Warn(), "gratuitous ARP on %s: %v", t.Dev, err)
+			continue
+		}
+		a, err := r.d.sys.announcer(ifi)
+		if err != nil {
+			r.logf(r.log.Warn(), "gratuitous ARP on %s: %v", t.Dev, err)
+			continue
+		}
+		r.ann[t.Dev] = a
+	}
+	if err := announceAll(r.ann, send); err != nil {
+		r.logf(r.log.Warn(), "gratuitous ARP: %v", err)
+	}
+}
+
+// shutdown releases everything: a master sends priority 0 and removes its
+// VIPs (RFC 5798 section 6.4.3), then sockets and the VMAC go.
+func (r *runner) shutdown() {
+	if r.m != nil {
+		r.exec(r.m.Step(event{Kind: evShutdown}, time.Now()))
+	}
+	for dev, a := range r.ann {
+		a.Close()
+		delete(r.ann, dev)
+	}
+	if r.hub != nil {
+		if r.send != r.hub.conn {
+			r.send.Close()
+		}
+		r.d.detach(r.hub, uint8(r.ic.VRID), r)
+		r.hub = nil
+	}
+	if r.vmacIfi != nil {
+		vc := vmacConfig{Name: r.ic.VMACName, Parent: r.ic.Interface, VRID: uint8(r.ic.VRID), IPv6: r.ic.Family == 6}
+		if err := r.d.sys.vmacs.Delete(vc); err != nil {
+			r.logf(r.log.Warn(), "remove %s: %v", r.vmacIfi.Name, err)
+		}
+	}
+	r.logf(r.log.Info(), "Stopped")
+}
+
+// snapshot returns a copy of the runner's status.
+func (r *runner) snapshot() runnerStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.status
+}
