@@ -79,7 +79,6 @@ func (c *runCmd) Run() error {
 type system struct {
 	listenMulticast func(ifi *net.Interface, cfg mcastConfig) (advertConn, error)
 	listenUnicast   func(src netip.Addr) (advertConn, error)
-	vmacSender      func(ifi *net.Interface, mac net.HardwareAddr, src, group netip.Addr) (advertConn, error)
 	addrs           addrs
 	vmacs           vmacs
 	announcer       func(ifi *net.Interface) (announcer, error)
@@ -92,7 +91,6 @@ func linuxSystem() *system {
 	return &system{
 		listenMulticast: func(ifi *net.Interface, cfg mcastConfig) (advertConn, error) { return listenMulticast(ifi, cfg) },
 		listenUnicast:   func(src netip.Addr) (advertConn, error) { return listenUnicast(src) },
-		vmacSender:      newVMACSender,
 		addrs:           netlinkAddrs{},
 		vmacs:           &netlinkVMACs{},
 		announcer:       func(ifi *net.Interface) (announcer, error) { return newAnnouncer(ifi, nil) },

@@ -280,8 +280,11 @@ func (l *lab) follow(r *labRouter, rd io.Reader, closer io.Closer) {
 		if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &j) == nil {
 			msg = j.Message
 		}
-		if i := strings.Index(msg, "Entering "); i >= 0 && strings.HasSuffix(msg, " STATE") {
-			l.note(r.name, strings.TrimSuffix(msg[i+len("Entering "):], " STATE"))
+		// "(VI_1) Entering MASTER STATE", keepalived also "... STATE (init)".
+		if i := strings.Index(msg, "Entering "); i >= 0 {
+			if f := strings.Fields(msg[i+len("Entering "):]); len(f) >= 2 && f[1] == "STATE" {
+				l.note(r.name, f[0])
+			}
 		}
 	}
 }

@@ -49,7 +49,6 @@ type runner struct {
 	src     netip.Addr
 	group   netip.Addr
 	hub     *hub
-	send    advertConn // where multicast adverts go (the hub's conn, or a VMAC sender)
 	vmacIfi *net.Interface
 	pol     rxPolicy
 	vips    []vip // VIPs and excluded VIPs with their device resolved
@@ -261,22 +260,22 @@ func (r *runner) setup() error {
 		if err != nil {
 			return err
 		}
-		r.send = r.hub.conn
 	} else {
-		key := hubKey{ifname: ifi.Name, addr: r.group}
+		// With use_vmac the adverts go out of, and come in on, the
+		// macvlan: its MAC is the virtual MAC (RFC 5798 section 7.3), and
+		// the kernel hands a multicast frame whose source is one of its
+		// private-mode macvlans' MACs to that macvlan, not to the parent.
+		// vmac_xmit_base keeps both on the parent.
+		on := ifi
+		if r.vmacIfi != nil && !ic.VMACXmitBase {
+			on = r.vmacIfi
+		}
+		key := hubKey{ifname: on.Name, addr: r.group}
 		r.hub, err = r.d.attach(key, uint8(ic.VRID), r, func() (advertConn, error) {
-			return sys.listenMulticast(ifi, mcastConfig{Src: src, Group: r.group})
+			return sys.listenMulticast(on, mcastConfig{Src: src, Group: r.group})
 		})
 		if err != nil {
 			return err
-		}
-		r.send = r.hub.conn
-		if ic.UseVMAC && !ic.VMACXmitBase {
-			if r.send, err = sys.vmacSender(ifi, vmacFor(uint8(ic.VRID), ipv6), src, r.group); err != nil {
-				r.d.detach(r.hub, uint8(ic.VRID), r)
-				r.hub = nil
-				return err
-			}
 		}
 	}
 	return nil
@@ -529,7 +528,7 @@ func (r *runner) sendAdvert(prio uint8) {
 			r.logf(r.log.Error(), "encode advert: %v", err)
 			return
 		}
-		if err := r.send.WriteAdvert(b, dst); err != nil {
+		if err := r.hub.conn.WriteAdvert(b, dst); err != nil {
 			r.logf(r.log.Warn(), "send advert to %s: %v", dst, err)
 			continue
 		}
@@ -578,9 +577,6 @@ func (r *runner) shutdown() {
 		delete(r.ann, dev)
 	}
 	if r.hub != nil {
-		if r.send != r.hub.conn {
-			r.send.Close()
-		}
 		r.d.detach(r.hub, uint8(r.ic.VRID), r)
 		r.hub = nil
 	}
