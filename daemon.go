@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -110,6 +111,42 @@ type daemon struct {
 	mu      sync.Mutex
 	runners []*runner
 	hubs    map[hubKey]*hub
+	subs    []func(instanceEvent)
+}
+
+// instanceEvent is what the rest of vipd (notify scripts, sync groups,
+// metrics, the split-brain monitor) hears from a runner: a state
+// transition, or a protocol event worth a log line.
+type instanceEvent struct {
+	Instance string
+	Runner   *runner
+	At       time.Time
+	// Transition: From -> To because of Reason, at effective Priority.
+	Transition bool
+	From, To   state
+	Reason     reason
+	Detail     string
+	Priority   uint8
+	// Otherwise Log is the protocol event.
+	Log logLine
+}
+
+// subscribe registers fn for every instanceEvent. fn runs on the runner's
+// goroutine, in the order of the events, and must not block: anything
+// slow (scripts, mail) is queued by fn.
+func (d *daemon) subscribe(fn func(instanceEvent)) {
+	d.mu.Lock()
+	d.subs = append(d.subs, fn)
+	d.mu.Unlock()
+}
+
+func (d *daemon) publish(ev instanceEvent) {
+	d.mu.Lock()
+	subs := d.subs
+	d.mu.Unlock()
+	for _, fn := range subs {
+		fn(ev)
+	}
 }
 
 func newDaemon(log zerolog.Logger, cfg *Config, sys *system) *daemon {

@@ -480,6 +480,7 @@ func (r *runner) exec(acts []action) {
 			r.transition(a, now)
 		case actLog:
 			r.logf(r.log.Info(), "%s", a.Log)
+			r.d.publish(instanceEvent{Instance: r.ic.Name, Runner: r, At: now, Log: a.Log, Priority: r.m.Priority()})
 		case actAdoptInterval:
 			r.mu.Lock()
 			r.status.IntervalCS = a.Interval
@@ -504,6 +505,8 @@ func (r *runner) transition(a action, now time.Time) {
 		ev = ev.Str("detail", a.Detail)
 	}
 	r.logf(ev, "Entering %s STATE", a.To)
+	r.d.publish(instanceEvent{Instance: r.ic.Name, Runner: r, At: now, Transition: true,
+		From: a.From, To: a.To, Reason: a.Reason, Detail: a.Detail, Priority: r.m.Priority()})
 }
 
 // sendAdvert sends one advert: to the group, or to each unicast peer with
