@@ -158,6 +158,12 @@ type vrrpFrame struct {
 // the payload of its innermost IPv4/IPv6 header (or IPv6 extension header)
 // that says protocol 112. ok is false for frames that carry no VRRP.
 func findVRRP(data []byte, link layers.LinkType) (f vrrpFrame, ok bool) {
+	switch link {
+	case 12, 14, layers.LinkTypeIPv4, layers.LinkTypeIPv6:
+		// Raw IP under its other numbers (DLT_RAW on some BSDs, and
+		// LINKTYPE_IPV4/IPV6), which gopacket decodes only as 101.
+		link = layers.LinkTypeRaw
+	}
 	pk := gopacket.NewPacket(data, link, gopacket.DecodeOptions{NoCopy: true})
 	for _, l := range pk.Layers() {
 		switch l := l.(type) {

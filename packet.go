@@ -225,6 +225,11 @@ func (a *Advert) Append(b []byte, src, dst netip.Addr, form ChecksumForm) ([]byt
 	return a.encode(b, src, dst, form, true)
 }
 
+// Marshal is Append to a new buffer of the right size.
+func (a *Advert) Marshal(src, dst netip.Addr, form ChecksumForm) ([]byte, error) {
+	return a.Append(make([]byte, 0, a.Len()), src, dst, form)
+}
+
 func (a *Advert) encode(b []byte, src, dst netip.Addr, form ChecksumForm, sum bool) ([]byte, error) {
 	src, dst = src.Unmap(), dst.Unmap()
 	var ipv6 bool

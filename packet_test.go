@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -352,5 +353,82 @@ func TestAuthKey(t *testing.T) {
 	}
 	if !authEqual(authKey("abc"), authKey("abc")) || authEqual(authKey("abc"), authKey("abd")) {
 		t.Error("authEqual is wrong")
+	}
+}
+
+// TestGoldenLive regenerates the golden captures from the installed
+// keepalived into a temporary directory and runs the byte-for-byte checks
+// on them, so CI checks the codec against today's keepalived too. It takes
+// about 75 seconds, so it runs only with VIPD_GOLDEN_LIVE=1.
+func TestGoldenLive(t *testing.T) {
+	if os.Getenv("VIPD_GOLDEN_LIVE") == "" {
+		t.Skip("set VIPD_GOLDEN_LIVE=1 to capture from keepalived (about 75 s)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces")
+	}
+	for _, tool := range []string{"keepalived", "tcpdump"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s", tool)
+		}
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("sh", "scripts/golden-capture.sh", dir).CombinedOutput(); err != nil {
+		t.Fatalf("golden-capture.sh: %v\n%s", err, out)
+	}
+	for _, tc := range goldenCases {
+		frames := readFrames(t, filepath.Join(dir, tc.file+".pcap"))
+		if len(frames) != 3 {
+			t.Errorf("%s: %d adverts", tc.file, len(frames))
+		}
+		for _, fr := range frames {
+			var a Advert
+			if err := a.Unmarshal(fr.Msg, fr.Src.Is6()); err != nil {
+				t.Fatalf("%s: %v", tc.file, err)
+			}
+			want := tc.want
+			want.Checksum = a.Checksum
+			if !advertEqual(&a, &want) {
+				t.Errorf("%s: decoded %+v", tc.file, a)
+			}
+			enc, err := a.Marshal(fr.Src, fr.Dst, tc.form)
+			if err != nil || !bytes.Equal(enc, fr.Msg) {
+				t.Errorf("%s: re-encoded % x (%v), keepalived sent % x", tc.file, enc, err, fr.Msg)
+			}
+		}
+	}
+}
+
+// TestLayerEdges: the gopacket layer reports decode errors as gopacket
+// DecodeFailure layers (not panics), guesses the family without an IP
+// layer, and serializes without a network layer when checksums are not
+// computed.
+func TestLayerEdges(t *testing.T) {
+	fr := readFrames(t, "testdata/golden/v3-ipv6.pcap")[0]
+	cut := slices.Clone(fr.Data[:len(fr.Data)-4])
+	// Keep the IPv6 payload length consistent with the cut.
+	cut[18], cut[19] = 0, byte(len(fr.Msg)-4)
+	pk := gopacket.NewPacket(cut, layers.LinkTypeEthernet, gopacket.Default)
+	el := pk.ErrorLayer()
+	if el == nil || !errors.Is(el.Error(), errParse) || !strings.Contains(el.Error().Error(), "advert claims 2 ipv6 addresses but has 36 bytes") {
+		t.Errorf("error layer %v", el)
+	}
+
+	var v VRRP
+	if err := v.DecodeFromBytes(fr.Msg, gopacket.NilDecodeFeedback); err != nil || !v.IPv6 || len(v.Addresses) != 2 {
+		t.Errorf("DecodeFromBytes: %v %+v", err, v)
+	}
+	v3 := readFrames(t, "testdata/golden/v3-ipv4.pcap")[0]
+	if err := v.DecodeFromBytes(v3.Msg, gopacket.NilDecodeFeedback); err != nil || v.IPv6 || len(v.Addresses) != 3 {
+		t.Errorf("DecodeFromBytes v3/IPv4: %v %+v", err, v)
+	}
+	buf := gopacket.NewSerializeBuffer()
+	if err := v.SerializeTo(buf, gopacket.SerializeOptions{}); err != nil || !bytes.Equal(buf.Bytes(), v3.Msg) {
+		t.Errorf("SerializeTo without checksum: %v % x", err, buf.Bytes())
+	}
+	var fresh VRRP
+	fresh.Advert = v.Advert
+	if err := fresh.SerializeTo(gopacket.NewSerializeBuffer(), gopacket.SerializeOptions{ComputeChecksums: true}); err == nil {
+		t.Error("v3 checksum without a network layer succeeded")
 	}
 }

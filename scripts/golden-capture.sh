@@ -4,11 +4,21 @@
 # pcap per configuration with its `tcpdump -nn -v -r` decode beside it.
 # packet_test.go decodes each advert and re-encodes it byte for byte.
 #
-# Needs root, keepalived and tcpdump (scripts/deps.sh). All traffic stays in
-# two network namespaces joined by a veth pair; both are deleted on exit.
+# Needs root and the Debian packages keepalived and tcpdump. All traffic
+# stays in two network namespaces joined by a veth pair; both are deleted on
+# exit. Timestamps, IP ids and IPv6 flow labels differ between runs; the
+# adverts themselves do not.
 #
 # usage: scripts/golden-capture.sh [OUTDIR]   (default testdata/golden)
 set -eu
+
+if [ "$(id -u)" != 0 ]; then
+	echo "golden-capture: needs root (creates network namespaces)" >&2
+	exit 1
+fi
+for tool in keepalived tcpdump ip; do
+	command -v $tool >/dev/null || { echo "golden-capture: $tool not installed" >&2; exit 1; }
+done
 
 out=${1:-$(dirname "$0")/../testdata/golden}
 out=$(cd "$out" && pwd)
