@@ -687,3 +687,126 @@ func BenchmarkStepAdvert(b *testing.B) {
 		}
 	})
 }
+
+// FuzzStep drives one instance with arbitrary event sequences and checks
+// the invariants every driver relies on: no panic; the instance holds its
+// VIPs exactly when MASTER; notify actions chain from the previous state;
+// an advert carries the effective priority (0 only when leaving MASTER);
+// after a timer event, a BACKUP or MASTER deadline lies in the future.
+func FuzzStep(f *testing.F) {
+	f.Add([]byte{3, 100, 100, 0, 0, 0, 2, 0, 200, 1, 200, 10, 1, 50, 10, 9, 0, 0})
+	f.Add([]byte{2, 255, 100, 0, 0, 0, 4, 1, 0, 5, 0, 1, 6, 0, 1, 1, 0, 3})
+	f.Add([]byte{3, 1, 1, 0, 0, 0, 2, 0, 5, 7, 2, 0, 7, 1, 0, 7, 0, 0, 8, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) < 3 {
+			return
+		}
+		c := testConfig(data[1] | 1)
+		c.Version = 2 + data[0]&1
+		c.Interval = uint16(data[2])%50*10 + 10
+		if c.Version == 2 {
+			c.Interval = uint16(data[2]%3+1) * 100
+		}
+		c.NoPreempt = data[0]&2 != 0
+		c.LowerPrioNoAdvert = data[0]&4 != 0
+		c.InitialMaster = data[0]&8 != 0
+		if data[0]&16 != 0 {
+			c.PreemptDelay = 5 * time.Second
+		}
+		i, err := newInstance(c)
+		if err != nil {
+			t.Fatalf("config %+v: %v", c, err)
+		}
+		held := map[netip.Addr]bool{}
+		now := t0
+		srcs := []netip.Addr{lowerAddr, upperAddr, ourAddr}
+		for data = data[3:]; len(data) >= 3; data = data[3:] {
+			kind, p, dt := data[0]%10, data[1], data[2]
+			now = now.Add(time.Duration(dt) * 37 * time.Millisecond)
+			var ev event
+			switch kind {
+			case 0:
+				ev = event{Kind: evStartup}
+			case 1, 2:
+				ev = advertEvent(srcs[int(dt)%3], p, uint16(p)%200+1)
+			case 3:
+				ev = event{Kind: evTimer}
+				if d := i.Deadline(); !d.IsZero() && p&1 == 0 {
+					now = d
+				}
+			case 4:
+				ev = event{Kind: evTrack, Weight: int(p) - 128, Faults: int(dt & 1)}
+			case 5:
+				ev = event{Kind: evLinkDown}
+			case 6:
+				ev = event{Kind: evLinkUp}
+			case 7:
+				ev = event{Kind: evForce, State: state(p % 5)}
+			case 8:
+				nc := c
+				nc.VIPs = []netip.Addr{vip, netip.AddrFrom4([4]byte{192, 0, 2, p})}[:1+int(p&1)]
+				nc.Priority = p | 1
+				before := i.State()
+				acts, err := i.Reconfigure(nc, now)
+				if err != nil {
+					continue
+				}
+				apply(t, acts, held, before, i)
+				continue
+			case 9:
+				ev = event{Kind: evShutdown}
+			}
+			before := i.State()
+			acts := i.Step(ev, now)
+			apply(t, acts, held, before, i)
+			if ev.Kind == evTimer && (i.State() == stateBackup || i.State() == stateMaster) && !i.Deadline().After(now) {
+				t.Fatalf("%s after timer at %v: deadline %v not in the future", i.State(), now.Sub(t0), i.Deadline().Sub(t0))
+			}
+			if d := i.Deadline(); d.IsZero() != (i.State() != stateBackup && i.State() != stateMaster) {
+				t.Fatalf("%s with deadline %v", i.State(), d)
+			}
+		}
+	})
+}
+
+// apply executes acts against the set of held VIPs and checks them.
+func apply(t *testing.T, acts []action, held map[netip.Addr]bool, before state, i *instance) {
+	t.Helper()
+	st := before
+	for _, a := range acts {
+		switch a.Kind {
+		case actAddVIPs:
+			for _, x := range a.Addrs {
+				held[x] = true
+			}
+		case actRemoveVIPs:
+			for _, x := range a.Addrs {
+				delete(held, x)
+			}
+		case actNotify:
+			if a.From != st || a.From == a.To {
+				t.Fatalf("notify %s->%s while in %s", a.From, a.To, st)
+			}
+			st = a.To
+		case actSendAdvert:
+			if a.Priority == 0 && before != stateMaster {
+				t.Fatalf("priority 0 advert from %s", before)
+			}
+			if a.Priority != 0 && a.Priority != i.Priority() {
+				t.Fatalf("advert priority %d, effective %d", a.Priority, i.Priority())
+			}
+		}
+	}
+	if st != i.State() {
+		t.Fatalf("notifies end in %s, state is %s", st, i.State())
+	}
+	master := i.State() == stateMaster
+	for _, x := range i.Config().VIPs {
+		if held[x] != master {
+			t.Fatalf("%s holds %s: %v (%q)", i.State(), x, held[x], render(acts, true))
+		}
+	}
+	if !master && len(held) != 0 {
+		t.Fatalf("%s still holds %v", i.State(), held)
+	}
+}
