@@ -562,6 +562,16 @@ func (i *instance) masterTimer(now time.Time) {
 // received" for a backup, with keepalived's preempt_delay.
 func (i *instance) backupAdvert(ev event, now time.Time) {
 	a := ev.Advert
+	if ev.Src == i.cfg.Primary {
+		// Our own advert looped back, or a duplicate address.
+		i.log(logLine{Kind: logOwnAddress, Src: ev.Src})
+		return
+	}
+	if i.cfg.Version == 2 && a.Interval != i.cfg.Interval {
+		// RFC 3768 section 7.1: validation discards these; never follow
+		// a master whose timers we do not share.
+		return
+	}
 	if a.Priority == prioStop {
 		// The master is leaving: take over after Skew_Time only.
 		i.log(logLine{Kind: logBackupPrioZero, Src: ev.Src})

@@ -14,7 +14,10 @@ const (
 	// how a stopped instance is started again.
 	evStartup
 	// evAdvert is a received advertisement that passed receive validation
-	// (RFC 5798 section 7.1): Advert, Src and Flags are set.
+	// (RFC 5798 section 7.1; RFC 3768 section 7.1 drops a version 2 advert
+	// whose interval is not ours): Advert and Src are set. Validation
+	// counts and logs its own findings (address list mismatch and the
+	// like); the machine reads the advert's priority and interval.
 	evAdvert
 	// evTimer says the deadline returned by Deadline may have passed; the
 	// instance compares it with now, so an early or spurious wake-up is
@@ -46,30 +49,15 @@ func (k eventKind) String() string {
 	return fmt.Sprintf("event(%d)", uint8(k))
 }
 
-// advertFlags are the findings of receive validation that do not drop an
-// advertisement but matter to the state machine or its logs.
-type advertFlags uint8
-
-const (
-	// advIntervalDiffers: the advertised interval is not ours. Version 2
-	// drops such adverts in validation; version 3 accepts them and a backup
-	// adopts the master's interval (RFC 5798 section 6.4.2).
-	advIntervalDiffers advertFlags = 1 << iota
-	// advAddrsDiffer: the address list is not ours (counted and logged, not
-	// dropped, as keepalived does).
-	advAddrsDiffer
-)
-
 // event is one input to instance.Step. Only the fields of its Kind are
 // read; it is a plain value so that Step allocates nothing.
 type event struct {
 	Kind eventKind
 
-	// evAdvert: the validated advert, its IP source address and the
-	// validation findings. The instance does not keep Advert.
+	// evAdvert: the validated advert and its IP source address. The
+	// instance does not keep Advert.
 	Advert *Advert
 	Src    netip.Addr
-	Flags  advertFlags
 
 	// evTrack.
 	Weight int
