@@ -63,7 +63,7 @@ type instanceConfig struct {
 	IPv6    bool   // address family of the instance (version 3 only)
 	// Priority is the configured priority, 1..255; 255 is the address owner.
 	Priority uint8
-	// Interval is Advertisement_Interval in centiseconds; 0 means 100.
+	// Interval is Advertisement_Interval in csDuration; 0 means 100.
 	// Version 2 needs whole seconds (a multiple of 100, 100..25500),
 	// version 3 1..4095.
 	Interval uint16
@@ -122,7 +122,7 @@ func (c *instanceConfig) check() error {
 		return errors.New("priority must be 1..255")
 	}
 	if c.Interval == 0 {
-		c.Interval = defaultInterval
+		c.Interval = defaultAdverIntervalCS
 	}
 	if c.Version == 2 {
 		if c.Interval%100 != 0 || c.Interval < minIntervalV2CS || c.Interval > maxIntervalV2CS {
@@ -173,7 +173,7 @@ type instance struct {
 	ownerConflict bool  // another owner seen: we act as 254
 	prio          uint8 // effective priority
 
-	masterAdverCS uint16    // Master_Adver_Interval, centiseconds
+	masterAdverCS uint16    // Master_Adver_Interval, csDuration
 	downTimer     time.Time // Master_Down_Timer (BACKUP)
 	adverTimer    time.Time // Adver_Timer (MASTER)
 	preemptAt     time.Time // end of preempt_delay; zero: not started
@@ -211,7 +211,7 @@ func (i *instance) Priority() uint8 { return i.prio }
 // advert's source when BACKUP, invalid when unknown.
 func (i *instance) Master() (netip.Addr, uint8) { return i.master, i.masterPrio }
 
-// MasterAdverInterval is Master_Adver_Interval in centiseconds.
+// MasterAdverInterval is Master_Adver_Interval in csDuration.
 func (i *instance) MasterAdverInterval() uint16 { return i.masterAdverCS }
 
 // Config is the configuration in use.
@@ -311,10 +311,10 @@ func (i *instance) Reconfigure(c instanceConfig, now time.Time) ([]action, error
 	i.acts = i.acts[:0]
 	i.cfg = c
 	if i.st == stateMaster {
-		if gone := addrsMinus(o.VIPs, c.VIPs); len(gone) > 0 {
+		if gone := vrAddrsMinus(o.VIPs, c.VIPs); len(gone) > 0 {
 			i.emit(action{Kind: actRemoveVIPs, Addrs: gone})
 		}
-		if added := addrsMinus(c.VIPs, o.VIPs); len(added) > 0 {
+		if added := vrAddrsMinus(c.VIPs, o.VIPs); len(added) > 0 {
 			i.emit(action{Kind: actAddVIPs, Addrs: added})
 			i.emit(action{Kind: actGARP, Addrs: added})
 		}
@@ -323,7 +323,7 @@ func (i *instance) Reconfigure(c instanceConfig, now time.Time) ([]action, error
 		switch i.st {
 		case stateMaster:
 			i.masterAdverCS = c.Interval
-			if next := now.Add(centiseconds(c.Interval)); next.Before(i.adverTimer) {
+			if next := now.Add(csDuration(c.Interval)); next.Before(i.adverTimer) {
 				i.adverTimer = next
 			}
 		case stateBackup:
@@ -342,7 +342,7 @@ func (i *instance) Reconfigure(c instanceConfig, now time.Time) ([]action, error
 	}
 	before := i.prio
 	i.setWeight(i.weight, now)
-	if i.st == stateMaster && i.prio == before && !addrsEqual(o.VIPs, c.VIPs) {
+	if i.st == stateMaster && i.prio == before && !vrAddrsEqual(o.VIPs, c.VIPs) {
 		// The backups compare our address list with theirs.
 		i.sendAdvert(i.prio, now)
 	}
@@ -364,9 +364,9 @@ func (i *instance) faulted() bool { return i.linkDown || i.trackFaults > 0 || i.
 
 func (i *instance) emit(a action) { i.acts = append(i.acts, a) }
 
-func (i *instance) log(l logLine) { i.emit(action{Kind: actLog, Log: l}) }
+func (i *instance) log(l protoLog) { i.emit(action{Kind: actLog, Log: l}) }
 
-func (i *instance) transition(to state, r reason, detail string) {
+func (i *instance) transition(to state, r transReason, detail string) {
 	from := i.st
 	i.st = to
 	i.emit(action{Kind: actNotify, From: from, To: to, Reason: r, Detail: detail})
@@ -375,7 +375,7 @@ func (i *instance) transition(to state, r reason, detail string) {
 func (i *instance) sendAdvert(prio uint8, now time.Time) {
 	i.emit(action{Kind: actSendAdvert, Priority: prio})
 	if prio != prioStop {
-		i.adverTimer = now.Add(centiseconds(i.cfg.Interval))
+		i.adverTimer = now.Add(csDuration(i.cfg.Interval))
 	}
 }
 
@@ -423,7 +423,7 @@ func (i *instance) startup(now time.Time) {
 		// keepalived: Master_Adver_Interval plus the smallest skew, so a
 		// configured master takes over quickly when no one answers.
 		i.becomeBackup(now, reasonStartup, "",
-			centiseconds(i.masterAdverCS)+skewTime(i.cfg.Version, prioOwner, i.masterAdverCS))
+			csDuration(i.masterAdverCS)+skewTime(i.cfg.Version, prioOwner, i.masterAdverCS))
 	default:
 		i.becomeBackup(now, reasonStartup, "", i.downInterval())
 	}
@@ -437,7 +437,7 @@ func (i *instance) shutdown() {
 		return
 	case stateMaster:
 		i.emit(action{Kind: actSendAdvert, Priority: prioStop})
-		i.log(logLine{Kind: logSentPrioZero})
+		i.log(protoLog{Kind: plSentPrioZero})
 		i.emit(action{Kind: actRemoveVIPs, Addrs: i.cfg.VIPs})
 	}
 	i.master, i.masterPrio = netip.Addr{}, 0
@@ -446,7 +446,7 @@ func (i *instance) shutdown() {
 }
 
 // reconcile moves into or out of FAULT after a fault input changed.
-func (i *instance) reconcile(now time.Time, r reason, detail string) {
+func (i *instance) reconcile(now time.Time, r transReason, detail string) {
 	switch {
 	case i.st == stateInit || i.st == stateStop:
 		// Startup looks at the fault inputs.
@@ -502,9 +502,9 @@ func (i *instance) force(ev event, now time.Time) {
 // becomeMaster is RFC 5798 section 6.4.1/6.4.2's transition to Master:
 // take the addresses, send an advert, broadcast gratuitous ARP / NA, arm
 // Adver_Timer.
-func (i *instance) becomeMaster(now time.Time, r reason, detail string) {
+func (i *instance) becomeMaster(now time.Time, r transReason, detail string) {
 	if i.masterAdverCS != i.cfg.Interval {
-		i.log(logLine{Kind: logIntervalUpdated, From: i.masterAdverCS, To: i.cfg.Interval})
+		i.log(protoLog{Kind: plIntervalUpdated, From: i.masterAdverCS, To: i.cfg.Interval})
 		i.masterAdverCS = i.cfg.Interval
 		i.emit(action{Kind: actAdoptInterval, Interval: i.masterAdverCS})
 	}
@@ -519,7 +519,7 @@ func (i *instance) becomeMaster(now time.Time, r reason, detail string) {
 
 // becomeBackup enters BACKUP with Master_Down_Timer set to down from now.
 // A master releases its addresses first.
-func (i *instance) becomeBackup(now time.Time, r reason, detail string, down time.Duration) {
+func (i *instance) becomeBackup(now time.Time, r transReason, detail string, down time.Duration) {
 	if i.st == stateMaster {
 		i.emit(action{Kind: actRemoveVIPs, Addrs: i.cfg.VIPs})
 		i.master, i.masterPrio = netip.Addr{}, 0
@@ -548,10 +548,10 @@ func (i *instance) masterTimer(now time.Time) {
 		if cs == 0 {
 			cs = i.cfg.Interval
 		}
-		if now.Sub(i.rivalSeen) > time.Duration(i.cfg.DownAdverts)*centiseconds(cs) {
+		if now.Sub(i.rivalSeen) > time.Duration(i.cfg.DownAdverts)*csDuration(cs) {
 			// The other master gave up: clients that followed it must
 			// learn our MAC again (keepalived never re-ARPs here).
-			i.log(logLine{Kind: logSplitBrainResolved, Src: i.rival})
+			i.log(protoLog{Kind: plSplitBrainResolved, Src: i.rival})
 			i.emit(action{Kind: actGARP, Addrs: i.cfg.VIPs})
 			i.rival = netip.Addr{}
 		}
@@ -564,7 +564,7 @@ func (i *instance) backupAdvert(ev event, now time.Time) {
 	a := ev.Advert
 	if ev.Src == i.cfg.Primary {
 		// Our own advert looped back, or a duplicate address.
-		i.log(logLine{Kind: logOwnAddress, Src: ev.Src})
+		i.log(protoLog{Kind: plOwnAddress, Src: ev.Src})
 		return
 	}
 	if i.cfg.Version == 2 && a.Interval != i.cfg.Interval {
@@ -574,7 +574,7 @@ func (i *instance) backupAdvert(ev event, now time.Time) {
 	}
 	if a.Priority == prioStop {
 		// The master is leaving: take over after Skew_Time only.
-		i.log(logLine{Kind: logBackupPrioZero, Src: ev.Src})
+		i.log(protoLog{Kind: plBackupPrioZero, Src: ev.Src})
 		i.master, i.masterPrio = netip.Addr{}, 0
 		i.downTimer = now.Add(skewTime(i.cfg.Version, i.prio, i.masterAdverCS))
 		return
@@ -584,23 +584,23 @@ func (i *instance) backupAdvert(ev event, now time.Time) {
 		switch {
 		case higherOrEqual:
 			if !i.preemptAt.IsZero() {
-				i.log(logLine{Kind: logPreemptDelayStop})
+				i.log(protoLog{Kind: plPreemptDelayStop})
 				i.preemptAt = time.Time{}
 			}
 		case i.preemptAt.IsZero():
 			i.preemptAt = now.Add(d)
-			i.log(logLine{Kind: logPreemptDelayStart, To: uint16(d / time.Second)})
+			i.log(protoLog{Kind: plPreemptDelayStart, To: uint16(d / time.Second)})
 		}
 	}
 	delaying := i.cfg.PreemptDelay > 0 && now.Before(i.preemptAt)
 	if !higherOrEqual && !(i.cfg.NoPreempt && !i.owner()) && !delaying {
 		// A lower priority master: let Master_Down_Timer run out and
 		// preempt it.
-		i.log(logLine{Kind: logBackupLowerPrio, Src: ev.Src, Prio: a.Priority})
+		i.log(protoLog{Kind: plBackupLowerPrio, Src: ev.Src, Prio: a.Priority})
 		return
 	}
 	if i.cfg.Version == 3 && a.Interval != 0 && a.Interval != i.masterAdverCS {
-		i.log(logLine{Kind: logIntervalUpdated, From: i.masterAdverCS, To: a.Interval})
+		i.log(protoLog{Kind: plIntervalUpdated, From: i.masterAdverCS, To: a.Interval})
 		i.masterAdverCS = a.Interval
 		i.emit(action{Kind: actAdoptInterval, Interval: a.Interval})
 	}
@@ -614,19 +614,19 @@ func (i *instance) masterAdvert(ev event, now time.Time) {
 	a := ev.Advert
 	if a.Priority == prioStop {
 		// A backup (or a stopping peer) asks who is master: answer now.
-		i.log(logLine{Kind: logMasterPrioZero, Src: ev.Src})
+		i.log(protoLog{Kind: plMasterPrioZero, Src: ev.Src})
 		i.sendAdvert(i.prio, now)
 		return
 	}
 	cmp := ev.Src.Compare(i.cfg.Primary)
 	if a.Priority == i.prio && cmp == 0 {
-		i.log(logLine{Kind: logOwnAddress, Src: ev.Src})
+		i.log(protoLog{Kind: plOwnAddress, Src: ev.Src})
 		return
 	}
 	if a.Priority == prioOwner && i.prio == prioOwner {
 		// Two address owners: keepalived steps down to 254 so that one
 		// of them wins by address.
-		i.log(logLine{Kind: logOwnerConflict, Src: ev.Src})
+		i.log(protoLog{Kind: plOwnerConflict, Src: ev.Src})
 		i.ownerConflict = true
 		i.prio = i.effective()
 		i.masterPrio = i.prio
@@ -636,12 +636,12 @@ func (i *instance) masterAdvert(ev event, now time.Time) {
 			i.emit(action{Kind: actSendAdvert, Priority: i.prio})
 		}
 		if a.Priority > i.prio {
-			i.log(logLine{Kind: logMasterHigherPrio, Src: ev.Src, Prio: a.Priority, Ours: i.prio})
+			i.log(protoLog{Kind: plMasterHigherPrio, Src: ev.Src, Prio: a.Priority, Ours: i.prio})
 		} else {
-			i.log(logLine{Kind: logMasterEqualHigherAddr, Src: ev.Src, Prio: a.Priority})
+			i.log(protoLog{Kind: plMasterEqualHigherAddr, Src: ev.Src, Prio: a.Priority})
 		}
 		if i.cfg.Version == 3 && a.Interval != 0 && a.Interval != i.masterAdverCS {
-			i.log(logLine{Kind: logIntervalUpdated, From: i.masterAdverCS, To: a.Interval})
+			i.log(protoLog{Kind: plIntervalUpdated, From: i.masterAdverCS, To: a.Interval})
 			i.masterAdverCS = a.Interval
 			i.emit(action{Kind: actAdoptInterval, Interval: a.Interval})
 		}
@@ -653,9 +653,9 @@ func (i *instance) masterAdvert(ev event, now time.Time) {
 	// 6.4.3 discards the advert; keepalived re-asserts at once so the
 	// other side hears us and steps down).
 	reassert := !i.cfg.LowerPrioNoAdvert
-	i.log(logLine{Kind: logMasterLowerPrio, Src: ev.Src, Prio: a.Priority, Ours: i.prio, Reassert: reassert})
+	i.log(protoLog{Kind: plMasterLowerPrio, Src: ev.Src, Prio: a.Priority, Ours: i.prio, Reassert: reassert})
 	if i.rival != ev.Src {
-		i.log(logLine{Kind: logSplitBrain, Src: ev.Src, Prio: a.Priority, Ours: i.prio})
+		i.log(protoLog{Kind: plSplitBrain, Src: ev.Src, Prio: a.Priority, Ours: i.prio})
 	}
 	i.rival, i.rivalSeen, i.rivalCS = ev.Src, now, a.Interval
 	if reassert {
@@ -666,8 +666,8 @@ func (i *instance) masterAdvert(ev event, now time.Time) {
 	}
 }
 
-// addrsMinus is the addresses of a not in b.
-func addrsMinus(a, b []netip.Addr) []netip.Addr {
+// vrAddrsMinus is the addresses of a not in b.
+func vrAddrsMinus(a, b []netip.Addr) []netip.Addr {
 	var out []netip.Addr
 	for _, x := range a {
 		found := false
@@ -684,7 +684,7 @@ func addrsMinus(a, b []netip.Addr) []netip.Addr {
 	return out
 }
 
-func addrsEqual(a, b []netip.Addr) bool {
+func vrAddrsEqual(a, b []netip.Addr) bool {
 	if len(a) != len(b) {
 		return false
 	}

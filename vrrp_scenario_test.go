@@ -100,7 +100,7 @@ func runScenario(t *testing.T, file, script string) (string, []string) {
 		}
 		switch f[0] {
 		case "config":
-			cfg = testConfig(100)
+			cfg = fsmConfig(100)
 			if err := scenarioConfig(&cfg, f[1:]); err != nil {
 				fail("%v", err)
 			}
@@ -126,7 +126,7 @@ func runScenario(t *testing.T, file, script string) (string, []string) {
 			}
 			d := "none"
 			if dl := i.Deadline(); !dl.IsZero() {
-				d = dl.Sub(t0).String()
+				d = dl.Sub(fsmT0).String()
 			}
 			actual = append(actual, fmt.Sprintf("-> %s deadline=%s", i.State(), d))
 			if f[2] == "reconfig" {
@@ -149,7 +149,7 @@ func scenarioTime(s string, i *instance) (time.Time, error) {
 		return d, nil
 	}
 	d, err := time.ParseDuration(s)
-	return t0.Add(d), err
+	return fsmT0.Add(d), err
 }
 
 func scenarioConfig(c *instanceConfig, args []string) error {
@@ -222,7 +222,7 @@ func scenarioStep(i *instance, cfg instanceConfig, f []string, now time.Time) ([
 		if err != nil {
 			return nil, err
 		}
-		return i.Step(advertEvent(src, uint8(num("prio", 100)), uint16(num("interval", 100))), now), nil
+		return i.Step(fsmAdvert(src, uint8(num("prio", 100)), uint16(num("interval", 100))), now), nil
 	case "track":
 		return i.Step(event{Kind: evTrack, Weight: num("weight", 0), Faults: num("faults", 0)}, now), nil
 	case "link":

@@ -40,9 +40,9 @@ func (q *simQueue) Pop() any {
 }
 
 type simTransition struct {
-	at       time.Time
-	from, to state
-	reason   reason
+	at          time.Time
+	from, to    state
+	transReason transReason
 }
 
 type simNode struct {
@@ -74,7 +74,7 @@ type simNet struct {
 // newSimNet builds routers from configs; router k gets address
 // 192.0.2.(k+1), so a later router wins priority ties.
 func newSimNet(t testing.TB, seed uint64, cfgs ...instanceConfig) *simNet {
-	n := &simNet{t: t, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), now: t0, cut: map[[2]int]bool{}}
+	n := &simNet{t: t, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), now: fsmT0, cut: map[[2]int]bool{}}
 	for k, c := range cfgs {
 		addr := netip.AddrFrom4([4]byte{192, 0, 2, byte(k + 1)})
 		c.Primary = addr
@@ -88,7 +88,7 @@ func newSimNet(t testing.TB, seed uint64, cfgs ...instanceConfig) *simNet {
 }
 
 func simConfig(version uint8, prio uint8) instanceConfig {
-	c := testConfig(prio)
+	c := fsmConfig(prio)
 	c.Version = version
 	return c
 }
@@ -111,7 +111,7 @@ func (n *simNet) step(x *simNode, ev event) {
 			adv := x.inst.Advert(a.Priority)
 			n.multicast(x, &adv)
 		case actNotify:
-			x.trans = append(x.trans, simTransition{at: n.now, from: a.From, to: a.To, reason: a.Reason})
+			x.trans = append(x.trans, simTransition{at: n.now, from: a.From, to: a.To, transReason: a.Reason})
 		}
 	}
 	x.timerGen++
@@ -240,7 +240,7 @@ func TestSimElection(t *testing.T) {
 				t.Errorf("master made %d transitions, want 2: %v", got, n.nodes[1].trans)
 			}
 			// It took over after its Master_Down_Interval (RFC 5798 6.4.1).
-			if got, want := n.nodes[1].trans[1].at.Sub(t0), masterDownInterval(v, 200, 100, 3); got != want {
+			if got, want := n.nodes[1].trans[1].at.Sub(fsmT0), masterDownInterval(v, 200, 100, 3); got != want {
 				t.Errorf("took over after %v, want %v", got, want)
 			}
 			for _, k := range []int{0, 2} {
@@ -327,12 +327,12 @@ func TestSimHealExactlyOneMaster(t *testing.T) {
 		n.jitter = time.Duration(1+r.IntN(5)) * time.Millisecond
 		maxDelay := n.delay + n.jitter
 		n.startAll()
-		n.runFor(20 * centiseconds(interval))
+		n.runFor(20 * csDuration(interval))
 		checking := false
 		n.afterStep = func() {
 			if checking {
 				if m := n.masters(); len(m) != 1 {
-					t.Fatalf("seed %d at %v: masters %v after convergence", seed, n.now.Sub(t0), m)
+					t.Fatalf("seed %d at %v: masters %v after convergence", seed, n.now.Sub(fsmT0), m)
 				}
 			}
 		}
@@ -343,7 +343,7 @@ func TestSimHealExactlyOneMaster(t *testing.T) {
 			}
 			checking = false
 			n.isolate(set)
-			n.runFor(time.Duration(r.Int64N(int64(15 * centiseconds(interval)))))
+			n.runFor(time.Duration(r.Int64N(int64(15 * csDuration(interval)))))
 			n.heal()
 			heals++
 			healed := n.now
@@ -357,7 +357,7 @@ func TestSimHealExactlyOneMaster(t *testing.T) {
 				t.Fatalf("seed %d round %d: master %d has priority %d, top is %d", seed, round, m[0], p, top)
 			}
 			checking = true
-			n.runFor(time.Duration(r.Int64N(int64(10 * centiseconds(interval)))))
+			n.runFor(time.Duration(r.Int64N(int64(10 * csDuration(interval)))))
 		}
 		checking = false
 	}
@@ -382,7 +382,7 @@ func TestSimHighestPriorityWins(t *testing.T) {
 		n.delay, n.jitter = time.Millisecond, 2*time.Millisecond
 		// Staggered starts.
 		for _, x := range n.nodes {
-			n.at(t0.Add(time.Duration(r.Int64N(int64(5*time.Second)))), func() { n.step(x, event{Kind: evStartup}) })
+			n.at(fsmT0.Add(time.Duration(r.Int64N(int64(5*time.Second)))), func() { n.step(x, event{Kind: evStartup}) })
 		}
 		n.runFor(20 * time.Second)
 		for change := 0; change < 20; change++ {
@@ -401,7 +401,7 @@ func TestSimHighestPriorityWins(t *testing.T) {
 				for _, y := range n.nodes {
 					t.Logf("router %d %s prio %d transitions %v", y.id, y.inst.State(), y.inst.Priority(), y.trans)
 				}
-				t.Fatalf("seed %d change %d (router %d at %v): masters %v, top priority %d", seed, change, x.id, changed.Sub(t0), m, top)
+				t.Fatalf("seed %d change %d (router %d at %v): masters %v, top priority %d", seed, change, x.id, changed.Sub(fsmT0), m, top)
 			}
 			n.runFor(time.Duration(r.Int64N(int64(5 * time.Second))))
 		}
