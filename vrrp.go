@@ -63,7 +63,7 @@ type instanceConfig struct {
 	IPv6    bool   // address family of the instance (version 3 only)
 	// Priority is the configured priority, 1..255; 255 is the address owner.
 	Priority uint8
-	// Interval is Advertisement_Interval in csDuration; 0 means 100.
+	// Interval is Advertisement_Interval in centiseconds; 0 means 100.
 	// Version 2 needs whole seconds (a multiple of 100, 100..25500),
 	// version 3 1..4095.
 	Interval uint16
@@ -84,6 +84,12 @@ type instanceConfig struct {
 	// smallest skew before taking over (keepalived's vrrp_init_state), not
 	// the full Master_Down_Interval.
 	InitialMaster bool
+	// SyncGroup makes the instance a vrrp_sync_group member: when its
+	// Master_Down_Timer fires it does not take over by itself but emits
+	// actWantMaster and stays BACKUP; the group moves all members to
+	// MASTER together with evForce once every member wants it (keepalived's
+	// vrrp_sync_can_goto_master). An owner still starts as MASTER.
+	SyncGroup bool
 	// DownAdverts is keepalived's down_timer_adverts, the multiplier of
 	// Master_Adver_Interval in Master_Down_Interval; 0 means 3.
 	DownAdverts int
@@ -173,13 +179,15 @@ type instance struct {
 	ownerConflict bool  // another owner seen: we act as 254
 	prio          uint8 // effective priority
 
-	masterAdverCS uint16    // Master_Adver_Interval, csDuration
+	masterAdverCS uint16    // Master_Adver_Interval, centiseconds
 	downTimer     time.Time // Master_Down_Timer (BACKUP)
 	adverTimer    time.Time // Adver_Timer (MASTER)
 	preemptAt     time.Time // end of preempt_delay; zero: not started
 
 	master     netip.Addr // the master we follow (BACKUP) or ourselves
 	masterPrio uint8
+
+	wantMaster bool // a sync group member whose Master_Down_Timer fired
 
 	// A master that outranks another master (split brain) remembers it
 	// until it has been silent for a Master_Down_Interval of its own.
@@ -211,8 +219,12 @@ func (i *instance) Priority() uint8 { return i.prio }
 // advert's source when BACKUP, invalid when unknown.
 func (i *instance) Master() (netip.Addr, uint8) { return i.master, i.masterPrio }
 
-// MasterAdverInterval is Master_Adver_Interval in csDuration.
+// MasterAdverInterval is Master_Adver_Interval in centiseconds.
 func (i *instance) MasterAdverInterval() uint16 { return i.masterAdverCS }
+
+// WantsMaster says a sync group member in BACKUP would take over if its
+// group let it (see instanceConfig.SyncGroup).
+func (i *instance) WantsMaster() bool { return i.wantMaster }
 
 // Config is the configuration in use.
 func (i *instance) Config() instanceConfig { return i.cfg }
@@ -369,6 +381,7 @@ func (i *instance) log(l protoLog) { i.emit(action{Kind: actLog, Log: l}) }
 func (i *instance) transition(to state, r transReason, detail string) {
 	from := i.st
 	i.st = to
+	i.wantMaster = false
 	i.emit(action{Kind: actNotify, From: from, To: to, Reason: r, Detail: detail})
 }
 
@@ -534,6 +547,16 @@ func (i *instance) backupTimer(now time.Time) {
 	if now.Before(i.downTimer) {
 		return
 	}
+	if i.cfg.SyncGroup {
+		// The group decides. Keep a deadline so the instance is
+		// re-evaluated, but say so only once.
+		i.downTimer = now.Add(i.downInterval())
+		if !i.wantMaster {
+			i.wantMaster = true
+			i.emit(action{Kind: actWantMaster, Want: true})
+		}
+		return
+	}
 	i.becomeMaster(now, reasonMasterDown, "")
 }
 
@@ -606,6 +629,11 @@ func (i *instance) backupAdvert(ev event, now time.Time) {
 	}
 	i.master, i.masterPrio = ev.Src, a.Priority
 	i.downTimer = now.Add(i.downInterval())
+	if i.wantMaster {
+		// A master we follow is back: tell the group.
+		i.wantMaster = false
+		i.emit(action{Kind: actWantMaster, Want: false})
+	}
 }
 
 // masterAdvert is RFC 5798 section 6.4.3's "If an ADVERTISEMENT is

@@ -89,13 +89,17 @@ const (
 	actNotify
 	// actLog: Log is worth a log line (keepalived's wording).
 	actLog
-	// actAdoptInterval: Master_Adver_Interval is now Interval csDuration
+	// actAdoptInterval: Master_Adver_Interval is now Interval centiseconds
 	// (version 3 backups follow the master, RFC 5798 section 6.4.2; it
 	// returns to the configured one on becoming master). For status only.
 	actAdoptInterval
+	// actWantMaster: a sync group member's Master_Down_Timer fired (Want)
+	// or it follows a master again (!Want). The group forces MASTER on
+	// all members once all want it.
+	actWantMaster
 )
 
-var actionKindNames = [...]string{"", "send-advert", "add-vips", "remove-vips", "garp", "notify", "log", "adopt-interval"}
+var actionKindNames = [...]string{"", "send-advert", "add-vips", "remove-vips", "garp", "notify", "log", "adopt-interval", "want-master"}
 
 func (k actionKind) String() string {
 	if int(k) < len(actionKindNames) && k != 0 {
@@ -119,8 +123,10 @@ type action struct {
 	Detail   string
 	// actLog.
 	Log protoLog
-	// actAdoptInterval, in csDuration.
+	// actAdoptInterval, in centiseconds.
 	Interval uint16
+	// actWantMaster.
+	Want bool
 }
 
 func (a action) String() string {
@@ -139,6 +145,8 @@ func (a action) String() string {
 		return "log " + a.Log.String()
 	case actAdoptInterval:
 		return fmt.Sprintf("adopt-interval %dcs", a.Interval)
+	case actWantMaster:
+		return fmt.Sprintf("want-master %v", a.Want)
 	}
 	return a.Kind.String()
 }
@@ -183,7 +191,7 @@ const (
 	plMasterPrioZero                     // Src
 	plBackupPrioZero                     // Src
 	plBackupLowerPrio                    // Src, Prio: discarded, we will preempt
-	plIntervalUpdated                    // From, To (csDuration)
+	plIntervalUpdated                    // From, To (centiseconds)
 	plOwnAddress                         // Src: equal priority from our own address
 	plOwnerConflict                      // Src: another address owner
 	plPreemptDelayStart                  // Delay (seconds in To)

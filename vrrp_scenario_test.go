@@ -12,7 +12,7 @@ package main
 //
 //	config version=3 prio=100 interval=100 [nopreempt] [preempt_delay=5s]
 //	       [state=MASTER] [strict] [down_adverts=N] [higher_prio_send_advert]
-//	       [garp_lower_prio] [vips=A,B]
+//	       [garp_lower_prio] [sync_group] [vips=A,B]
 //	at TIME EVENT     TIME is an offset from the start ("1.5s") or "deadline"
 //
 // Events: startup, shutdown, timer, advert from=ADDR prio=N [interval=CS],
@@ -179,6 +179,8 @@ func scenarioConfig(c *instanceConfig, args []string) error {
 			c.DownAdverts = n
 		case "higher_prio_send_advert":
 			c.HigherPrioSendAdvert = true
+		case "sync_group":
+			c.SyncGroup = true
 		case "garp_lower_prio":
 			c.GARPOnLowerPrio = true
 		case "vips":

@@ -139,7 +139,7 @@ func TestSkewAndMasterDownInterval(t *testing.T) {
 }
 
 // RFC 3768 section 5.3.7 (v2: whole seconds, 1 byte) and RFC 5798 section
-// 5.2.7 (v3: 12 bits of csDuration); keepalived's limits for the rest.
+// 5.2.7 (v3: 12 bits of centiseconds); keepalived's limits for the rest.
 func TestConfigCheck(t *testing.T) {
 	v6 := netip.MustParseAddr("fe80::1")
 	tests := []struct {
@@ -647,7 +647,7 @@ func TestActionStrings(t *testing.T) {
 			t.Errorf("log kind %d has no text", k)
 		}
 	}
-	for k := actSendAdvert; k <= actAdoptInterval; k++ {
+	for k := actSendAdvert; k <= actWantMaster; k++ {
 		if strings.HasPrefix(k.String(), "action(") {
 			t.Errorf("action kind %d has no name", k)
 		}
@@ -713,6 +713,7 @@ func FuzzStep(f *testing.F) {
 		if data[0]&16 != 0 {
 			c.PreemptDelay = 5 * time.Second
 		}
+		c.SyncGroup = data[0]&32 != 0
 		i, err := newInstance(c)
 		if err != nil {
 			t.Fatalf("config %+v: %v", c, err)

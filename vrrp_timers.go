@@ -17,7 +17,7 @@ const (
 
 	// Advertisement interval bounds. Version 2 carries whole seconds
 	// (RFC 3768 section 5.3.7, default 1 s); version 3 carries a 12-bit
-	// count of csDuration (RFC 5798 section 5.2.7, default 100 cs).
+	// count of centiseconds (RFC 5798 section 5.2.7, default 100 cs).
 	minIntervalV2CS        = 100
 	maxIntervalV2CS        = 255 * 100
 	minIntervalV3CS        = 1
@@ -34,7 +34,7 @@ const (
 	maxPreemptDelay = 1000 * time.Second
 )
 
-// csDuration converts an interval in csDuration to a duration.
+// csDuration converts an interval in centiseconds to a duration.
 func csDuration(cs uint16) time.Duration { return time.Duration(cs) * 10 * time.Millisecond }
 
 // skewTime is Skew_Time for a router of the given priority.
@@ -42,7 +42,7 @@ func csDuration(cs uint16) time.Duration { return time.Duration(cs) * 10 * time.
 // Version 2 (RFC 3768 section 6.1): (256 - Priority) / 256 seconds; it does
 // not scale with the advertisement interval.
 // Version 3 (RFC 5798 section 6.1): ((256 - Priority) * Master_Adver_Interval)
-// / 256 csDuration. The division is done in nanoseconds so nothing is
+// / 256 centiseconds. The division is done in nanoseconds so nothing is
 // lost to rounding (keepalived does the same in microseconds).
 func skewTime(version uint8, prio uint8, masterAdverCS uint16) time.Duration {
 	n := int64(256 - int(prio))
