@@ -167,7 +167,23 @@ func (c *instanceConfig) check() error {
 // section 6.4). It is pure: inputs arrive through Step with the current
 // time, outputs are returned as actions, and Deadline says when Step wants
 // an evTimer. It has no sockets, goroutines, locks or clock; one driver
-// goroutine owns it.
+// goroutine owns it, along these lines:
+//
+//	i, err := newInstance(cfg)
+//	acts := i.Step(event{Kind: evStartup}, clock.Now())
+//	for {
+//		execute(acts) // in order: send, add/remove VIPs, GARP, notify, log
+//		arm(timer, i.Deadline()) // stopped when Deadline is zero
+//		select {
+//		case rx := <-adverts: // validated by the codec
+//			acts = i.Step(event{Kind: evAdvert, Advert: &rx.advert, Src: rx.src}, clock.Now())
+//		case <-timer.C:
+//			acts = i.Step(event{Kind: evTimer}, clock.Now())
+//		case t := <-tracking: // weights and weight-0 failures
+//			acts = i.Step(event{Kind: evTrack, Weight: t.weight, Faults: t.faults}, clock.Now())
+//		...
+//		}
+//	}
 type instance struct {
 	cfg instanceConfig
 	st  state
@@ -259,7 +275,8 @@ func (i *instance) Advert(prio uint8) Advert {
 
 // Step feeds one event at time now and returns the actions to execute, in
 // order. The returned slice is reused by the next Step: the driver drains
-// it first.
+// it first. Events that do not apply to the current state (an advert in
+// FAULT, a timer before the deadline, an unknown kind) return nothing.
 func (i *instance) Step(ev event, now time.Time) []action {
 	i.acts = i.acts[:0]
 	switch ev.Kind {
