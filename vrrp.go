@@ -84,6 +84,12 @@ type instanceConfig struct {
 	// smallest skew before taking over (keepalived's vrrp_init_state), not
 	// the full Master_Down_Interval.
 	InitialMaster bool
+	// SyncGroup makes the instance a vrrp_sync_group member: when its
+	// Master_Down_Timer fires it does not take over by itself but emits
+	// actWantMaster and stays BACKUP; the group moves all members to
+	// MASTER together with evForce once every member wants it (keepalived's
+	// vrrp_sync_can_goto_master). An owner still starts as MASTER.
+	SyncGroup bool
 	// DownAdverts is keepalived's down_timer_adverts, the multiplier of
 	// Master_Adver_Interval in Master_Down_Interval; 0 means 3.
 	DownAdverts int
@@ -122,7 +128,7 @@ func (c *instanceConfig) check() error {
 		return errors.New("priority must be 1..255")
 	}
 	if c.Interval == 0 {
-		c.Interval = defaultInterval
+		c.Interval = defaultAdverIntervalCS
 	}
 	if c.Version == 2 {
 		if c.Interval%100 != 0 || c.Interval < minIntervalV2CS || c.Interval > maxIntervalV2CS {
@@ -161,7 +167,23 @@ func (c *instanceConfig) check() error {
 // section 6.4). It is pure: inputs arrive through Step with the current
 // time, outputs are returned as actions, and Deadline says when Step wants
 // an evTimer. It has no sockets, goroutines, locks or clock; one driver
-// goroutine owns it.
+// goroutine owns it, along these lines:
+//
+//	i, err := newInstance(cfg)
+//	acts := i.Step(event{Kind: evStartup}, clock.Now())
+//	for {
+//		execute(acts) // in order: send, add/remove VIPs, GARP, notify, log
+//		arm(timer, i.Deadline()) // stopped when Deadline is zero
+//		select {
+//		case rx := <-adverts: // validated by the codec
+//			acts = i.Step(event{Kind: evAdvert, Advert: &rx.advert, Src: rx.src}, clock.Now())
+//		case <-timer.C:
+//			acts = i.Step(event{Kind: evTimer}, clock.Now())
+//		case t := <-tracking: // weights and weight-0 failures
+//			acts = i.Step(event{Kind: evTrack, Weight: t.weight, Faults: t.faults}, clock.Now())
+//		...
+//		}
+//	}
 type instance struct {
 	cfg instanceConfig
 	st  state
@@ -180,6 +202,8 @@ type instance struct {
 
 	master     netip.Addr // the master we follow (BACKUP) or ourselves
 	masterPrio uint8
+
+	wantMaster bool // a sync group member whose Master_Down_Timer fired
 
 	// A master that outranks another master (split brain) remembers it
 	// until it has been silent for a Master_Down_Interval of its own.
@@ -214,6 +238,10 @@ func (i *instance) Master() (netip.Addr, uint8) { return i.master, i.masterPrio 
 // MasterAdverInterval is Master_Adver_Interval in centiseconds.
 func (i *instance) MasterAdverInterval() uint16 { return i.masterAdverCS }
 
+// WantsMaster says a sync group member in BACKUP would take over if its
+// group let it (see instanceConfig.SyncGroup).
+func (i *instance) WantsMaster() bool { return i.wantMaster }
+
 // Config is the configuration in use.
 func (i *instance) Config() instanceConfig { return i.cfg }
 
@@ -247,7 +275,8 @@ func (i *instance) Advert(prio uint8) Advert {
 
 // Step feeds one event at time now and returns the actions to execute, in
 // order. The returned slice is reused by the next Step: the driver drains
-// it first.
+// it first. Events that do not apply to the current state (an advert in
+// FAULT, a timer before the deadline, an unknown kind) return nothing.
 func (i *instance) Step(ev event, now time.Time) []action {
 	i.acts = i.acts[:0]
 	switch ev.Kind {
@@ -311,10 +340,10 @@ func (i *instance) Reconfigure(c instanceConfig, now time.Time) ([]action, error
 	i.acts = i.acts[:0]
 	i.cfg = c
 	if i.st == stateMaster {
-		if gone := addrsMinus(o.VIPs, c.VIPs); len(gone) > 0 {
+		if gone := vrAddrsMinus(o.VIPs, c.VIPs); len(gone) > 0 {
 			i.emit(action{Kind: actRemoveVIPs, Addrs: gone})
 		}
-		if added := addrsMinus(c.VIPs, o.VIPs); len(added) > 0 {
+		if added := vrAddrsMinus(c.VIPs, o.VIPs); len(added) > 0 {
 			i.emit(action{Kind: actAddVIPs, Addrs: added})
 			i.emit(action{Kind: actGARP, Addrs: added})
 		}
@@ -323,7 +352,7 @@ func (i *instance) Reconfigure(c instanceConfig, now time.Time) ([]action, error
 		switch i.st {
 		case stateMaster:
 			i.masterAdverCS = c.Interval
-			if next := now.Add(centiseconds(c.Interval)); next.Before(i.adverTimer) {
+			if next := now.Add(csDuration(c.Interval)); next.Before(i.adverTimer) {
 				i.adverTimer = next
 			}
 		case stateBackup:
@@ -342,7 +371,7 @@ func (i *instance) Reconfigure(c instanceConfig, now time.Time) ([]action, error
 	}
 	before := i.prio
 	i.setWeight(i.weight, now)
-	if i.st == stateMaster && i.prio == before && !addrsEqual(o.VIPs, c.VIPs) {
+	if i.st == stateMaster && i.prio == before && !vrAddrsEqual(o.VIPs, c.VIPs) {
 		// The backups compare our address list with theirs.
 		i.sendAdvert(i.prio, now)
 	}
@@ -364,18 +393,19 @@ func (i *instance) faulted() bool { return i.linkDown || i.trackFaults > 0 || i.
 
 func (i *instance) emit(a action) { i.acts = append(i.acts, a) }
 
-func (i *instance) log(l logLine) { i.emit(action{Kind: actLog, Log: l}) }
+func (i *instance) log(l protoLog) { i.emit(action{Kind: actLog, Log: l}) }
 
-func (i *instance) transition(to state, r reason, detail string) {
+func (i *instance) transition(to state, r transReason, detail string) {
 	from := i.st
 	i.st = to
+	i.wantMaster = false
 	i.emit(action{Kind: actNotify, From: from, To: to, Reason: r, Detail: detail})
 }
 
 func (i *instance) sendAdvert(prio uint8, now time.Time) {
 	i.emit(action{Kind: actSendAdvert, Priority: prio})
 	if prio != prioStop {
-		i.adverTimer = now.Add(centiseconds(i.cfg.Interval))
+		i.adverTimer = now.Add(csDuration(i.cfg.Interval))
 	}
 }
 
@@ -423,7 +453,7 @@ func (i *instance) startup(now time.Time) {
 		// keepalived: Master_Adver_Interval plus the smallest skew, so a
 		// configured master takes over quickly when no one answers.
 		i.becomeBackup(now, reasonStartup, "",
-			centiseconds(i.masterAdverCS)+skewTime(i.cfg.Version, prioOwner, i.masterAdverCS))
+			csDuration(i.masterAdverCS)+skewTime(i.cfg.Version, prioOwner, i.masterAdverCS))
 	default:
 		i.becomeBackup(now, reasonStartup, "", i.downInterval())
 	}
@@ -437,7 +467,7 @@ func (i *instance) shutdown() {
 		return
 	case stateMaster:
 		i.emit(action{Kind: actSendAdvert, Priority: prioStop})
-		i.log(logLine{Kind: logSentPrioZero})
+		i.log(protoLog{Kind: plSentPrioZero})
 		i.emit(action{Kind: actRemoveVIPs, Addrs: i.cfg.VIPs})
 	}
 	i.master, i.masterPrio = netip.Addr{}, 0
@@ -446,7 +476,7 @@ func (i *instance) shutdown() {
 }
 
 // reconcile moves into or out of FAULT after a fault input changed.
-func (i *instance) reconcile(now time.Time, r reason, detail string) {
+func (i *instance) reconcile(now time.Time, r transReason, detail string) {
 	switch {
 	case i.st == stateInit || i.st == stateStop:
 		// Startup looks at the fault inputs.
@@ -502,9 +532,9 @@ func (i *instance) force(ev event, now time.Time) {
 // becomeMaster is RFC 5798 section 6.4.1/6.4.2's transition to Master:
 // take the addresses, send an advert, broadcast gratuitous ARP / NA, arm
 // Adver_Timer.
-func (i *instance) becomeMaster(now time.Time, r reason, detail string) {
+func (i *instance) becomeMaster(now time.Time, r transReason, detail string) {
 	if i.masterAdverCS != i.cfg.Interval {
-		i.log(logLine{Kind: logIntervalUpdated, From: i.masterAdverCS, To: i.cfg.Interval})
+		i.log(protoLog{Kind: plIntervalUpdated, From: i.masterAdverCS, To: i.cfg.Interval})
 		i.masterAdverCS = i.cfg.Interval
 		i.emit(action{Kind: actAdoptInterval, Interval: i.masterAdverCS})
 	}
@@ -519,7 +549,7 @@ func (i *instance) becomeMaster(now time.Time, r reason, detail string) {
 
 // becomeBackup enters BACKUP with Master_Down_Timer set to down from now.
 // A master releases its addresses first.
-func (i *instance) becomeBackup(now time.Time, r reason, detail string, down time.Duration) {
+func (i *instance) becomeBackup(now time.Time, r transReason, detail string, down time.Duration) {
 	if i.st == stateMaster {
 		i.emit(action{Kind: actRemoveVIPs, Addrs: i.cfg.VIPs})
 		i.master, i.masterPrio = netip.Addr{}, 0
@@ -532,6 +562,16 @@ func (i *instance) becomeBackup(now time.Time, r reason, detail string, down tim
 // backupTimer: Master_Down_Timer fired (RFC 5798 section 6.4.2).
 func (i *instance) backupTimer(now time.Time) {
 	if now.Before(i.downTimer) {
+		return
+	}
+	if i.cfg.SyncGroup {
+		// The group decides. Keep a deadline so the instance is
+		// re-evaluated, but say so only once.
+		i.downTimer = now.Add(i.downInterval())
+		if !i.wantMaster {
+			i.wantMaster = true
+			i.emit(action{Kind: actWantMaster, Want: true})
+		}
 		return
 	}
 	i.becomeMaster(now, reasonMasterDown, "")
@@ -548,10 +588,10 @@ func (i *instance) masterTimer(now time.Time) {
 		if cs == 0 {
 			cs = i.cfg.Interval
 		}
-		if now.Sub(i.rivalSeen) > time.Duration(i.cfg.DownAdverts)*centiseconds(cs) {
+		if now.Sub(i.rivalSeen) > time.Duration(i.cfg.DownAdverts)*csDuration(cs) {
 			// The other master gave up: clients that followed it must
 			// learn our MAC again (keepalived never re-ARPs here).
-			i.log(logLine{Kind: logSplitBrainResolved, Src: i.rival})
+			i.log(protoLog{Kind: plSplitBrainResolved, Src: i.rival})
 			i.emit(action{Kind: actGARP, Addrs: i.cfg.VIPs})
 			i.rival = netip.Addr{}
 		}
@@ -562,9 +602,19 @@ func (i *instance) masterTimer(now time.Time) {
 // received" for a backup, with keepalived's preempt_delay.
 func (i *instance) backupAdvert(ev event, now time.Time) {
 	a := ev.Advert
+	if ev.Src == i.cfg.Primary {
+		// Our own advert looped back, or a duplicate address.
+		i.log(protoLog{Kind: plOwnAddress, Src: ev.Src})
+		return
+	}
+	if i.cfg.Version == 2 && a.Interval != i.cfg.Interval {
+		// RFC 3768 section 7.1: validation discards these; never follow
+		// a master whose timers we do not share.
+		return
+	}
 	if a.Priority == prioStop {
 		// The master is leaving: take over after Skew_Time only.
-		i.log(logLine{Kind: logBackupPrioZero, Src: ev.Src})
+		i.log(protoLog{Kind: plBackupPrioZero, Src: ev.Src})
 		i.master, i.masterPrio = netip.Addr{}, 0
 		i.downTimer = now.Add(skewTime(i.cfg.Version, i.prio, i.masterAdverCS))
 		return
@@ -574,28 +624,33 @@ func (i *instance) backupAdvert(ev event, now time.Time) {
 		switch {
 		case higherOrEqual:
 			if !i.preemptAt.IsZero() {
-				i.log(logLine{Kind: logPreemptDelayStop})
+				i.log(protoLog{Kind: plPreemptDelayStop})
 				i.preemptAt = time.Time{}
 			}
 		case i.preemptAt.IsZero():
 			i.preemptAt = now.Add(d)
-			i.log(logLine{Kind: logPreemptDelayStart, To: uint16(d / time.Second)})
+			i.log(protoLog{Kind: plPreemptDelayStart, To: uint16(d / time.Second)})
 		}
 	}
 	delaying := i.cfg.PreemptDelay > 0 && now.Before(i.preemptAt)
 	if !higherOrEqual && !(i.cfg.NoPreempt && !i.owner()) && !delaying {
 		// A lower priority master: let Master_Down_Timer run out and
 		// preempt it.
-		i.log(logLine{Kind: logBackupLowerPrio, Src: ev.Src, Prio: a.Priority})
+		i.log(protoLog{Kind: plBackupLowerPrio, Src: ev.Src, Prio: a.Priority})
 		return
 	}
 	if i.cfg.Version == 3 && a.Interval != 0 && a.Interval != i.masterAdverCS {
-		i.log(logLine{Kind: logIntervalUpdated, From: i.masterAdverCS, To: a.Interval})
+		i.log(protoLog{Kind: plIntervalUpdated, From: i.masterAdverCS, To: a.Interval})
 		i.masterAdverCS = a.Interval
 		i.emit(action{Kind: actAdoptInterval, Interval: a.Interval})
 	}
 	i.master, i.masterPrio = ev.Src, a.Priority
 	i.downTimer = now.Add(i.downInterval())
+	if i.wantMaster {
+		// A master we follow is back: tell the group.
+		i.wantMaster = false
+		i.emit(action{Kind: actWantMaster, Want: false})
+	}
 }
 
 // masterAdvert is RFC 5798 section 6.4.3's "If an ADVERTISEMENT is
@@ -604,19 +659,19 @@ func (i *instance) masterAdvert(ev event, now time.Time) {
 	a := ev.Advert
 	if a.Priority == prioStop {
 		// A backup (or a stopping peer) asks who is master: answer now.
-		i.log(logLine{Kind: logMasterPrioZero, Src: ev.Src})
+		i.log(protoLog{Kind: plMasterPrioZero, Src: ev.Src})
 		i.sendAdvert(i.prio, now)
 		return
 	}
 	cmp := ev.Src.Compare(i.cfg.Primary)
 	if a.Priority == i.prio && cmp == 0 {
-		i.log(logLine{Kind: logOwnAddress, Src: ev.Src})
+		i.log(protoLog{Kind: plOwnAddress, Src: ev.Src})
 		return
 	}
 	if a.Priority == prioOwner && i.prio == prioOwner {
 		// Two address owners: keepalived steps down to 254 so that one
 		// of them wins by address.
-		i.log(logLine{Kind: logOwnerConflict, Src: ev.Src})
+		i.log(protoLog{Kind: plOwnerConflict, Src: ev.Src})
 		i.ownerConflict = true
 		i.prio = i.effective()
 		i.masterPrio = i.prio
@@ -626,12 +681,12 @@ func (i *instance) masterAdvert(ev event, now time.Time) {
 			i.emit(action{Kind: actSendAdvert, Priority: i.prio})
 		}
 		if a.Priority > i.prio {
-			i.log(logLine{Kind: logMasterHigherPrio, Src: ev.Src, Prio: a.Priority, Ours: i.prio})
+			i.log(protoLog{Kind: plMasterHigherPrio, Src: ev.Src, Prio: a.Priority, Ours: i.prio})
 		} else {
-			i.log(logLine{Kind: logMasterEqualHigherAddr, Src: ev.Src, Prio: a.Priority})
+			i.log(protoLog{Kind: plMasterEqualHigherAddr, Src: ev.Src, Prio: a.Priority})
 		}
 		if i.cfg.Version == 3 && a.Interval != 0 && a.Interval != i.masterAdverCS {
-			i.log(logLine{Kind: logIntervalUpdated, From: i.masterAdverCS, To: a.Interval})
+			i.log(protoLog{Kind: plIntervalUpdated, From: i.masterAdverCS, To: a.Interval})
 			i.masterAdverCS = a.Interval
 			i.emit(action{Kind: actAdoptInterval, Interval: a.Interval})
 		}
@@ -643,9 +698,9 @@ func (i *instance) masterAdvert(ev event, now time.Time) {
 	// 6.4.3 discards the advert; keepalived re-asserts at once so the
 	// other side hears us and steps down).
 	reassert := !i.cfg.LowerPrioNoAdvert
-	i.log(logLine{Kind: logMasterLowerPrio, Src: ev.Src, Prio: a.Priority, Ours: i.prio, Reassert: reassert})
+	i.log(protoLog{Kind: plMasterLowerPrio, Src: ev.Src, Prio: a.Priority, Ours: i.prio, Reassert: reassert})
 	if i.rival != ev.Src {
-		i.log(logLine{Kind: logSplitBrain, Src: ev.Src, Prio: a.Priority, Ours: i.prio})
+		i.log(protoLog{Kind: plSplitBrain, Src: ev.Src, Prio: a.Priority, Ours: i.prio})
 	}
 	i.rival, i.rivalSeen, i.rivalCS = ev.Src, now, a.Interval
 	if reassert {
@@ -656,8 +711,8 @@ func (i *instance) masterAdvert(ev event, now time.Time) {
 	}
 }
 
-// addrsMinus is the addresses of a not in b.
-func addrsMinus(a, b []netip.Addr) []netip.Addr {
+// vrAddrsMinus is the addresses of a not in b.
+func vrAddrsMinus(a, b []netip.Addr) []netip.Addr {
 	var out []netip.Addr
 	for _, x := range a {
 		found := false
@@ -674,7 +729,7 @@ func addrsMinus(a, b []netip.Addr) []netip.Addr {
 	return out
 }
 
-func addrsEqual(a, b []netip.Addr) bool {
+func vrAddrsEqual(a, b []netip.Addr) bool {
 	if len(a) != len(b) {
 		return false
 	}

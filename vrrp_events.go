@@ -14,7 +14,10 @@ const (
 	// how a stopped instance is started again.
 	evStartup
 	// evAdvert is a received advertisement that passed receive validation
-	// (RFC 5798 section 7.1): Advert, Src and Flags are set.
+	// (RFC 5798 section 7.1; RFC 3768 section 7.1 drops a version 2 advert
+	// whose interval is not ours): Advert and Src are set. Validation
+	// counts and logs its own findings (address list mismatch and the
+	// like); the machine reads the advert's priority and interval.
 	evAdvert
 	// evTimer says the deadline returned by Deadline may have passed; the
 	// instance compares it with now, so an early or spurious wake-up is
@@ -46,30 +49,15 @@ func (k eventKind) String() string {
 	return fmt.Sprintf("event(%d)", uint8(k))
 }
 
-// advertFlags are the findings of receive validation that do not drop an
-// advertisement but matter to the state machine or its logs.
-type advertFlags uint8
-
-const (
-	// advIntervalDiffers: the advertised interval is not ours. Version 2
-	// drops such adverts in validation; version 3 accepts them and a backup
-	// adopts the master's interval (RFC 5798 section 6.4.2).
-	advIntervalDiffers advertFlags = 1 << iota
-	// advAddrsDiffer: the address list is not ours (counted and logged, not
-	// dropped, as keepalived does).
-	advAddrsDiffer
-)
-
 // event is one input to instance.Step. Only the fields of its Kind are
 // read; it is a plain value so that Step allocates nothing.
 type event struct {
 	Kind eventKind
 
-	// evAdvert: the validated advert, its IP source address and the
-	// validation findings. The instance does not keep Advert.
+	// evAdvert: the validated advert and its IP source address. The
+	// instance does not keep Advert.
 	Advert *Advert
 	Src    netip.Addr
-	Flags  advertFlags
 
 	// evTrack.
 	Weight int
@@ -105,9 +93,13 @@ const (
 	// (version 3 backups follow the master, RFC 5798 section 6.4.2; it
 	// returns to the configured one on becoming master). For status only.
 	actAdoptInterval
+	// actWantMaster: a sync group member's Master_Down_Timer fired (Want)
+	// or it follows a master again (!Want). The group forces MASTER on
+	// all members once all want it.
+	actWantMaster
 )
 
-var actionKindNames = [...]string{"", "send-advert", "add-vips", "remove-vips", "garp", "notify", "log", "adopt-interval"}
+var actionKindNames = [...]string{"", "send-advert", "add-vips", "remove-vips", "garp", "notify", "log", "adopt-interval", "want-master"}
 
 func (k actionKind) String() string {
 	if int(k) < len(actionKindNames) && k != 0 {
@@ -127,12 +119,14 @@ type action struct {
 	Addrs []netip.Addr
 	// actNotify.
 	From, To state
-	Reason   reason
+	Reason   transReason
 	Detail   string
 	// actLog.
-	Log logLine
+	Log protoLog
 	// actAdoptInterval, in centiseconds.
 	Interval uint16
+	// actWantMaster.
+	Want bool
 }
 
 func (a action) String() string {
@@ -151,62 +145,64 @@ func (a action) String() string {
 		return "log " + a.Log.String()
 	case actAdoptInterval:
 		return fmt.Sprintf("adopt-interval %dcs", a.Interval)
+	case actWantMaster:
+		return fmt.Sprintf("want-master %v", a.Want)
 	}
 	return a.Kind.String()
 }
 
-// reason says why an instance changed state.
-type reason uint8
+// transReason says why an instance changed state.
+type transReason uint8
 
 const (
-	_                reason = iota
-	reasonStartup           // startup or restart into BACKUP
-	reasonOwner             // priority 255 takes over at once (RFC 5798 section 6.4.1)
-	reasonMasterDown        // Master_Down_Timer fired (RFC 5798 section 6.4.2)
-	reasonPriority          // a higher priority master, or equal from a higher address (section 6.4.3)
-	reasonLinkDown          // the interface went down
-	reasonLinkUp            // the interface came back
-	reasonTrackFault        // a weight-0 tracked object failed
-	reasonTrackOK           // all weight-0 tracked objects recovered
-	reasonForced            // an evForce command (sync group, operator)
-	reasonShutdown          // evShutdown
-	reasonReconfig          // a reload changed the configuration
+	_                transReason = iota
+	reasonStartup                // startup or restart into BACKUP
+	reasonOwner                  // priority 255 takes over at once (RFC 5798 section 6.4.1)
+	reasonMasterDown             // Master_Down_Timer fired (RFC 5798 section 6.4.2)
+	reasonPriority               // a higher priority master, or equal from a higher address (section 6.4.3)
+	reasonLinkDown               // the interface went down
+	reasonLinkUp                 // the interface came back
+	reasonTrackFault             // a weight-0 tracked object failed
+	reasonTrackOK                // all weight-0 tracked objects recovered
+	reasonForced                 // an evForce command (sync group, operator)
+	reasonShutdown               // evShutdown
+	reasonReconfig               // a reload changed the configuration
 )
 
 var reasonNames = [...]string{"", "startup", "address owner", "master down", "higher priority master", "interface down", "interface up", "tracked object failed", "tracked objects recovered", "forced", "shutdown", "reconfigured"}
 
-func (r reason) String() string {
+func (r transReason) String() string {
 	if int(r) < len(reasonNames) && r != 0 {
 		return reasonNames[r]
 	}
-	return fmt.Sprintf("reason(%d)", uint8(r))
+	return fmt.Sprintf("transReason(%d)", uint8(r))
 }
 
-// logKind names a log-worthy protocol event.
-type logKind uint8
+// protoLogKind names a log-worthy protocol event.
+type protoLogKind uint8
 
 const (
-	_                        logKind = iota
-	logMasterHigherPrio              // Src, Prio, Ours
-	logMasterEqualHigherAddr         // Src, Prio
-	logMasterLowerPrio               // Src, Prio, Ours, Reassert
-	logSplitBrain                    // Src, Prio, Ours: another master that we outrank
-	logSplitBrainResolved            // Src: the other master fell silent
-	logMasterPrioZero                // Src
-	logBackupPrioZero                // Src
-	logBackupLowerPrio               // Src, Prio: discarded, we will preempt
-	logIntervalUpdated               // From, To (centiseconds)
-	logOwnAddress                    // Src: equal priority from our own address
-	logOwnerConflict                 // Src: another address owner
-	logPreemptDelayStart             // Delay (seconds in To)
-	logPreemptDelayStop
-	logSentPrioZero
+	_                       protoLogKind = iota
+	plMasterHigherPrio                   // Src, Prio, Ours
+	plMasterEqualHigherAddr              // Src, Prio
+	plMasterLowerPrio                    // Src, Prio, Ours, Reassert
+	plSplitBrain                         // Src, Prio, Ours: another master that we outrank
+	plSplitBrainResolved                 // Src: the other master fell silent
+	plMasterPrioZero                     // Src
+	plBackupPrioZero                     // Src
+	plBackupLowerPrio                    // Src, Prio: discarded, we will preempt
+	plIntervalUpdated                    // From, To (centiseconds)
+	plOwnAddress                         // Src: equal priority from our own address
+	plOwnerConflict                      // Src: another address owner
+	plPreemptDelayStart                  // Delay (seconds in To)
+	plPreemptDelayStop
+	plSentPrioZero
 )
 
-// logLine is a log-worthy event. Its String is keepalived's wording
+// protoLog is a log-worthy event. Its String is keepalived's wording
 // without the "(VI_1) " prefix, which the driver adds.
-type logLine struct {
-	Kind     logKind
+type protoLog struct {
+	Kind     protoLogKind
 	Src      netip.Addr
 	Prio     uint8
 	Ours     uint8
@@ -214,39 +210,39 @@ type logLine struct {
 	From, To uint16
 }
 
-func (l logLine) String() string {
+func (l protoLog) String() string {
 	switch l.Kind {
-	case logMasterHigherPrio:
+	case plMasterHigherPrio:
 		return fmt.Sprintf("Master received advert from %s with higher priority %d, ours %d", l.Src, l.Prio, l.Ours)
-	case logMasterEqualHigherAddr:
+	case plMasterEqualHigherAddr:
 		return fmt.Sprintf("Master received advert from %s with same priority %d but higher IP address than ours", l.Src, l.Prio)
-	case logMasterLowerPrio:
+	case plMasterLowerPrio:
 		s := fmt.Sprintf("Received advert from %s with lower priority %d, ours %d", l.Src, l.Prio, l.Ours)
 		if l.Reassert {
 			s += ", forcing new election"
 		}
 		return s
-	case logSplitBrain:
+	case plSplitBrain:
 		return fmt.Sprintf("split brain: another master %s at priority %d, ours %d", l.Src, l.Prio, l.Ours)
-	case logSplitBrainResolved:
+	case plSplitBrainResolved:
 		return fmt.Sprintf("split brain resolved: %s no longer advertises", l.Src)
-	case logMasterPrioZero:
+	case plMasterPrioZero:
 		return "Master received priority 0 message"
-	case logBackupPrioZero:
+	case plBackupPrioZero:
 		return "Backup received priority 0 advertisement"
-	case logBackupLowerPrio:
+	case plBackupLowerPrio:
 		return fmt.Sprintf("received lower priority (%d) advert from %s - discarding", l.Prio, l.Src)
-	case logIntervalUpdated:
+	case plIntervalUpdated:
 		return fmt.Sprintf("advertisement interval updated to %d milli-sec from %d milli-sec", int(l.To)*10, int(l.From)*10)
-	case logOwnAddress:
+	case plOwnAddress:
 		return "WARNING - equal priority advert received from remote host with our IP address."
-	case logOwnerConflict:
+	case plOwnerConflict:
 		return fmt.Sprintf("CONFIGURATION ERROR: local instance and a remote instance (%s) are both configured as address owner, please fix - reducing local priority", l.Src)
-	case logPreemptDelayStart:
+	case plPreemptDelayStart:
 		return fmt.Sprintf("start preempt delay(%d)", l.To)
-	case logPreemptDelayStop:
+	case plPreemptDelayStop:
 		return "stop preempt delay"
-	case logSentPrioZero:
+	case plSentPrioZero:
 		return "sent 0 priority"
 	}
 	return fmt.Sprintf("log(%d)", uint8(l.Kind))

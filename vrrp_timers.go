@@ -18,11 +18,11 @@ const (
 	// Advertisement interval bounds. Version 2 carries whole seconds
 	// (RFC 3768 section 5.3.7, default 1 s); version 3 carries a 12-bit
 	// count of centiseconds (RFC 5798 section 5.2.7, default 100 cs).
-	minIntervalV2CS = 100
-	maxIntervalV2CS = 255 * 100
-	minIntervalV3CS = 1
-	maxIntervalV3CS = 4095
-	defaultInterval = 100
+	minIntervalV2CS        = 100
+	maxIntervalV2CS        = 255 * 100
+	minIntervalV3CS        = 1
+	maxIntervalV3CS        = 4095
+	defaultAdverIntervalCS = 100
 
 	// defaultDownAdverts is the 3 of RFC 5798 section 6.1's
 	// Master_Down_Interval = (3 * Master_Adver_Interval) + Skew_time.
@@ -34,8 +34,8 @@ const (
 	maxPreemptDelay = 1000 * time.Second
 )
 
-// centiseconds converts an interval in centiseconds to a duration.
-func centiseconds(cs uint16) time.Duration { return time.Duration(cs) * 10 * time.Millisecond }
+// csDuration converts an interval in centiseconds to a duration.
+func csDuration(cs uint16) time.Duration { return time.Duration(cs) * 10 * time.Millisecond }
 
 // skewTime is Skew_Time for a router of the given priority.
 //
@@ -56,7 +56,7 @@ func skewTime(version uint8, prio uint8, masterAdverCS uint16) time.Duration {
 // Master_Down_Interval = (3 * Master_Adver_Interval) + Skew_time, with the 3
 // replaced by keepalived's down_timer_adverts multiplier.
 func masterDownInterval(version uint8, prio uint8, masterAdverCS uint16, adverts int) time.Duration {
-	return time.Duration(adverts)*centiseconds(masterAdverCS) + skewTime(version, prio, masterAdverCS)
+	return time.Duration(adverts)*csDuration(masterAdverCS) + skewTime(version, prio, masterAdverCS)
 }
 
 // effectivePriority is the priority an instance advertises: the configured
