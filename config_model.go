@@ -449,12 +449,14 @@ type Checker struct {
 	// UDP_CHECK
 	Payload        []byte
 	RequireReply   bool
+	ReplyPayload   []byte
 	MinReplyLength int
 	MaxReplyLength int
 	// FILE_CHECK
 	TrackFile string
 	Dynamic   bool
 	Pos
+	smtpHosts []*Checker // SMTP_CHECK host{} blocks, expanded by the parser
 }
 
 // URLCheck is one url{} of HTTP_GET / SSL_GET.
@@ -829,4 +831,122 @@ func (l *loader) checkTrack(p Pos, who string, t Track) Track {
 	t.Files = filter(t.Files, "vrrp_track_file", func(s string) bool { _, ok := c.TrackFiles[s]; return ok })
 	t.Processes = filter(t.Processes, "vrrp_track_process", func(s string) bool { _, ok := c.TrackProcesses[s]; return ok })
 	return t
+}
+
+// finishVirtualServers resolves the checker settings each checker
+// inherits (checker, else real_server, else virtual_server, else
+// keepalived's default) and checks virtual servers against their groups
+// and real servers.
+func (l *loader) finishVirtualServers() {
+	c := l.cfg
+	seen := map[string]*VirtualServer{}
+	for _, vs := range c.VirtualServers {
+		key := vsKey(vs)
+		if o, dup := seen[key]; dup {
+			l.errorAt(vs.Pos, "virtual_server %s is already defined at %s", key, o.Pos)
+			continue
+		}
+		seen[key] = vs
+		if vs.Group != "" {
+			g, ok := c.VSGroups[vs.Group]
+			if !ok {
+				l.errorAt(vs.Pos, "virtual_server group %s: no virtual_server_group %s is defined", vs.Group, vs.Group)
+				continue
+			}
+			for _, e := range g.Entries {
+				if e.Addr.IsValid() && vs.Family == 0 {
+					vs.Family = familyOf(e.Addr)
+				}
+			}
+		}
+		if vs.Checker.DelayLoop >= 0 {
+			vs.DelayLoop = vs.Checker.DelayLoop
+		}
+		if len(vs.RealServers) == 0 && vs.SorryServer == nil {
+			l.warnAt(vs.Pos, "virtual_server %s has no real_server", key)
+		}
+		rsSeen := map[string]bool{}
+		for _, rs := range vs.RealServers {
+			if vs.Family == 0 {
+				vs.Family = familyOf(rs.Addr)
+			}
+			if familyOf(rs.Addr) != vs.Family {
+				l.errorAt(rs.Pos, "real_server %s is not IPv%d like virtual_server %s", rs.Addr, vs.Family, key)
+			}
+			k := netip.AddrPortFrom(rs.Addr, uint16(rs.Port)).String()
+			if rsSeen[k] {
+				l.errorAt(rs.Pos, "real_server %s is listed twice in virtual_server %s", k, key)
+			}
+			rsSeen[k] = true
+			if rs.Method == "" {
+				rs.Method = vs.Method
+			}
+			if (rs.Method == "DR" || rs.Method == "TUN") && vs.Port != 0 && rs.Port != vs.Port {
+				l.warnAt(rs.Pos, "real_server %s: with lvs_method %s the port cannot be changed; %d is used", k, rs.Method, vs.Port)
+			}
+			if !rs.InhibitOnFailure {
+				rs.InhibitOnFailure = vs.InhibitOnFailure
+			}
+			for _, ck := range rs.Checkers {
+				ck.CheckerCommon = resolveCommon(ck.CheckerCommon, rs.Checker, vs.Checker, vs.DelayLoop)
+				if ck.Type == "MISC_CHECK" && ck.MiscTimeout == 0 {
+					ck.MiscTimeout = ck.DelayLoop
+				}
+			}
+			rs.Checker = resolveCommon(rs.Checker, vs.Checker, unsetCommon(), vs.DelayLoop)
+		}
+		if vs.SorryServer != nil && vs.SorryServer.Method == "" {
+			vs.SorryServer.Method = vs.Method
+		}
+		vs.Checker = resolveCommon(vs.Checker, unsetCommon(), unsetCommon(), vs.DelayLoop)
+		if vs.Family == 0 {
+			vs.Family = 4
+		}
+	}
+}
+
+// resolveCommon fills unset (negative) settings of c from rs, then vs,
+// then keepalived's defaults: connect_timeout 5s, retry 1,
+// delay_before_retry 1s, warmup 0, delay_loop the virtual server's.
+func resolveCommon(c, rs, vs CheckerCommon, delayLoop time.Duration) CheckerCommon {
+	pickD := func(v ...time.Duration) time.Duration {
+		for _, x := range v {
+			if x >= 0 {
+				return x
+			}
+		}
+		return 0
+	}
+	pickI := func(v ...int) int {
+		for _, x := range v {
+			if x >= 0 {
+				return x
+			}
+		}
+		return 0
+	}
+	c.ConnectTimeout = pickD(c.ConnectTimeout, rs.ConnectTimeout, vs.ConnectTimeout, 5*time.Second)
+	c.Retry = pickI(c.Retry, rs.Retry, vs.Retry, 1)
+	c.DelayBeforeRetry = pickD(c.DelayBeforeRetry, rs.DelayBeforeRetry, vs.DelayBeforeRetry, time.Second)
+	c.Warmup = pickD(c.Warmup, rs.Warmup, vs.Warmup, 0)
+	c.DelayLoop = pickD(c.DelayLoop, rs.DelayLoop, vs.DelayLoop, delayLoop)
+	return c
+}
+
+func familyOf(a netip.Addr) int {
+	if a.Is6() {
+		return 6
+	}
+	return 4
+}
+
+// vsKey names a virtual server the way users write it.
+func vsKey(vs *VirtualServer) string {
+	switch {
+	case vs.FWMark != 0:
+		return "fwmark " + itoa(vs.FWMark)
+	case vs.Group != "":
+		return "group " + vs.Group
+	}
+	return netip.AddrPortFrom(vs.Addr, uint16(vs.Port)).String() + "/" + vs.Protocol
 }
