@@ -796,7 +796,7 @@ var instanceTable = newTable[*VRRPInstance]("vrrp_instance",
 		if !l.nargs(n, 1, 1) {
 			return
 		}
-		if s, ok := l.seconds(n, 0, 0, 255); ok {
+		if s, ok := l.seconds(n, 0, 0, 4096); ok {
 			if s == 0 {
 				l.errorf(n, "advert_int 0 is out of range: it must be more than 0")
 				return
@@ -1698,13 +1698,21 @@ func (l *loader) method(n *node) (m, tunType string, tunPort int, csum string, o
 // commonKws are the checker settings a virtual_server, real_server or
 // checker may give; get finds the CheckerCommon in each.
 func commonKws[T any](get func(T) *CheckerCommon) []kw[T] {
+	return append([]kw[T]{connectTimeoutKw(get)}, timingKws(get)...)
+}
+
+func connectTimeoutKw[T any](get func(T) *CheckerCommon) kw[T] {
+	return sup("connect_timeout", func(l *loader, n *node, t T) {
+		l.noBlock(n)
+		if d, ok := l.timer(n, 0.000001, 1<<20); ok {
+			get(t).ConnectTimeout = d
+		}
+	})
+}
+
+// timingKws are the retry and delay settings every checker has.
+func timingKws[T any](get func(T) *CheckerCommon) []kw[T] {
 	return []kw[T]{
-		sup("connect_timeout", func(l *loader, n *node, t T) {
-			l.noBlock(n)
-			if d, ok := l.timer(n, 0.000001, 1<<20); ok {
-				get(t).ConnectTimeout = d
-			}
-		}),
 		sup("retry", func(l *loader, n *node, t T) {
 			l.noBlock(n)
 			if v, ok := l.int1(n, 0, 1<<20); ok {
@@ -2044,9 +2052,10 @@ var rsTable = newTable[*RealServer]("real_server", rsKws(
 	unsup[*RealServer]("snmp_name"),
 )...)
 
-// checkerCommonKws are the settings every checker has.
+// checkerCommonKws are the settings every checker that connects has.
 func checkerCommonKws(k ...kw[*Checker]) []kw[*Checker] {
-	out := commonKws(func(c *Checker) *CheckerCommon { return &c.CheckerCommon })
+	get := func(c *Checker) *CheckerCommon { return &c.CheckerCommon }
+	out := append([]kw[*Checker]{connectTimeoutKw(get)}, checkerTimingKws()...)
 	out = append(out,
 		sup("connect_ip", func(l *loader, n *node, c *Checker) {
 			if s, ok := l.str1(n); ok {
@@ -2085,6 +2094,14 @@ func checkerCommonKws(k ...kw[*Checker]) []kw[*Checker] {
 				c.FWMark = m
 			}
 		}),
+	)
+	return append(out, k...)
+}
+
+// checkerTimingKws are the settings of every checker, MISC_CHECK included.
+func checkerTimingKws(k ...kw[*Checker]) []kw[*Checker] {
+	out := timingKws(func(c *Checker) *CheckerCommon { return &c.CheckerCommon })
+	out = append(out,
 		sup("alpha", func(l *loader, n *node, c *Checker) {
 			if b, ok := l.boolArg(n); ok {
 				c.Alpha = b
@@ -2206,7 +2223,7 @@ var urlTable = newTable[*URLCheck]("url",
 	unsup[*URLCheck]("regex_max_offset"),
 )
 
-var miscCheckTable = newTable[*Checker]("MISC_CHECK", checkerCommonKws(
+var miscCheckTable = newTable[*Checker]("MISC_CHECK", checkerTimingKws(
 	sup("misc_path", func(l *loader, n *node, c *Checker) {
 		if s, ok := l.scriptAll(n); ok {
 			c.Misc.Cmd, c.Misc.Pos = s.Cmd, s.Pos
