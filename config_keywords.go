@@ -569,7 +569,7 @@ var globalTable = newTable[*GlobalDefs]("global_defs",
 	sup("vrrp_garp_master_refresh", gTimer(0, 1<<20, func(g *GlobalDefs, v time.Duration) { g.Garp.MasterRefresh = v })),
 	sup("vrrp_garp_master_refresh_repeat", gInt(1, 255, func(g *GlobalDefs, v int) { g.Garp.MasterRefreshRepeat = v })),
 	sup("vrrp_garp_lower_prio_delay", gTimer(0, 255, func(g *GlobalDefs, v time.Duration) { g.Garp.LowerPrioDelay = v })),
-	sup("vrrp_garp_lower_prio_repeat", gInt(1, 255, func(g *GlobalDefs, v int) { g.Garp.LowerPrioRepeat = v })),
+	sup("vrrp_garp_lower_prio_repeat", gInt(0, 255, func(g *GlobalDefs, v int) { g.Garp.LowerPrioRepeat = v })),
 	sup("vrrp_garp_interval", garpInterval(func(g *GlobalDefs, v time.Duration) { g.Garp.Interval = v }), "0 (no delay) accepted though keepalived 2.2 rejects it"),
 	sup("vrrp_gna_interval", garpInterval(func(g *GlobalDefs, v time.Duration) { g.Garp.NAInterval = v }), "0 (no delay) accepted though keepalived 2.2 rejects it"),
 	sup("vrrp_down_timer_adverts", gInt(1, 100, func(g *GlobalDefs, v int) { g.DownTimerAdverts = v })),
@@ -789,7 +789,10 @@ var instanceTable = newTable[*VRRPInstance]("vrrp_instance",
 		}
 	}),
 	sup("dont_track_primary", iBool("dont_track_primary", func(v *VRRPInstance, b bool) { v.DontTrackPrimary = b })),
-	sup("virtual_router_id", iInt("virtual_router_id", 1, 255, func(v *VRRPInstance, i int) { v.VRID = i })),
+	sup("virtual_router_id", func(l *loader, n *node, v *VRRPInstance) {
+		l.mark(v, "virtual_router_id given") // reported here if invalid, not again as missing
+		iInt("virtual_router_id", 1, 255, func(v *VRRPInstance, i int) { v.VRID = i })(l, n, v)
+	}, "1..255, unique per interface and address family"),
 	sup("priority", iInt("priority", 1, 255, func(v *VRRPInstance, i int) { v.Priority = i })),
 	sup("advert_int", func(l *loader, n *node, v *VRRPInstance) {
 		l.noBlock(n)
@@ -963,7 +966,7 @@ var instanceTable = newTable[*VRRPInstance]("vrrp_instance",
 	sup("garp_master_refresh", iTimer("garp_master_refresh", 0, 1<<20, func(v *VRRPInstance, d time.Duration) { v.Garp.MasterRefresh = d })),
 	sup("garp_master_refresh_repeat", iInt("garp_master_refresh_repeat", 1, 255, func(v *VRRPInstance, i int) { v.Garp.MasterRefreshRepeat = i })),
 	sup("garp_lower_prio_delay", iTimer("garp_lower_prio_delay", 0, 255, func(v *VRRPInstance, d time.Duration) { v.Garp.LowerPrioDelay = d })),
-	sup("garp_lower_prio_repeat", iInt("garp_lower_prio_repeat", 1, 255, func(v *VRRPInstance, i int) { v.Garp.LowerPrioRepeat = i })),
+	sup("garp_lower_prio_repeat", iInt("garp_lower_prio_repeat", 0, 255, func(v *VRRPInstance, i int) { v.Garp.LowerPrioRepeat = i })),
 	sup("down_timer_adverts", iInt("down_timer_adverts", 1, 100, func(v *VRRPInstance, i int) { v.DownTimerAdverts = i })),
 	sup("lower_prio_no_advert", iBool("lower_prio_no_advert", func(v *VRRPInstance, b bool) { v.LowerPrioNoAdvert = b })),
 	sup("higher_prio_send_advert", iBool("higher_prio_send_advert", func(v *VRRPInstance, b bool) { v.HigherPrioSendAdvert = b })),
@@ -1920,9 +1923,6 @@ var vsTable = newTable[*VirtualServer]("virtual_server", vsKws(
 )...)
 
 func parseRealServer(l *loader, n *node, vs *VirtualServer) {
-	if !l.needBlock(n) && !l.nargs(n, 1, 2) {
-		return
-	}
 	if !l.nargs(n, 1, 2) {
 		return
 	}
@@ -1959,6 +1959,8 @@ func checkerKw(typ string, t *table[*Checker], note ...string) kw[*RealServer] {
 		}
 		ck := &Checker{Type: typ, CheckerCommon: unsetCommon(), Pos: n.pos()}
 		switch typ {
+		case "FILE_CHECK":
+			ck.FileWeight = 1
 		case "DNS_CHECK":
 			ck.DNSType, ck.DNSName = "SOA", "."
 		case "UDP_CHECK":
@@ -2352,7 +2354,7 @@ var smtpCheckTable = newTable[*Checker]("SMTP_CHECK", checkerCommonKws(
 
 var smtpHostTable = newTable[*Checker]("SMTP_CHECK host", checkerCommonKws()...)
 
-var fileCheckTable = newTable[*Checker]("FILE_CHECK", checkerCommonKws(
+var fileCheckTable = newTable[*Checker]("FILE_CHECK",
 	sup("track_file", func(l *loader, n *node, c *Checker) {
 		if s, ok := l.str1(n); ok {
 			c.TrackFile = s
@@ -2362,8 +2364,24 @@ var fileCheckTable = newTable[*Checker]("FILE_CHECK", checkerCommonKws(
 		if b, ok := l.boolArg(n); ok {
 			c.Dynamic = b
 		}
+	}, "not known to keepalived 2.2.7's parser"),
+	sup("weight", func(l *loader, n *node, c *Checker) {
+		l.noBlock(n)
+		if !l.nargs(n, 1, 2) {
+			return
+		}
+		if w, ok := l.intArg(n, 0, -math.MaxInt32, math.MaxInt32); ok {
+			c.FileWeight = w
+		}
+		if len(n.Args) > 1 {
+			if n.Args[1] != "reverse" {
+				l.errorf(n, "weight: unexpected %q (expected reverse)", n.Args[1])
+				return
+			}
+			c.FileReverse = true
+		}
 	}),
-)...)
+)
 
 // ---- virtual_server_group ----
 
@@ -2476,4 +2494,38 @@ func overrideCommon(base, over CheckerCommon) CheckerCommon {
 		base.DelayLoop = over.DelayLoop
 	}
 	return base
+}
+
+// keywordsMarkdown renders docs/keywords.md from the keyword tables.
+// config_test.go fails when the file differs (go test -run
+// TestKeywordsDoc -update rewrites it).
+func keywordsMarkdown() string {
+	var b strings.Builder
+	b.WriteString("# keepalived.conf keywords in vipd\n\n")
+	b.WriteString("Generated from the parser's keyword tables (config_keywords.go) by\n")
+	b.WriteString("`go test -run TestKeywordsDoc -update`; do not edit by hand.\n\n")
+	b.WriteString("vipd reads keepalived.conf unchanged. A keyword marked *supported* is applied.\n")
+	b.WriteString("One marked *parsed, not supported* is accepted with one warning naming it\n")
+	b.WriteString("(`file:line: not supported by vipd: KEYWORD`), so a configuration written for\n")
+	b.WriteString("keepalived still loads. A keyword in neither list gets a warning with the\n")
+	b.WriteString("closest known spelling. `vipd -t -f FILE` lists them all; `--dump` prints\n")
+	b.WriteString("the configuration as vipd understood it, defaults included.\n\n")
+	b.WriteString("The parser also implements keepalived's `include` (glob, relative to the\n")
+	b.WriteString("including file, at most 8 deep), conditional lines `@ID` / `@^ID`\n")
+	b.WriteString("(`-i/--config-id`, default the short host name), `$NAME=value` definitions\n")
+	b.WriteString("(multi-line with `\\`, expanded as `$NAME` or `${NAME}`, predefined `_PWD`,\n")
+	b.WriteString("`_INSTANCE`, `_RANDOM`, `_HASH`, `_BANG`) and the `~SEQ`, `~SEQx`, `~LST`\n")
+	b.WriteString("line generators.\n\n")
+	b.WriteString("| keyword | block | status | notes |\n")
+	b.WriteString("|---|---|---|---|\n")
+	for _, t := range docTables {
+		for _, k := range t.infos() {
+			st := "supported"
+			if k.Status == kwUnsupported {
+				st = "parsed, not supported (warns)"
+			}
+			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", k.Name, t.blockName(), st, strings.ReplaceAll(k.Note, "|", "\\|"))
+		}
+	}
+	return b.String()
 }

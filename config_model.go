@@ -453,8 +453,10 @@ type Checker struct {
 	MinReplyLength int
 	MaxReplyLength int
 	// FILE_CHECK
-	TrackFile string
-	Dynamic   bool
+	TrackFile   string
+	Dynamic     bool
+	FileWeight  int // default 1
+	FileReverse bool
 	Pos
 	smtpHosts []*Checker // SMTP_CHECK host{} blocks, expanded by the parser
 }
@@ -595,7 +597,7 @@ func (l *loader) completeInstance(v *VRRPInstance) {
 			l.errorAt(v.Pos, "vrrp_instance %s has no interface", v.Name)
 		}
 	}
-	if v.VRID == 0 {
+	if v.VRID == 0 && !l.isSet(v, "virtual_router_id given") {
 		l.errorAt(v.Pos, "vrrp_instance %s has no virtual_router_id (1..255)", v.Name)
 	}
 	// Strict mode (RFC conformance): strict_mode, else global vrrp_strict.

@@ -437,10 +437,14 @@ func dumpChecker(d *dumper, c *Checker) {
 	}
 	d.flag("alpha", c.Alpha)
 	d.flag("log_all_failures", c.LogAllFailures)
-	if c.Type == "MISC_CHECK" {
+	switch c.Type {
+	case "MISC_CHECK":
 		c.ConnectTimeout = -1 // MISC_CHECK has misc_timeout instead
+		d.common(c.CheckerCommon)
+	case "FILE_CHECK": // no timing: it follows the file
+	default:
+		d.common(c.CheckerCommon)
 	}
-	d.common(c.CheckerCommon)
 	for _, u := range c.URLs {
 		d.open("url")
 		d.line("path", quote(u.Path))
@@ -498,6 +502,7 @@ func dumpChecker(d *dumper, c *Checker) {
 	case "FILE_CHECK":
 		d.line("track_file", quote(c.TrackFile))
 		d.flag("dynamic", c.Dynamic)
+		d.line("weight", itoa(c.FileWeight), rev(c.FileReverse))
 	}
 	d.close()
 }
