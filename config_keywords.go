@@ -569,7 +569,7 @@ var globalTable = newTable[*GlobalDefs]("global_defs",
 	sup("vrrp_garp_master_refresh", gTimer(0, 1<<20, func(g *GlobalDefs, v time.Duration) { g.Garp.MasterRefresh = v })),
 	sup("vrrp_garp_master_refresh_repeat", gInt(1, 255, func(g *GlobalDefs, v int) { g.Garp.MasterRefreshRepeat = v })),
 	sup("vrrp_garp_lower_prio_delay", gTimer(0, 255, func(g *GlobalDefs, v time.Duration) { g.Garp.LowerPrioDelay = v })),
-	sup("vrrp_garp_lower_prio_repeat", gInt(1, 255, func(g *GlobalDefs, v int) { g.Garp.LowerPrioRepeat = v })),
+	sup("vrrp_garp_lower_prio_repeat", gInt(0, 255, func(g *GlobalDefs, v int) { g.Garp.LowerPrioRepeat = v })),
 	sup("vrrp_garp_interval", garpInterval(func(g *GlobalDefs, v time.Duration) { g.Garp.Interval = v }), "0 (no delay) accepted though keepalived 2.2 rejects it"),
 	sup("vrrp_gna_interval", garpInterval(func(g *GlobalDefs, v time.Duration) { g.Garp.NAInterval = v }), "0 (no delay) accepted though keepalived 2.2 rejects it"),
 	sup("vrrp_down_timer_adverts", gInt(1, 100, func(g *GlobalDefs, v int) { g.DownTimerAdverts = v })),
@@ -789,14 +789,17 @@ var instanceTable = newTable[*VRRPInstance]("vrrp_instance",
 		}
 	}),
 	sup("dont_track_primary", iBool("dont_track_primary", func(v *VRRPInstance, b bool) { v.DontTrackPrimary = b })),
-	sup("virtual_router_id", iInt("virtual_router_id", 1, 255, func(v *VRRPInstance, i int) { v.VRID = i })),
+	sup("virtual_router_id", func(l *loader, n *node, v *VRRPInstance) {
+		l.mark(v, "virtual_router_id given") // reported here if invalid, not again as missing
+		iInt("virtual_router_id", 1, 255, func(v *VRRPInstance, i int) { v.VRID = i })(l, n, v)
+	}, "1..255, unique per interface and address family"),
 	sup("priority", iInt("priority", 1, 255, func(v *VRRPInstance, i int) { v.Priority = i })),
 	sup("advert_int", func(l *loader, n *node, v *VRRPInstance) {
 		l.noBlock(n)
 		if !l.nargs(n, 1, 1) {
 			return
 		}
-		if s, ok := l.seconds(n, 0, 0, 255); ok {
+		if s, ok := l.seconds(n, 0, 0, 4096); ok {
 			if s == 0 {
 				l.errorf(n, "advert_int 0 is out of range: it must be more than 0")
 				return
@@ -963,7 +966,7 @@ var instanceTable = newTable[*VRRPInstance]("vrrp_instance",
 	sup("garp_master_refresh", iTimer("garp_master_refresh", 0, 1<<20, func(v *VRRPInstance, d time.Duration) { v.Garp.MasterRefresh = d })),
 	sup("garp_master_refresh_repeat", iInt("garp_master_refresh_repeat", 1, 255, func(v *VRRPInstance, i int) { v.Garp.MasterRefreshRepeat = i })),
 	sup("garp_lower_prio_delay", iTimer("garp_lower_prio_delay", 0, 255, func(v *VRRPInstance, d time.Duration) { v.Garp.LowerPrioDelay = d })),
-	sup("garp_lower_prio_repeat", iInt("garp_lower_prio_repeat", 1, 255, func(v *VRRPInstance, i int) { v.Garp.LowerPrioRepeat = i })),
+	sup("garp_lower_prio_repeat", iInt("garp_lower_prio_repeat", 0, 255, func(v *VRRPInstance, i int) { v.Garp.LowerPrioRepeat = i })),
 	sup("down_timer_adverts", iInt("down_timer_adverts", 1, 100, func(v *VRRPInstance, i int) { v.DownTimerAdverts = i })),
 	sup("lower_prio_no_advert", iBool("lower_prio_no_advert", func(v *VRRPInstance, b bool) { v.LowerPrioNoAdvert = b })),
 	sup("higher_prio_send_advert", iBool("higher_prio_send_advert", func(v *VRRPInstance, b bool) { v.HigherPrioSendAdvert = b })),
@@ -1571,4 +1574,958 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(k)
 	return k
+}
+
+// ---- virtual_server, real_server, checkers ----
+
+// ipvsSchedulers are the schedulers Linux IPVS has (ip_vs_*.ko); whether
+// the running kernel has one is checked when programming it.
+var ipvsSchedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "mh", "sed", "nq", "fo", "ovf", "twos"}
+
+// unsetCommon marks every inheritable checker setting as not given.
+func unsetCommon() CheckerCommon {
+	return CheckerCommon{ConnectTimeout: -1, Retry: -1, DelayBeforeRetry: -1, Warmup: -1, DelayLoop: -1}
+}
+
+func parseVirtualServer(l *loader, n *node, c *Config) {
+	if !l.needBlock(n) || !l.nargs(n, 1, 2) {
+		return
+	}
+	vs := &VirtualServer{Protocol: "TCP", Sched: "wlc", Method: "NAT", Quorum: 1, DelayLoop: 60 * time.Second,
+		Checker: unsetCommon(), Pos: n.pos()}
+	switch n.Args[0] {
+	case "fwmark":
+		if m, ok := l.intArg(n, 1, 1, math.MaxUint32); ok {
+			vs.FWMark = m
+		}
+	case "group":
+		if l.nargs(n, 2, 2) {
+			vs.Group = n.Args[1]
+		}
+	default:
+		a, ok := l.addr(n, n.Args[0])
+		if !ok {
+			return
+		}
+		vs.Addr = a
+		vs.Family = 4
+		if a.Is6() {
+			vs.Family = 6
+		}
+		if len(n.Args) > 1 {
+			if p, ok := l.intArg(n, 1, 0, 65535); ok {
+				vs.Port = p
+			}
+		}
+	}
+	vsTable.walk(l, n, vs)
+	c.VirtualServers = append(c.VirtualServers, vs)
+}
+
+// schedOrMethod parses lb_algo/lvs_sched and lb_kind/lvs_method.
+func (l *loader) sched(n *node) (string, bool) {
+	s, ok := l.str1(n)
+	if !ok {
+		return "", false
+	}
+	for _, k := range ipvsSchedulers {
+		if s == k {
+			return s, true
+		}
+	}
+	l.errorf(n, "%s %q is not an IPVS scheduler (expected one of %s)", n.Key, s, strings.Join(ipvsSchedulers, " "))
+	return "", false
+}
+
+func (l *loader) method(n *node) (m, tunType string, tunPort int, csum string, ok bool) {
+	l.noBlock(n)
+	if !l.nargs(n, 1, -1) {
+		return
+	}
+	m = strings.ToUpper(n.Args[0])
+	switch m {
+	case "NAT", "DR", "TUN":
+	case "PMTUD", "LOCAL":
+		l.warnf(n, "not supported by vipd: %s %s", n.Key, n.Args[0])
+		return "", "", 0, "", false
+	default:
+		l.errorf(n, "%s %q: expected NAT, DR or TUN", n.Key, n.Args[0])
+		return "", "", 0, "", false
+	}
+	a := n.Args[1:]
+	if len(a) > 0 && m != "TUN" {
+		l.errorf(n, "%s %s takes no options", n.Key, m)
+		return "", "", 0, "", false
+	}
+	for i := 0; i < len(a); i++ {
+		switch a[i] {
+		case "type":
+			if i+1 >= len(a) {
+				l.errorf(n, "%s TUN: type needs ipip, gue or gre", n.Key)
+				return "", "", 0, "", false
+			}
+			i++
+			switch a[i] {
+			case "ipip", "gue", "gre":
+				tunType = a[i]
+			default:
+				l.errorf(n, "%s TUN: type %q: expected ipip, gue or gre", n.Key, a[i])
+				return "", "", 0, "", false
+			}
+		case "port":
+			if i+1 >= len(a) {
+				l.errorf(n, "%s TUN: port needs a number", n.Key)
+				return "", "", 0, "", false
+			}
+			i++
+			p, err := strconv.Atoi(a[i])
+			if err != nil || p < 1 || p > 65535 {
+				l.errorf(n, "%s TUN: port %q is out of range 1..65535", n.Key, a[i])
+				return "", "", 0, "", false
+			}
+			tunPort = p
+		case "nocsum", "csum", "remcsum":
+			csum = a[i]
+		default:
+			l.errorf(n, "%s TUN: unexpected %q", n.Key, a[i])
+			return "", "", 0, "", false
+		}
+	}
+	if tunType == "gue" && tunPort == 0 {
+		l.errorf(n, "%s TUN type gue needs a port", n.Key)
+		return "", "", 0, "", false
+	}
+	return m, tunType, tunPort, csum, true
+}
+
+// commonKws are the checker settings a virtual_server, real_server or
+// checker may give; get finds the CheckerCommon in each.
+func commonKws[T any](get func(T) *CheckerCommon) []kw[T] {
+	return append([]kw[T]{connectTimeoutKw(get)}, timingKws(get)...)
+}
+
+func connectTimeoutKw[T any](get func(T) *CheckerCommon) kw[T] {
+	return sup("connect_timeout", func(l *loader, n *node, t T) {
+		l.noBlock(n)
+		if d, ok := l.timer(n, 0.000001, 1<<20); ok {
+			get(t).ConnectTimeout = d
+		}
+	})
+}
+
+// timingKws are the retry and delay settings every checker has.
+func timingKws[T any](get func(T) *CheckerCommon) []kw[T] {
+	return []kw[T]{
+		sup("retry", func(l *loader, n *node, t T) {
+			l.noBlock(n)
+			if v, ok := l.int1(n, 0, 1<<20); ok {
+				get(t).Retry = v
+			}
+		}),
+		sup("nb_get_retry", func(l *loader, n *node, t T) {
+			l.noBlock(n)
+			if v, ok := l.int1(n, 0, 1<<20); ok {
+				get(t).Retry = v
+			}
+		}, "old name of retry"),
+		sup("delay_before_retry", func(l *loader, n *node, t T) {
+			l.noBlock(n)
+			if d, ok := l.timer(n, 0, 1<<20); ok {
+				get(t).DelayBeforeRetry = d
+			}
+		}),
+		sup("warmup", func(l *loader, n *node, t T) {
+			l.noBlock(n)
+			if d, ok := l.timer(n, 0, 1<<20); ok {
+				get(t).Warmup = d
+			}
+		}),
+		sup("delay_loop", func(l *loader, n *node, t T) {
+			l.noBlock(n)
+			if d, ok := l.timer(n, 0.000001, 1<<20); ok {
+				get(t).DelayLoop = d
+			}
+		}),
+	}
+}
+
+func vsKws(k ...kw[*VirtualServer]) []kw[*VirtualServer] {
+	return append(commonKws(func(v *VirtualServer) *CheckerCommon { return &v.Checker }), k...)
+}
+
+func vsBool(set func(v *VirtualServer, b bool)) func(*loader, *node, *VirtualServer) {
+	return func(l *loader, n *node, v *VirtualServer) {
+		if b, ok := l.boolArg(n); ok {
+			set(v, b)
+		}
+	}
+}
+
+func vsFlag(flag string) func(*loader, *node, *VirtualServer) {
+	return func(l *loader, n *node, v *VirtualServer) {
+		l.noBlock(n)
+		l.nargs(n, 0, 0)
+		v.SchedFlags = append(v.SchedFlags, flag)
+	}
+}
+
+var vsTable = newTable[*VirtualServer]("virtual_server", vsKws(
+	sup("lb_algo", func(l *loader, n *node, v *VirtualServer) {
+		if s, ok := l.sched(n); ok {
+			v.Sched = s
+		}
+	}, "same as lvs_sched"),
+	sup("lvs_sched", func(l *loader, n *node, v *VirtualServer) {
+		if s, ok := l.sched(n); ok {
+			v.Sched = s
+		}
+	}),
+	sup("lb_kind", func(l *loader, n *node, v *VirtualServer) {
+		if m, tt, tp, cs, ok := l.method(n); ok {
+			v.Method, v.TunnelType, v.TunnelPort, v.TunnelCsum = m, tt, tp, cs
+		}
+	}, "same as lvs_method"),
+	sup("lvs_method", func(l *loader, n *node, v *VirtualServer) {
+		if m, tt, tp, cs, ok := l.method(n); ok {
+			v.Method, v.TunnelType, v.TunnelPort, v.TunnelCsum = m, tt, tp, cs
+		}
+	}, "NAT, DR, TUN [type ipip|gue|gre] [port N] [csum]"),
+	sup("sh-port", vsFlag("sh-port")),
+	sup("sh-fallback", vsFlag("sh-fallback")),
+	sup("mh-port", vsFlag("mh-port")),
+	sup("mh-fallback", vsFlag("mh-fallback")),
+	sup("flag-1", vsFlag("flag-1")),
+	sup("flag-2", vsFlag("flag-2")),
+	sup("flag-3", vsFlag("flag-3")),
+	sup("ops", vsBool(func(v *VirtualServer, b bool) { v.OPS = b })),
+	sup("protocol", func(l *loader, n *node, v *VirtualServer) {
+		s, ok := l.str1(n)
+		if !ok {
+			return
+		}
+		switch strings.ToUpper(s) {
+		case "TCP", "UDP", "SCTP":
+			v.Protocol = strings.ToUpper(s)
+		default:
+			l.errorf(n, "protocol %q: expected TCP, UDP or SCTP", s)
+		}
+	}),
+	sup("persistence_timeout", func(l *loader, n *node, v *VirtualServer) {
+		l.noBlock(n)
+		if len(n.Args) == 0 {
+			v.PersistenceTimeout = 6 * time.Minute // keepalived's default when no value is given
+			return
+		}
+		if d, ok := l.timer(n, 1, math.MaxUint32); ok {
+			v.PersistenceTimeout = d
+		}
+	}),
+	sup("persistence_granularity", func(l *loader, n *node, v *VirtualServer) {
+		s, ok := l.str1(n)
+		if !ok {
+			return
+		}
+		// A prefix length (IPv6 services) or a netmask (IPv4).
+		if bits, err := strconv.Atoi(s); err == nil && bits >= 1 && bits <= 128 {
+			var m [16]byte
+			for i := 0; i < bits; i++ {
+				m[i/8] |= 0x80 >> (i % 8)
+			}
+			v.PersistenceGranularity = netip.AddrFrom16(m)
+			return
+		}
+		if a, ok := l.addr(n, s); ok {
+			v.PersistenceGranularity = a
+		}
+	}),
+	sup("persistence_engine", func(l *loader, n *node, v *VirtualServer) {
+		if s, ok := l.str1(n); ok {
+			v.PersistenceEngine = s
+		}
+	}),
+	sup("ha_suspend", vsBool(func(v *VirtualServer, b bool) { v.HASuspend = b })),
+	sup("virtualhost", func(l *loader, n *node, v *VirtualServer) {
+		if s, ok := l.str1(n); ok {
+			v.Virtualhost = s
+		}
+	}),
+	sup("alpha", vsBool(func(v *VirtualServer, b bool) { v.Alpha = b })),
+	sup("omega", vsBool(func(v *VirtualServer, b bool) { v.Omega = b })),
+	sup("quorum", func(l *loader, n *node, v *VirtualServer) {
+		l.noBlock(n)
+		if q, ok := l.int1(n, 1, math.MaxInt32); ok {
+			v.Quorum = q
+		}
+	}),
+	sup("quorum_up", func(l *loader, n *node, v *VirtualServer) {
+		if s, ok := l.script(n); ok {
+			v.QuorumUp = s
+		}
+	}),
+	sup("quorum_down", func(l *loader, n *node, v *VirtualServer) {
+		if s, ok := l.script(n); ok {
+			v.QuorumDown = s
+		}
+	}),
+	sup("hysteresis", func(l *loader, n *node, v *VirtualServer) {
+		l.noBlock(n)
+		if q, ok := l.int1(n, 0, math.MaxInt32); ok {
+			v.Hysteresis = q
+		}
+	}),
+	sup("inhibit_on_failure", vsBool(func(v *VirtualServer, b bool) { v.InhibitOnFailure = b })),
+	sup("smtp_alert", vsBool(func(v *VirtualServer, b bool) { v.SMTPAlert = b })),
+	sup("sorry_server", func(l *loader, n *node, v *VirtualServer) {
+		l.noBlock(n)
+		if !l.nargs(n, 1, 2) {
+			return
+		}
+		a, ok := l.addr(n, n.Args[0])
+		if !ok {
+			return
+		}
+		rs := &RealServer{Addr: a, Weight: 1, Checker: unsetCommon(), Pos: n.pos()}
+		if len(n.Args) > 1 {
+			if p, ok := l.intArg(n, 1, 0, 65535); ok {
+				rs.Port = p
+			}
+		}
+		v.SorryServer = rs
+	}),
+	sup("sorry_server_inhibit", vsBool(func(v *VirtualServer, b bool) { v.SorryServerInhibit = b })),
+	sup("sorry_server_lvs_method", func(l *loader, n *node, v *VirtualServer) {
+		if m, _, _, _, ok := l.method(n); ok {
+			if v.SorryServer == nil {
+				l.errorf(n, "sorry_server_lvs_method before sorry_server")
+				return
+			}
+			v.SorryServer.Method = m
+		}
+	}),
+	sup("ip_family", func(l *loader, n *node, v *VirtualServer) {
+		s, ok := l.str1(n)
+		if !ok {
+			return
+		}
+		switch s {
+		case "inet":
+			v.Family = 4
+		case "inet6":
+			v.Family = 6
+		default:
+			l.errorf(n, "ip_family %q: expected inet or inet6", s)
+		}
+	}),
+	sup("real_server", parseRealServer),
+	unsup[*VirtualServer]("snmp_name"),
+	unsup[*VirtualServer]("nat_mask", "old keyword"),
+	unsup[*VirtualServer]("syn_proxy"),
+)...)
+
+func parseRealServer(l *loader, n *node, vs *VirtualServer) {
+	if !l.nargs(n, 1, 2) {
+		return
+	}
+	a, ok := l.addr(n, n.Args[0])
+	if !ok {
+		return
+	}
+	rs := &RealServer{Addr: a, Port: vs.Port, Weight: 1, Checker: unsetCommon(), Pos: n.pos()}
+	if len(n.Args) > 1 {
+		if p, ok := l.intArg(n, 1, 0, 65535); ok {
+			rs.Port = p
+		}
+	}
+	rsTable.walk(l, n, rs)
+	vs.RealServers = append(vs.RealServers, rs)
+}
+
+func rsKws(k ...kw[*RealServer]) []kw[*RealServer] {
+	return append(commonKws(func(r *RealServer) *CheckerCommon { return &r.Checker }), k...)
+}
+
+func rsBool(set func(r *RealServer, b bool)) func(*loader, *node, *RealServer) {
+	return func(l *loader, n *node, r *RealServer) {
+		if b, ok := l.boolArg(n); ok {
+			set(r, b)
+		}
+	}
+}
+
+func checkerKw(typ string, t *table[*Checker], note ...string) kw[*RealServer] {
+	return sup(typ, func(l *loader, n *node, r *RealServer) {
+		if !l.needBlock(n) {
+			return
+		}
+		ck := &Checker{Type: typ, CheckerCommon: unsetCommon(), Pos: n.pos()}
+		switch typ {
+		case "FILE_CHECK":
+			ck.FileWeight = 1
+		case "DNS_CHECK":
+			ck.DNSType, ck.DNSName = "SOA", "."
+		case "UDP_CHECK":
+			ck.MaxReplyLength = 0
+		}
+		t.walk(l, n, ck)
+		if (typ == "HTTP_GET" || typ == "SSL_GET") && len(ck.URLs) == 0 {
+			l.errorf(n, "%s has no url { path ... }", typ)
+			return
+		}
+		if typ == "MISC_CHECK" && !ck.Misc.IsSet() {
+			l.errorf(n, "MISC_CHECK has no misc_path")
+			return
+		}
+		if typ == "FILE_CHECK" && ck.TrackFile == "" {
+			l.errorf(n, "FILE_CHECK has no track_file")
+			return
+		}
+		if len(ck.smtpHosts) == 0 {
+			r.Checkers = append(r.Checkers, ck)
+			return
+		}
+		for _, h := range ck.smtpHosts {
+			c := *ck
+			c.smtpHosts = nil
+			c.Pos = h.Pos
+			c.CheckerCommon = overrideCommon(ck.CheckerCommon, h.CheckerCommon)
+			r.Checkers = append(r.Checkers, &c)
+		}
+	}, note...)
+}
+
+var rsTable = newTable[*RealServer]("real_server", rsKws(
+	sup("weight", func(l *loader, n *node, r *RealServer) {
+		l.noBlock(n)
+		if w, ok := l.int1(n, 0, math.MaxInt32); ok {
+			r.Weight = w
+		}
+	}),
+	sup("lvs_method", func(l *loader, n *node, r *RealServer) {
+		if m, _, _, _, ok := l.method(n); ok {
+			r.Method = m
+		}
+	}),
+	sup("lb_kind", func(l *loader, n *node, r *RealServer) {
+		if m, _, _, _, ok := l.method(n); ok {
+			r.Method = m
+		}
+	}),
+	sup("inhibit_on_failure", rsBool(func(r *RealServer, b bool) { r.InhibitOnFailure = b })),
+	sup("notify_up", func(l *loader, n *node, r *RealServer) {
+		if s, ok := l.script(n); ok {
+			r.NotifyUp = s
+		}
+	}),
+	sup("notify_down", func(l *loader, n *node, r *RealServer) {
+		if s, ok := l.script(n); ok {
+			r.NotifyDown = s
+		}
+	}),
+	sup("uthreshold", func(l *loader, n *node, r *RealServer) {
+		l.noBlock(n)
+		if v, ok := l.int1(n, 0, math.MaxInt32); ok {
+			r.UThreshold = v
+		}
+	}),
+	sup("lthreshold", func(l *loader, n *node, r *RealServer) {
+		l.noBlock(n)
+		if v, ok := l.int1(n, 0, math.MaxInt32); ok {
+			r.LThreshold = v
+		}
+	}),
+	sup("alpha", rsBool(func(r *RealServer, b bool) { r.Alpha = b })),
+	sup("smtp_alert", rsBool(func(r *RealServer, b bool) { r.SMTPAlert = b })),
+	sup("virtualhost", func(l *loader, n *node, r *RealServer) {
+		if s, ok := l.str1(n); ok {
+			r.Virtualhost = s
+		}
+	}),
+	checkerKw("TCP_CHECK", tcpCheckTable),
+	checkerKw("HTTP_GET", httpCheckTable),
+	checkerKw("SSL_GET", sslCheckTable),
+	checkerKw("MISC_CHECK", miscCheckTable),
+	checkerKw("DNS_CHECK", dnsCheckTable),
+	checkerKw("PING_CHECK", pingCheckTable),
+	checkerKw("ICMP_CHECK", pingCheckTable, "alias of PING_CHECK"),
+	checkerKw("UDP_CHECK", udpCheckTable),
+	checkerKw("SMTP_CHECK", smtpCheckTable),
+	checkerKw("FILE_CHECK", fileCheckTable),
+	unsup[*RealServer]("BFD_CHECK"),
+	unsup[*RealServer]("snmp_name"),
+)...)
+
+// checkerCommonKws are the settings every checker that connects has.
+func checkerCommonKws(k ...kw[*Checker]) []kw[*Checker] {
+	get := func(c *Checker) *CheckerCommon { return &c.CheckerCommon }
+	out := append([]kw[*Checker]{connectTimeoutKw(get)}, checkerTimingKws()...)
+	out = append(out,
+		sup("connect_ip", func(l *loader, n *node, c *Checker) {
+			if s, ok := l.str1(n); ok {
+				if a, ok := l.addr(n, s); ok {
+					c.ConnectIP = a
+				}
+			}
+		}),
+		sup("connect_port", func(l *loader, n *node, c *Checker) {
+			l.noBlock(n)
+			if p, ok := l.int1(n, 0, 65535); ok {
+				c.ConnectPort = p
+			}
+		}),
+		sup("bindto", func(l *loader, n *node, c *Checker) {
+			if s, ok := l.str1(n); ok {
+				if a, ok := l.addr(n, s); ok {
+					c.BindTo = a
+				}
+			}
+		}),
+		sup("bind_port", func(l *loader, n *node, c *Checker) {
+			l.noBlock(n)
+			if p, ok := l.int1(n, 0, 65535); ok {
+				c.BindPort = p
+			}
+		}),
+		sup("bind_if", func(l *loader, n *node, c *Checker) {
+			if s, ok := l.str1(n); ok {
+				c.BindIf = s
+			}
+		}),
+		sup("fwmark", func(l *loader, n *node, c *Checker) {
+			l.noBlock(n)
+			if m, ok := l.int1(n, 0, math.MaxUint32); ok {
+				c.FWMark = m
+			}
+		}),
+	)
+	return append(out, k...)
+}
+
+// checkerTimingKws are the settings of every checker, MISC_CHECK included.
+func checkerTimingKws(k ...kw[*Checker]) []kw[*Checker] {
+	out := timingKws(func(c *Checker) *CheckerCommon { return &c.CheckerCommon })
+	out = append(out,
+		sup("alpha", func(l *loader, n *node, c *Checker) {
+			if b, ok := l.boolArg(n); ok {
+				c.Alpha = b
+			}
+		}),
+		sup("log_all_failures", func(l *loader, n *node, c *Checker) {
+			if b, ok := l.boolArg(n); ok {
+				c.LogAllFailures = b
+			}
+		}),
+	)
+	return append(out, k...)
+}
+
+var tcpCheckTable = newTable[*Checker]("TCP_CHECK", checkerCommonKws()...)
+
+func httpKws() []kw[*Checker] {
+	return checkerCommonKws(
+		sup("url", func(l *loader, n *node, c *Checker) {
+			if !l.needBlock(n) {
+				return
+			}
+			u := URLCheck{Pos: n.pos()}
+			urlTable.walk(l, n, &u)
+			if u.Path == "" {
+				l.errorf(n, "url has no path")
+				return
+			}
+			c.URLs = append(c.URLs, u)
+		}),
+		sup("virtualhost", func(l *loader, n *node, c *Checker) {
+			if s, ok := l.str1(n); ok {
+				c.Virtualhost = s
+			}
+		}),
+		sup("http_protocol", func(l *loader, n *node, c *Checker) {
+			s, ok := l.str1(n)
+			if !ok {
+				return
+			}
+			switch s {
+			case "1.0", "1.1", "1.0C", "1.0c":
+				c.HTTPProtocol = strings.ToUpper(s)
+			default:
+				l.errorf(n, "http_protocol %q: expected 1.0, 1.0C or 1.1", s)
+			}
+		}),
+		sup("fast_recovery", func(l *loader, n *node, c *Checker) {
+			if b, ok := l.boolArg(n); ok {
+				c.FastRecovery = b
+			}
+		}),
+	)
+}
+
+var httpCheckTable = newTable[*Checker]("HTTP_GET", httpKws()...)
+
+var sslCheckTable = newTable[*Checker]("SSL_GET", append(httpKws(),
+	sup("enable_sni", func(l *loader, n *node, c *Checker) {
+		if b, ok := l.boolArg(n); ok {
+			c.EnableSNI = b
+		}
+	}))...)
+
+var urlTable = newTable[*URLCheck]("url",
+	sup("path", func(l *loader, n *node, u *URLCheck) {
+		if s, ok := l.str1(n); ok {
+			u.Path = s
+		}
+	}),
+	sup("digest", func(l *loader, n *node, u *URLCheck) {
+		s, ok := l.str1(n)
+		if !ok {
+			return
+		}
+		if len(s) != 32 || strings.Trim(strings.ToLower(s), "0123456789abcdef") != "" {
+			l.errorf(n, "digest %q is not an MD5 digest (32 hex digits)", s)
+			return
+		}
+		u.Digest = strings.ToLower(s)
+	}),
+	sup("status_code", func(l *loader, n *node, u *URLCheck) {
+		l.noBlock(n)
+		if !l.nargs(n, 1, -1) {
+			return
+		}
+		for _, a := range n.Args {
+			lo, hi, isRange := strings.Cut(a, "-")
+			if !isRange {
+				hi = lo
+			}
+			l1, e1 := strconv.Atoi(lo)
+			h1, e2 := strconv.Atoi(hi)
+			if e1 != nil || e2 != nil || l1 < 100 || h1 > 599 || l1 > h1 {
+				l.errorf(n, "status_code %q: expected a code or range within 100..599", a)
+				return
+			}
+			u.StatusCodes = append(u.StatusCodes, StatusRange{l1, h1})
+		}
+	}),
+	sup("regex", func(l *loader, n *node, u *URLCheck) {
+		l.noBlock(n)
+		if l.nargs(n, 1, -1) {
+			u.Regex = strings.Join(n.Args, " ")
+		}
+	}, "PCRE2 in keepalived; vipd uses Go regexp syntax"),
+	sup("regex_no_match", func(l *loader, n *node, u *URLCheck) {
+		l.noBlock(n)
+		u.RegexNoMatch = true
+	}),
+	sup("virtualhost", func(l *loader, n *node, u *URLCheck) {
+		if s, ok := l.str1(n); ok {
+			u.Virtualhost = s
+		}
+	}),
+	unsup[*URLCheck]("regex_options"),
+	unsup[*URLCheck]("regex_stack"),
+	unsup[*URLCheck]("regex_min_offset"),
+	unsup[*URLCheck]("regex_max_offset"),
+)
+
+var miscCheckTable = newTable[*Checker]("MISC_CHECK", checkerTimingKws(
+	sup("misc_path", func(l *loader, n *node, c *Checker) {
+		if s, ok := l.scriptAll(n); ok {
+			c.Misc.Cmd, c.Misc.Pos = s.Cmd, s.Pos
+		}
+	}),
+	sup("misc_timeout", func(l *loader, n *node, c *Checker) {
+		l.noBlock(n)
+		if d, ok := l.timer(n, 0.000001, 1<<20); ok {
+			c.MiscTimeout = d
+		}
+	}),
+	sup("misc_dynamic", func(l *loader, n *node, c *Checker) {
+		if b, ok := l.boolArg(n); ok {
+			c.MiscDynamic = b
+		}
+	}),
+	sup("user", func(l *loader, n *node, c *Checker) {
+		l.noBlock(n)
+		if l.nargs(n, 1, 2) {
+			c.Misc.User = n.Args[0]
+			if len(n.Args) > 1 {
+				c.Misc.Group = n.Args[1]
+			}
+		}
+	}),
+)...)
+
+var dnsTypes = []string{"A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA"}
+
+var dnsCheckTable = newTable[*Checker]("DNS_CHECK", checkerCommonKws(
+	sup("type", func(l *loader, n *node, c *Checker) {
+		s, ok := l.str1(n)
+		if !ok {
+			return
+		}
+		for _, t := range dnsTypes {
+			if strings.EqualFold(s, t) {
+				c.DNSType = t
+				return
+			}
+		}
+		l.errorf(n, "type %q: expected one of %s", s, strings.Join(dnsTypes, " "))
+	}),
+	sup("name", func(l *loader, n *node, c *Checker) {
+		if s, ok := l.str1(n); ok {
+			c.DNSName = s
+		}
+	}),
+)...)
+
+var pingCheckTable = newTable[*Checker]("PING_CHECK", checkerCommonKws()...)
+
+var udpCheckTable = newTable[*Checker]("UDP_CHECK", checkerCommonKws(
+	sup("payload", func(l *loader, n *node, c *Checker) {
+		s, ok := l.str1(n)
+		if !ok {
+			return
+		}
+		b, err := parseHexPayload(s)
+		if err != nil {
+			l.errorf(n, "payload %q: %v", s, err)
+			return
+		}
+		c.Payload = b
+	}, "hex bytes"),
+	sup("require_reply", func(l *loader, n *node, c *Checker) {
+		l.noBlock(n)
+		c.RequireReply = true
+		if len(n.Args) > 0 {
+			b, err := parseHexPayload(n.Args[0])
+			if err != nil {
+				l.errorf(n, "require_reply %q: %v", n.Args[0], err)
+				return
+			}
+			c.ReplyPayload = b
+		}
+	}),
+	sup("min_reply_length", func(l *loader, n *node, c *Checker) {
+		l.noBlock(n)
+		if v, ok := l.int1(n, 0, 65535); ok {
+			c.MinReplyLength = v
+		}
+	}),
+	sup("max_reply_length", func(l *loader, n *node, c *Checker) {
+		l.noBlock(n)
+		if v, ok := l.int1(n, 0, 65535); ok {
+			c.MaxReplyLength = v
+		}
+	}),
+)...)
+
+// parseHexPayload parses hex digits, optionally with ':' or ' ' between
+// bytes and a 0x prefix.
+func parseHexPayload(s string) ([]byte, error) {
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")
+	s = strings.NewReplacer(":", "", " ", "", "-", "").Replace(s)
+	if len(s)%2 != 0 {
+		return nil, fmt.Errorf("odd number of hex digits")
+	}
+	out := make([]byte, len(s)/2)
+	for i := range out {
+		v, err := strconv.ParseUint(s[2*i:2*i+2], 16, 8)
+		if err != nil {
+			return nil, fmt.Errorf("not hex")
+		}
+		out[i] = byte(v)
+	}
+	return out, nil
+}
+
+var smtpCheckTable = newTable[*Checker]("SMTP_CHECK", checkerCommonKws(
+	sup("helo_name", func(l *loader, n *node, c *Checker) {
+		if s, ok := l.str1(n); ok {
+			c.HeloName = s
+		}
+	}),
+	sup("host", func(l *loader, n *node, c *Checker) {
+		if !l.needBlock(n) {
+			return
+		}
+		h := &Checker{Type: "SMTP_CHECK", CheckerCommon: unsetCommon(), Pos: n.pos()}
+		smtpHostTable.walk(l, n, h)
+		c.smtpHosts = append(c.smtpHosts, h)
+	}, "each host block becomes an SMTP_CHECK of its own, as in keepalived 2"),
+)...)
+
+var smtpHostTable = newTable[*Checker]("SMTP_CHECK host", checkerCommonKws()...)
+
+var fileCheckTable = newTable[*Checker]("FILE_CHECK",
+	sup("track_file", func(l *loader, n *node, c *Checker) {
+		if s, ok := l.str1(n); ok {
+			c.TrackFile = s
+		}
+	}),
+	sup("dynamic", func(l *loader, n *node, c *Checker) {
+		if b, ok := l.boolArg(n); ok {
+			c.Dynamic = b
+		}
+	}, "not known to keepalived 2.2.7's parser"),
+	sup("weight", func(l *loader, n *node, c *Checker) {
+		l.noBlock(n)
+		if !l.nargs(n, 1, 2) {
+			return
+		}
+		if w, ok := l.intArg(n, 0, -math.MaxInt32, math.MaxInt32); ok {
+			c.FileWeight = w
+		}
+		if len(n.Args) > 1 {
+			if n.Args[1] != "reverse" {
+				l.errorf(n, "weight: unexpected %q (expected reverse)", n.Args[1])
+				return
+			}
+			c.FileReverse = true
+		}
+	}),
+)
+
+// ---- virtual_server_group ----
+
+func parseVSGroup(l *loader, n *node, c *Config) {
+	l.nargs(n, 1, 1)
+	if !l.needBlock(n) || len(n.Args) == 0 {
+		return
+	}
+	if o, dup := c.VSGroups[n.Args[0]]; dup {
+		l.errorf(n, "virtual_server_group %s is already defined at %s", o.Name, o.Pos)
+		return
+	}
+	g := &VSGroup{Name: n.Args[0], Pos: n.pos()}
+	for _, it := range n.Children {
+		if it.Block {
+			l.errorf(it, "unexpected block in virtual_server_group")
+			continue
+		}
+		e := VSGroupEntry{Pos: it.pos()}
+		if it.Key == "fwmark" {
+			if m, ok := l.intArg(it, 0, 1, math.MaxUint32); ok {
+				e.FWMark = m
+				g.Entries = append(g.Entries, e)
+			}
+			continue
+		}
+		addr, last, isRange := strings.Cut(it.Key, "-")
+		a, err := netip.ParseAddr(addr)
+		if err != nil {
+			l.errorf(it, "virtual_server_group %s: %q is not an address, address range or fwmark", g.Name, it.Key)
+			continue
+		}
+		e.Addr = a
+		if isRange {
+			end, ok := rangeEnd(a, last)
+			if !ok {
+				l.errorf(it, "virtual_server_group %s: bad range %q (expected ADDR-LAST with LAST above the address's last part)", g.Name, it.Key)
+				continue
+			}
+			e.RangeEnd = end
+		}
+		if len(it.Args) > 0 {
+			p, ok := l.intArg(it, 0, 0, 65535)
+			if !ok {
+				continue
+			}
+			e.Port = p
+		}
+		g.Entries = append(g.Entries, e)
+	}
+	c.VSGroups[g.Name] = g
+}
+
+// rangeEnd computes the end of keepalived's address range A-N, where N
+// replaces the last byte (IPv4, decimal) or last 16-bit group (IPv6, hex).
+func rangeEnd(a netip.Addr, last string) (netip.Addr, bool) {
+	if a.Is4() {
+		v, err := strconv.Atoi(last)
+		b := a.As4()
+		if err != nil || v > 255 || v < int(b[3]) {
+			return netip.Addr{}, false
+		}
+		b[3] = byte(v)
+		return netip.AddrFrom4(b), true
+	}
+	v, err := strconv.ParseUint(last, 16, 16)
+	b := a.As16()
+	cur := uint64(b[14])<<8 | uint64(b[15])
+	if err != nil || v < cur {
+		return netip.Addr{}, false
+	}
+	b[14], b[15] = byte(v>>8), byte(v)
+	return netip.AddrFrom16(b), true
+}
+
+// overrideCommon returns base with every setting given in over replacing
+// it (SMTP_CHECK host{} blocks).
+func overrideCommon(base, over CheckerCommon) CheckerCommon {
+	if over.ConnectIP.IsValid() {
+		base.ConnectIP = over.ConnectIP
+	}
+	if over.ConnectPort != 0 {
+		base.ConnectPort = over.ConnectPort
+	}
+	if over.BindTo.IsValid() {
+		base.BindTo = over.BindTo
+	}
+	if over.BindPort != 0 {
+		base.BindPort = over.BindPort
+	}
+	if over.BindIf != "" {
+		base.BindIf = over.BindIf
+	}
+	if over.FWMark != 0 {
+		base.FWMark = over.FWMark
+	}
+	if over.ConnectTimeout >= 0 {
+		base.ConnectTimeout = over.ConnectTimeout
+	}
+	if over.Retry >= 0 {
+		base.Retry = over.Retry
+	}
+	if over.DelayBeforeRetry >= 0 {
+		base.DelayBeforeRetry = over.DelayBeforeRetry
+	}
+	if over.Warmup >= 0 {
+		base.Warmup = over.Warmup
+	}
+	if over.DelayLoop >= 0 {
+		base.DelayLoop = over.DelayLoop
+	}
+	return base
+}
+
+// keywordsMarkdown renders docs/keywords.md from the keyword tables.
+// config_test.go fails when the file differs (go test -run
+// TestKeywordsDoc -update rewrites it).
+func keywordsMarkdown() string {
+	var b strings.Builder
+	b.WriteString("# keepalived.conf keywords in vipd\n\n")
+	b.WriteString("Generated from the parser's keyword tables (config_keywords.go) by\n")
+	b.WriteString("`go test -run TestKeywordsDoc -update`; do not edit by hand.\n\n")
+	b.WriteString("vipd reads keepalived.conf unchanged. A keyword marked *supported* is applied.\n")
+	b.WriteString("One marked *parsed, not supported* is accepted with one warning naming it\n")
+	b.WriteString("(`file:line: not supported by vipd: KEYWORD`), so a configuration written for\n")
+	b.WriteString("keepalived still loads. A keyword in neither list gets a warning with the\n")
+	b.WriteString("closest known spelling. `vipd -t -f FILE` lists them all; `--dump` prints\n")
+	b.WriteString("the configuration as vipd understood it, defaults included.\n\n")
+	b.WriteString("The parser also implements keepalived's `include` (glob, relative to the\n")
+	b.WriteString("including file, at most 8 deep), conditional lines `@ID` / `@^ID`\n")
+	b.WriteString("(`-i/--config-id`, default the short host name), `$NAME=value` definitions\n")
+	b.WriteString("(multi-line with `\\`, expanded as `$NAME` or `${NAME}`, predefined `_PWD`,\n")
+	b.WriteString("`_INSTANCE`, `_RANDOM`, `_HASH`, `_BANG`) and the `~SEQ`, `~SEQx`, `~LST`\n")
+	b.WriteString("line generators.\n\n")
+	b.WriteString("| keyword | block | status | notes |\n")
+	b.WriteString("|---|---|---|---|\n")
+	for _, t := range docTables {
+		for _, k := range t.infos() {
+			st := "supported"
+			if k.Status == kwUnsupported {
+				st = "parsed, not supported (warns)"
+			}
+			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", k.Name, t.blockName(), st, strings.ReplaceAll(k.Note, "|", "\\|"))
+		}
+	}
+	return b.String()
 }

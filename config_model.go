@@ -449,12 +449,16 @@ type Checker struct {
 	// UDP_CHECK
 	Payload        []byte
 	RequireReply   bool
+	ReplyPayload   []byte
 	MinReplyLength int
 	MaxReplyLength int
 	// FILE_CHECK
-	TrackFile string
-	Dynamic   bool
+	TrackFile   string
+	Dynamic     bool
+	FileWeight  int // default 1
+	FileReverse bool
 	Pos
+	smtpHosts []*Checker // SMTP_CHECK host{} blocks, expanded by the parser
 }
 
 // URLCheck is one url{} of HTTP_GET / SSL_GET.
@@ -559,6 +563,15 @@ func (l *loader) finish() {
 		}
 		sg.Track = l.checkTrack(sg.Pos, "vrrp_sync_group "+sg.Name, sg.Track)
 	}
+	for _, v := range c.Instances {
+		inSyncNoWeight := false
+		for _, sg := range c.SyncGroups {
+			if sg.Name == v.SyncGroup && !sg.TrackingWeight {
+				inSyncNoWeight = true
+			}
+		}
+		l.unweightTracking(v, inSyncNoWeight)
+	}
 	if len(c.StaticAddresses) > 0 {
 		l.warnAt(c.StaticAddresses[0].Pos, "not supported by vipd: static_ipaddress (parsed, not added)")
 	}
@@ -572,8 +585,9 @@ func (l *loader) finish() {
 }
 
 // completeInstance applies keepalived's defaults and checks to one
-// instance (keepalived 2.2.7 vrrp.c vrrp_complete_instance; the results
-// were compared with `keepalived -d` dumps of the same configurations).
+// instance, in the order of keepalived 2.2's vrrp_complete_instance
+// (vrrp.c); the results were compared with `keepalived -d` dumps and
+// `keepalived -t` runs of the installed 2.2.7 on the same files.
 func (l *loader) completeInstance(v *VRRPInstance) {
 	g := &l.cfg.Global
 	if v.Interface == "" {
@@ -583,9 +597,15 @@ func (l *loader) completeInstance(v *VRRPInstance) {
 			l.errorAt(v.Pos, "vrrp_instance %s has no interface", v.Name)
 		}
 	}
-	if v.VRID == 0 {
+	if v.VRID == 0 && !l.isSet(v, "virtual_router_id given") {
 		l.errorAt(v.Pos, "vrrp_instance %s has no virtual_router_id (1..255)", v.Name)
 	}
+	// Strict mode (RFC conformance): strict_mode, else global vrrp_strict.
+	strict := g.Strict
+	if l.isSet(v, "strict_mode") {
+		strict = v.StrictMode
+	}
+	v.StrictMode = strict
 	// Family: the first VIP decides; addresses of the other family are
 	// dropped, as keepalived does ("address family must match").
 	v.Family = 4
@@ -595,7 +615,18 @@ func (l *loader) completeInstance(v *VRRPInstance) {
 		v.Family = 6
 	}
 	keep := v.VIPs[:0]
+	type vipKey struct {
+		a   netip.Addr
+		dev string
+	}
+	seenVIP := map[vipKey]Pos{}
 	for _, ip := range v.VIPs {
+		k := vipKey{ip.Prefix.Addr(), ip.Dev}
+		if p, dup := seenVIP[k]; dup {
+			l.warnAt(ip.Pos, "vrrp_instance %s: virtual address %s is already listed at %s; ignored", v.Name, ip.Prefix.Addr(), p)
+			continue
+		}
+		seenVIP[k] = ip.Pos
 		if (ip.Prefix.Addr().Is6()) != (v.Family == 6) {
 			l.warnAt(ip.Pos, "vrrp_instance %s: %s is not IPv%d like the first virtual address; ignored (use virtual_ipaddress_excluded)", v.Name, ip.Prefix, v.Family)
 			continue
@@ -603,109 +634,72 @@ func (l *loader) completeInstance(v *VRRPInstance) {
 		keep = append(keep, ip)
 	}
 	v.VIPs = keep
-	if len(v.VIPs) == 0 {
-		if g.Strict || v.StrictMode {
-			l.errorAt(v.Pos, "vrrp_instance %s has no virtual_ipaddress; vrrp_strict requires at least one", v.Name)
-		} else {
-			l.warnAt(v.Pos, "vrrp_instance %s has no virtual_ipaddress; at least one is sensible", v.Name)
-		}
-	}
-	// Version: instance, else global; IPv6 needs VRRPv3 (RFC 5798).
+	// Version: instance, else global; IPv6 needs VRRPv3 (RFC 5798 is the
+	// only VRRP for IPv6). keepalived keeps an explicit "version 2" with
+	// IPv6 outside strict mode; vipd always uses 3, since no VRRPv2 peer
+	// can understand an IPv6 advert.
 	if v.Version == 0 {
 		v.Version = g.VRRPVersion
 	}
 	if v.Family == 6 && v.Version == 2 {
 		if l.isSet(v, "version") {
-			l.warnAt(v.Pos, "vrrp_instance %s: IPv6 needs VRRP version 3; using version 3", v.Name)
+			l.warnAt(v.Pos, "vrrp_instance %s: cannot use IPv6 with VRRP version 2; using version 3", v.Name)
 		}
 		v.Version = 3
 	}
-	// Strict mode (RFC conformance): global vrrp_strict or strict_mode.
-	strict := v.StrictMode || (g.Strict && !l.isSet(v, "strict_mode"))
-	v.StrictMode = strict
-	// Priority: unset means 255 for state MASTER, else 100.
+	if len(v.VIPs) == 0 {
+		if v.Version == 3 || strict {
+			l.errorAt(v.Pos, "vrrp_instance %s has no virtual_ipaddress; at least one is required", v.Name)
+		} else {
+			l.warnAt(v.Pos, "vrrp_instance %s has no virtual_ipaddress; at least one is sensible", v.Name)
+		}
+	}
+	// Priority: unset means 255 (address owner) with state MASTER, else
+	// 100; state unset means MASTER for 255, else BACKUP.
 	if !l.isSet(v, "priority") {
 		v.Priority = vrrpPrioDefault
 		if v.State == "MASTER" {
 			v.Priority = vrrpPrioOwner
 		}
 	}
+	owner := v.Priority == vrrpPrioOwner
 	v.InitialState = v.State
 	if v.InitialState == "" {
 		v.InitialState = "BACKUP"
-		if v.Priority == vrrpPrioOwner {
+		if owner {
 			v.InitialState = "MASTER"
 		}
-	} else if strict && (v.State == "MASTER") != (v.Priority == vrrpPrioOwner) {
+	} else if strict && (v.State == "MASTER") != owner {
 		l.warnAt(v.Pos, "vrrp_instance %s: vrrp_strict: state MASTER must match being the address owner (priority 255)", v.Name)
 		v.InitialState = "BACKUP"
-		if v.Priority == vrrpPrioOwner {
+		if owner {
 			v.InitialState = "MASTER"
 		}
 	}
-	if v.Priority == vrrpPrioOwner && !v.Preempt {
-		l.warnAt(v.Pos, "vrrp_instance %s: nopreempt is incompatible with priority 255; preempting", v.Name)
-		v.Preempt = true
-	}
-	if !v.Preempt && v.InitialState == "MASTER" {
-		l.warnAt(v.Pos, "vrrp_instance %s: nopreempt does not work with state MASTER", v.Name)
-	}
-	if v.PreemptDelay > 0 && !v.Preempt {
-		l.warnAt(v.Pos, "vrrp_instance %s: preempt_delay is ignored with nopreempt", v.Name)
-		v.PreemptDelay = 0
-	}
-	// Advert interval: RFC 3768 section 5.3.7 (whole seconds, 1..255)
-	// and RFC 5798 section 5.2.7 (centiseconds, 12 bits).
-	secs, ok := l.advert[v]
-	if !ok {
-		secs = 1
-	}
-	if v.Version == 2 {
-		r := math.Round(secs)
-		if r != secs {
-			l.warnAt(v.Pos, "vrrp_instance %s: VRRPv2 advert_int %s must be whole seconds; rounded to %s", v.Name, fmtFloat(secs), fmtFloat(math.Max(r, 1)))
-		}
-		if r < 1 {
-			r = 1
-		}
-		v.AdvertCentis = int(r) * 100
-	} else {
-		cs := math.Round(secs * 100)
-		if cs != secs*100 {
-			l.warnAt(v.Pos, "vrrp_instance %s: VRRPv3 advert_int %s rounded to centiseconds", v.Name, fmtFloat(secs))
-		}
-		if cs < 1 {
-			cs = 1
-		}
-		if cs > 4095 {
-			l.warnAt(v.Pos, "vrrp_instance %s: VRRPv3 advert_int %s is more than 40.95 seconds; using 40.95", v.Name, fmtFloat(secs))
-			cs = 4095
-		}
-		v.AdvertCentis = int(cs)
-	}
-	v.AdvertInterval = time.Duration(v.AdvertCentis) * 10 * time.Millisecond
-	// Authentication: VRRPv2 only; strict mode forbids it.
+	// Authentication: VRRPv2 only (RFC 5798 section 9 removed it); strict
+	// mode forbids it.
 	if v.Auth.Type != "" {
-		n := l.authPos[v]
+		p := l.authPos[v].pos()
 		switch {
-		case v.Version == 3:
-			l.warnAt(n.pos(), "vrrp_instance %s: authentication is not supported by VRRPv3 (RFC 5798 section 9); ignored", v.Name)
-			v.Auth = VRRPAuth{}
 		case strict:
-			l.warnAt(n.pos(), "vrrp_instance %s: vrrp_strict does not allow authentication; ignored", v.Name)
+			l.warnAt(p, "vrrp_instance %s: vrrp_strict does not allow authentication; ignored", v.Name)
+			v.Auth = VRRPAuth{}
+		case v.Version == 3:
+			l.warnAt(p, "vrrp_instance %s: VRRP version 3 does not support authentication; ignored", v.Name)
 			v.Auth = VRRPAuth{}
 		case v.Auth.Pass == [8]byte{}:
-			l.errorAt(n.pos(), "vrrp_instance %s: auth_type PASS needs an auth_pass", v.Name)
+			l.warnAt(p, "vrrp_instance %s: authentication without auth_pass; ignored", v.Name)
+			v.Auth = VRRPAuth{}
 		}
 	}
 	// Unicast.
 	if len(v.UnicastPeers) > 0 {
 		if strict {
-			l.errorAt(v.UnicastPeers[0].Pos, "vrrp_instance %s: vrrp_strict does not allow unicast_peer", v.Name)
+			l.errorAt(v.UnicastPeers[0].Pos, "vrrp_instance %s: unicast peers are not supported with vrrp_strict", v.Name)
 		}
 		seen := map[netip.Addr]bool{}
 		for _, p := range v.UnicastPeers {
-			if (p.Addr.Is6()) != (v.Family == 6) {
+			if p.Addr.Is6() != (v.Family == 6) {
 				l.errorAt(p.Pos, "vrrp_instance %s: unicast_peer %s is not IPv%d like the instance", v.Name, p.Addr, v.Family)
 			}
 			if seen[p.Addr] {
@@ -719,81 +713,95 @@ func (l *loader) completeInstance(v *VRRPInstance) {
 		if v.UnicastSrcIP.IsValid() && v.UnicastSrcIP.Is6() != (v.Family == 6) {
 			l.errorAt(v.Pos, "vrrp_instance %s: unicast_src_ip %s is not IPv%d like the instance", v.Name, v.UnicastSrcIP, v.Family)
 		}
-	} else if v.UnicastSrcIP.IsValid() {
-		l.warnAt(v.Pos, "vrrp_instance %s: unicast_src_ip is set but there is no unicast_peer; adverts are multicast", v.Name)
+		if v.UseVMAC && !v.VMACXmitBase {
+			l.warnAt(v.Pos, "vrrp_instance %s: unicast with use_vmac requires vmac_xmit_base; setting it", v.Name)
+			v.VMACXmitBase = true
+		}
+	} else {
+		if v.UnicastSrcIP.IsValid() || v.UnicastTTL != 0 || v.UnicastFaultNoPeer {
+			l.warnAt(v.Pos, "vrrp_instance %s: a unicast keyword is set but there is no unicast_peer; adverts are multicast", v.Name)
+		}
+		if v.Family == 6 && len(v.VIPs) > 0 && !v.VIPs[0].Prefix.Addr().IsLinkLocalUnicast() {
+			l.warnAt(v.VIPs[0].Pos, "vrrp_instance %s: the first IPv6 virtual address should be link local (RFC 5798 section 5.2.9)", v.Name)
+		}
 	}
-	if v.UseVMAC && v.VMACName == "" {
-		v.VMACName = "vrrp." + itoa(v.VRID)
-	}
-	if v.VMACXmitBase && !v.UseVMAC {
-		l.warnAt(v.Pos, "vrrp_instance %s: vmac_xmit_base without use_vmac has no effect", v.Name)
-	}
-	if strict && v.Accept && l.isSet(v, "accept") {
-		l.warnAt(v.Pos, "vrrp_instance %s: vrrp_strict does not allow accept; using no_accept", v.Name)
-	}
-	if strict && !l.isSet(v, "accept") {
-		v.Accept = false
-	}
-	// Too many VIPs for one advert (keepalived assumes the interface MTU;
-	// vipd assumes 1500 here and the count field's 255).
-	hdr := 20 + 8
+	// Too many VIPs for one advert: keepalived counts Ethernet, IP, VRRP
+	// and v2 auth headers against the interface MTU (assumed 1500 here)
+	// and the one-byte count field.
+	hdr, addrLen := 14+20+8, 4
 	if v.Family == 6 {
-		hdr = 40 + 8
-	}
-	if v.Version == 2 {
+		hdr, addrLen = 14+40+8, 16
+	} else if v.Version == 2 {
 		hdr += 8
 	}
-	addrLen := 4
-	if v.Family == 6 {
-		addrLen = 16
-	}
-	maxAddr := (vrrpMTUDefault - hdr) / addrLen
-	if maxAddr > maxVIPsPerAdvert {
-		maxAddr = maxVIPsPerAdvert
-	}
+	maxAddr := min((vrrpMTUDefault-hdr)/addrLen, maxVIPsPerAdvert)
 	if len(v.VIPs) > maxAddr {
 		l.warnAt(v.VIPs[maxAddr].Pos, "vrrp_instance %s: %d virtual addresses do not fit in one advert (at most %d); the rest are moved to virtual_ipaddress_excluded", v.Name, len(v.VIPs), maxAddr)
 		v.VIPsExcluded = append(append([]VIP(nil), v.VIPs[maxAddr:]...), v.VIPsExcluded...)
-		v.VIPs = v.VIPs[:maxAddr]
+		v.VIPs = v.VIPs[:maxAddr:maxAddr]
 	}
-	// Settings inherited from global_defs.
-	if !l.isSet(v, "garp_master_delay") {
-		v.Garp.MasterDelay = g.Garp.MasterDelay
+	// Preemption.
+	if owner && !v.Preempt {
+		l.warnAt(v.Pos, "vrrp_instance %s: nopreempt is incompatible with priority 255; preempting", v.Name)
+		v.Preempt = true
 	}
-	if !l.isSet(v, "garp_master_repeat") {
-		v.Garp.MasterRepeat = g.Garp.MasterRepeat
+	if v.InitialState == "MASTER" {
+		if !v.Preempt {
+			l.warnAt(v.Pos, "vrrp_instance %s: nopreempt does not work with state MASTER; preempting", v.Name)
+			v.Preempt = true
+		}
+		if v.PreemptDelay > 0 {
+			l.warnAt(v.Pos, "vrrp_instance %s: preempt_delay does not work with state MASTER; cleared", v.Name)
+			v.PreemptDelay = 0
+		}
 	}
-	if !l.isSet(v, "garp_master_refresh") {
-		v.Garp.MasterRefresh = g.Garp.MasterRefresh
+	if v.PreemptDelay > 0 && strict {
+		l.warnAt(v.Pos, "vrrp_instance %s: preempt_delay is incompatible with vrrp_strict; cleared", v.Name)
+		v.PreemptDelay = 0
 	}
-	if !l.isSet(v, "garp_master_refresh_repeat") {
-		v.Garp.MasterRefreshRepeat = g.Garp.MasterRefreshRepeat
+	if v.PreemptDelay > 0 && !v.Preempt {
+		l.warnAt(v.Pos, "vrrp_instance %s: preempt_delay is incompatible with nopreempt; cleared", v.Name)
+		v.PreemptDelay = 0
 	}
-	if !l.isSet(v, "garp_lower_prio_delay") {
-		v.Garp.LowerPrioDelay = g.Garp.LowerPrioDelay
+	// Accept mode: default on, off in strict mode; VRRPv2 has no accept
+	// mode (RFC 3768), so strict mode clears it there.
+	if !l.isSet(v, "accept") && !l.isSet(v, "no_accept") {
+		v.Accept = !strict
 	}
-	if !l.isSet(v, "garp_lower_prio_repeat") {
-		v.Garp.LowerPrioRepeat = g.Garp.LowerPrioRepeat
+	if v.Accept && !owner && strict && v.Version == 2 {
+		l.warnAt(v.Pos, "vrrp_instance %s: accept mode for VRRP version 2 does not comply with RFC 3768; cleared", v.Name)
+		v.Accept = false
 	}
-	v.Garp.Interval = g.Garp.Interval
-	v.Garp.NAInterval = g.Garp.NAInterval
-	if !l.isSet(v, "down_timer_adverts") {
-		v.DownTimerAdverts = g.DownTimerAdverts
+	// Settings inherited from global_defs; strict mode forces the lower
+	// priority advert behaviour of RFC 5798 section 6.4.3.
+	strictInt := func(key string, val *int, global int, name string) {
+		switch {
+		case !l.isSet(v, key) && strict:
+			*val = 0
+		case !l.isSet(v, key):
+			*val = global
+		case strict && *val != 0:
+			l.warnAt(v.Pos, "vrrp_instance %s: vrrp_strict requires %s 0; reset", v.Name, name)
+			*val = 0
+		}
 	}
-	if !l.isSet(v, "lower_prio_no_advert") {
-		v.LowerPrioNoAdvert = g.LowerPrioNoAdvert
+	strictInt("garp_lower_prio_repeat", &v.Garp.LowerPrioRepeat, g.Garp.LowerPrioRepeat, "garp_lower_prio_repeat")
+	lpd := int(v.Garp.LowerPrioDelay)
+	strictInt("garp_lower_prio_delay", &lpd, int(g.Garp.LowerPrioDelay), "garp_lower_prio_delay")
+	v.Garp.LowerPrioDelay = time.Duration(lpd)
+	switch {
+	case !l.isSet(v, "lower_prio_no_advert"):
+		v.LowerPrioNoAdvert = strict || g.LowerPrioNoAdvert
+	case strict && !v.LowerPrioNoAdvert:
+		l.warnAt(v.Pos, "vrrp_instance %s: vrrp_strict requires lower_prio_no_advert; set", v.Name)
+		v.LowerPrioNoAdvert = true
 	}
-	if !l.isSet(v, "higher_prio_send_advert") {
-		v.HigherPrioSendAdvert = g.HigherPrioSendAdvert
-	}
-	if !l.isSet(v, "check_unicast_src") {
-		v.CheckUnicastSrc = g.CheckUnicastSrc
-	}
-	if !l.isSet(v, "skip_check_adv_addr") {
-		v.SkipCheckAdvAddr = g.SkipCheckAdvAddr
-	}
-	if !l.isSet(v, "notify_priority_changes") {
-		v.Notify.Priority = g.NotifyPriorityChanges
+	switch {
+	case !l.isSet(v, "higher_prio_send_advert"):
+		v.HigherPrioSendAdvert = !strict && g.HigherPrioSendAdvert
+	case strict && v.HigherPrioSendAdvert:
+		l.warnAt(v.Pos, "vrrp_instance %s: vrrp_strict requires higher_prio_send_advert off; cleared", v.Name)
+		v.HigherPrioSendAdvert = false
 	}
 	if !l.isSet(v, "smtp_alert") {
 		v.SMTPAlert = g.SMTPAlert
@@ -801,32 +809,300 @@ func (l *loader) completeInstance(v *VRRPInstance) {
 			v.SMTPAlert = *g.SMTPAlertVRRP
 		}
 	}
+	if !l.isSet(v, "notify_priority_changes") {
+		v.Notify.Priority = g.NotifyPriorityChanges
+	}
+	// Advert interval: RFC 3768 section 5.3.7 (whole seconds, 8 bits) and
+	// RFC 5798 section 5.2.7 (centiseconds, 12 bits); keepalived clamps and
+	// rounds half up with a warning.
+	secs, ok := l.advert[v]
+	if !ok {
+		secs = vrrpAdvertDefault.Seconds()
+	}
+	us := int64(math.Round(secs * 1e6))
+	if v.Version == 2 {
+		switch {
+		case us >= 256e6:
+			l.warnAt(v.Pos, "vrrp_instance %s: VRRPv2 advert_int %s is out of range (less than 256 s); using 255", v.Name, fmtFloat(secs))
+			us = 255e6
+		case us%1e6 != 0:
+			r := (us + 5e5) / 1e6 * 1e6
+			if r == 0 {
+				r = 1e6
+			}
+			l.warnAt(v.Pos, "vrrp_instance %s: VRRPv2 advert_int %s must be whole seconds; rounded to %d", v.Name, fmtFloat(secs), r/1e6)
+			us = r
+		}
+	} else {
+		switch {
+		case us >= 4096e4:
+			l.warnAt(v.Pos, "vrrp_instance %s: VRRPv3 advert_int %s is out of range (less than 40.96 s); using 40.95", v.Name, fmtFloat(secs))
+			us = 4095e4
+		case us%1e4 != 0:
+			r := (us + 5e3) / 1e4 * 1e4
+			if r == 0 {
+				r = 1e4
+			}
+			l.warnAt(v.Pos, "vrrp_instance %s: VRRPv3 advert_int %s must be in units of 10 ms; rounded to %s", v.Name, fmtFloat(secs), centis(int(r/1e4)))
+			us = r
+		}
+	}
+	v.AdvertCentis = int(us / 1e4)
+	v.AdvertInterval = time.Duration(us) * time.Microsecond
+	// VMAC.
+	if v.UseVMAC && v.VMACName == "" {
+		v.VMACName = "vrrp." + itoa(v.VRID)
+	}
+	if v.UseVMAC && strict && v.VMACXmitBase {
+		l.warnAt(v.Pos, "vrrp_instance %s: vmac_xmit_base is incompatible with vrrp_strict; cleared", v.Name)
+		v.VMACXmitBase = false
+	}
+	if v.UseVMAC && v.PromoteSecondaries {
+		l.warnAt(v.Pos, "vrrp_instance %s: promote_secondaries is automatic with use_vmac; ignored", v.Name)
+		v.PromoteSecondaries = false
+	}
+	if v.VMACXmitBase && !v.UseVMAC {
+		l.warnAt(v.Pos, "vrrp_instance %s: vmac_xmit_base is only valid with use_vmac; cleared", v.Name)
+		v.VMACXmitBase = false
+	}
+	// The rest of the instance's settings come from global_defs unless set.
+	inherit := func(key string, set func()) {
+		if !l.isSet(v, key) {
+			set()
+		}
+	}
+	inherit("garp_master_delay", func() { v.Garp.MasterDelay = g.Garp.MasterDelay })
+	inherit("garp_master_repeat", func() { v.Garp.MasterRepeat = g.Garp.MasterRepeat })
+	inherit("garp_master_refresh", func() { v.Garp.MasterRefresh = g.Garp.MasterRefresh })
+	inherit("garp_master_refresh_repeat", func() { v.Garp.MasterRefreshRepeat = g.Garp.MasterRefreshRepeat })
+	v.Garp.Interval = g.Garp.Interval
+	v.Garp.NAInterval = g.Garp.NAInterval
+	inherit("down_timer_adverts", func() { v.DownTimerAdverts = g.DownTimerAdverts })
+	inherit("check_unicast_src", func() { v.CheckUnicastSrc = g.CheckUnicastSrc })
+	inherit("skip_check_adv_addr", func() { v.SkipCheckAdvAddr = g.SkipCheckAdvAddr })
 	if !v.McastGroup4.IsValid() {
 		v.McastGroup4 = g.McastGroup4
 	}
 	if !v.McastGroup6.IsValid() {
 		v.McastGroup6 = g.McastGroup6
 	}
+	// Tracking: an instance does not track its own interface explicitly.
+	var tifs []TrackInterface
+	for _, t := range v.Track.Interfaces {
+		if t.Name == v.Interface {
+			l.warnAt(t.Pos, "vrrp_instance %s: track_interface %s is the instance's own interface; ignored", v.Name, t.Name)
+			continue
+		}
+		tifs = append(tifs, t)
+	}
+	v.Track.Interfaces = tifs
 	v.Track = l.checkTrack(v.Pos, "vrrp_instance "+v.Name, v.Track)
 }
 
 // checkTrack drops references to scripts, files and processes that are
-// not defined, with a warning (keepalived ignores them the same way).
+// not defined, with a warning (keepalived ignores them the same way), and
+// resolves each reference's weight: the one given in track_* wins, else
+// the definition's.
 func (l *loader) checkTrack(p Pos, who string, t Track) Track {
 	c := l.cfg
-	filter := func(refs []TrackRef, kind string, exists func(string) bool) []TrackRef {
+	filter := func(refs []TrackRef, kind string, def func(string) (w int, rev, ok bool)) []TrackRef {
 		var out []TrackRef
 		for _, r := range refs {
-			if !exists(r.Name) {
+			w, rev, ok := def(r.Name)
+			if !ok {
 				l.warnAt(r.Pos, "%s: %s %s is not defined; ignored", who, kind, r.Name)
 				continue
+			}
+			if !r.WeightSet {
+				r.Weight, r.Reverse = w, rev
 			}
 			out = append(out, r)
 		}
 		return out
 	}
-	t.Scripts = filter(t.Scripts, "vrrp_script", func(s string) bool { _, ok := c.Scripts[s]; return ok })
-	t.Files = filter(t.Files, "vrrp_track_file", func(s string) bool { _, ok := c.TrackFiles[s]; return ok })
-	t.Processes = filter(t.Processes, "vrrp_track_process", func(s string) bool { _, ok := c.TrackProcesses[s]; return ok })
+	t.Scripts = filter(t.Scripts, "vrrp_script", func(s string) (int, bool, bool) {
+		d, ok := c.Scripts[s]
+		if !ok {
+			return 0, false, false
+		}
+		return d.Weight, d.Reverse, true
+	})
+	t.Files = filter(t.Files, "vrrp_track_file", func(s string) (int, bool, bool) {
+		d, ok := c.TrackFiles[s]
+		if !ok {
+			return 0, false, false
+		}
+		return d.Weight, d.Reverse, true
+	})
+	t.Processes = filter(t.Processes, "vrrp_track_process", func(s string) (int, bool, bool) {
+		d, ok := c.TrackProcesses[s]
+		if !ok {
+			return 0, false, false
+		}
+		return d.Weight, d.Reverse, true
+	})
 	return t
+}
+
+// unweightTracking applies keepalived's rule that an instance in a sync
+// group without sync_group_tracking_weight, or an address owner
+// (priority 255), ignores tracking weights: the sync group member's
+// weights become 0 (a failure means FAULT), the owner's weighted
+// tracking is dropped (its priority must stay 255).
+func (l *loader) unweightTracking(v *VRRPInstance, inSyncNoWeight bool) {
+	owner := v.Priority == vrrpPrioOwner
+	if !inSyncNoWeight && !owner {
+		return
+	}
+	why := "address owner"
+	if inSyncNoWeight {
+		why = "sync group without sync_group_tracking_weight"
+	}
+	var ifs []TrackInterface
+	for _, t := range v.Track.Interfaces {
+		if t.Weight != 0 {
+			l.warnAt(t.Pos, "vrrp_instance %s: ignoring weight of tracked interface %s (%s)", v.Name, t.Name, why)
+			if !inSyncNoWeight {
+				continue
+			}
+			t.Weight = 0
+		}
+		ifs = append(ifs, t)
+	}
+	v.Track.Interfaces = ifs
+	fix := func(refs []TrackRef, kind string) []TrackRef {
+		var out []TrackRef
+		for _, r := range refs {
+			if r.Weight != 0 {
+				l.warnAt(r.Pos, "vrrp_instance %s: ignoring weight of %s %s (%s)", v.Name, kind, r.Name, why)
+				if !inSyncNoWeight {
+					continue
+				}
+				r.Weight, r.WeightSet = 0, true
+			}
+			out = append(out, r)
+		}
+		return out
+	}
+	v.Track.Scripts = fix(v.Track.Scripts, "track_script")
+	v.Track.Files = fix(v.Track.Files, "track_file")
+	v.Track.Processes = fix(v.Track.Processes, "track_process")
+}
+
+// finishVirtualServers resolves the checker settings each checker
+// inherits (checker, else real_server, else virtual_server, else
+// keepalived's default) and checks virtual servers against their groups
+// and real servers.
+func (l *loader) finishVirtualServers() {
+	c := l.cfg
+	seen := map[string]*VirtualServer{}
+	for _, vs := range c.VirtualServers {
+		key := vsKey(vs)
+		if o, dup := seen[key]; dup {
+			l.errorAt(vs.Pos, "virtual_server %s is already defined at %s", key, o.Pos)
+			continue
+		}
+		seen[key] = vs
+		if vs.Group != "" {
+			g, ok := c.VSGroups[vs.Group]
+			if !ok {
+				l.errorAt(vs.Pos, "virtual_server group %s: no virtual_server_group %s is defined", vs.Group, vs.Group)
+				continue
+			}
+			for _, e := range g.Entries {
+				if e.Addr.IsValid() && vs.Family == 0 {
+					vs.Family = familyOf(e.Addr)
+				}
+			}
+		}
+		if vs.Checker.DelayLoop >= 0 {
+			vs.DelayLoop = vs.Checker.DelayLoop
+		}
+		if len(vs.RealServers) == 0 && vs.SorryServer == nil {
+			l.warnAt(vs.Pos, "virtual_server %s has no real_server", key)
+		}
+		rsSeen := map[string]bool{}
+		for _, rs := range vs.RealServers {
+			if vs.Family == 0 {
+				vs.Family = familyOf(rs.Addr)
+			}
+			if familyOf(rs.Addr) != vs.Family {
+				l.errorAt(rs.Pos, "real_server %s is not IPv%d like virtual_server %s", rs.Addr, vs.Family, key)
+			}
+			k := netip.AddrPortFrom(rs.Addr, uint16(rs.Port)).String()
+			if rsSeen[k] {
+				l.errorAt(rs.Pos, "real_server %s is listed twice in virtual_server %s", k, key)
+			}
+			rsSeen[k] = true
+			if rs.Method == "" {
+				rs.Method = vs.Method
+			}
+			if (rs.Method == "DR" || rs.Method == "TUN") && vs.Port != 0 && rs.Port != vs.Port {
+				l.warnAt(rs.Pos, "real_server %s: with lvs_method %s the port cannot be changed; %d is used", k, rs.Method, vs.Port)
+			}
+			if !rs.InhibitOnFailure {
+				rs.InhibitOnFailure = vs.InhibitOnFailure
+			}
+			for _, ck := range rs.Checkers {
+				ck.CheckerCommon = resolveCommon(ck.CheckerCommon, rs.Checker, vs.Checker, vs.DelayLoop)
+				if ck.Type == "MISC_CHECK" && ck.MiscTimeout == 0 {
+					ck.MiscTimeout = ck.DelayLoop
+				}
+			}
+			rs.Checker = resolveCommon(rs.Checker, vs.Checker, unsetCommon(), vs.DelayLoop)
+		}
+		if vs.SorryServer != nil && vs.SorryServer.Method == "" {
+			vs.SorryServer.Method = vs.Method
+		}
+		vs.Checker = resolveCommon(vs.Checker, unsetCommon(), unsetCommon(), vs.DelayLoop)
+		if vs.Family == 0 {
+			vs.Family = 4
+		}
+	}
+}
+
+// resolveCommon fills unset (negative) settings of c from rs, then vs,
+// then keepalived's defaults: connect_timeout 5s, retry 1,
+// delay_before_retry 1s, warmup 0, delay_loop the virtual server's.
+func resolveCommon(c, rs, vs CheckerCommon, delayLoop time.Duration) CheckerCommon {
+	pickD := func(v ...time.Duration) time.Duration {
+		for _, x := range v {
+			if x >= 0 {
+				return x
+			}
+		}
+		return 0
+	}
+	pickI := func(v ...int) int {
+		for _, x := range v {
+			if x >= 0 {
+				return x
+			}
+		}
+		return 0
+	}
+	c.ConnectTimeout = pickD(c.ConnectTimeout, rs.ConnectTimeout, vs.ConnectTimeout, 5*time.Second)
+	c.Retry = pickI(c.Retry, rs.Retry, vs.Retry, 1)
+	c.DelayBeforeRetry = pickD(c.DelayBeforeRetry, rs.DelayBeforeRetry, vs.DelayBeforeRetry, time.Second)
+	c.Warmup = pickD(c.Warmup, rs.Warmup, vs.Warmup, 0)
+	c.DelayLoop = pickD(c.DelayLoop, rs.DelayLoop, vs.DelayLoop, delayLoop)
+	return c
+}
+
+func familyOf(a netip.Addr) int {
+	if a.Is6() {
+		return 6
+	}
+	return 4
+}
+
+// vsKey names a virtual server the way users write it.
+func vsKey(vs *VirtualServer) string {
+	switch {
+	case vs.FWMark != 0:
+		return "fwmark " + itoa(vs.FWMark)
+	case vs.Group != "":
+		return "group " + vs.Group
+	}
+	return netip.AddrPortFrom(vs.Addr, uint16(vs.Port)).String() + "/" + vs.Protocol
 }
