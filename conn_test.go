@@ -345,3 +345,34 @@ func TestUnicastRoutedHop(t *testing.T) {
 		})
 	}
 }
+
+// TestMulticastVMACPeers runs two routers that both have the use_vmac
+// macvlan (same VMAC, RFC 5798 section 7.3) on their LAN interface. The
+// macvlan driver hands a multicast frame whose source MAC is one of its
+// own to that macvlan alone, so a conn on the parent must still see the
+// other router's adverts sent from the VMAC.
+func TestMulticastVMACPeers(t *testing.T) {
+	l := newTestLAN(t, 2)
+	for _, h := range l.Hosts {
+		m := &netlinkVMACs{H: h.Netlink()}
+		h.MustDo(func() error { _, err := m.Create(vmacConfig{Parent: "eth0", VRID: 7}); return err })
+	}
+	if1, if2 := l.Hosts[0].Interface("eth0"), l.Hosts[1].Interface("eth0")
+	var c1, c2 *mcastConn
+	l.Hosts[0].MustDo(func() (err error) {
+		c1, err = listenMulticast(if1, mcastConfig{Src: l.Addr4(0).Addr(), SrcMAC: vmacFor(7, false)})
+		return err
+	})
+	defer c1.Close()
+	l.Hosts[1].MustDo(func() (err error) {
+		c2, err = listenMulticast(if2, mcastConfig{Src: l.Addr4(1).Addr(), SrcMAC: vmacFor(7, false)})
+		return err
+	})
+	defer c2.Close()
+	if err := c1.WriteAdvert(testAdvert(20), netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, m := readWithin(t, c2); m.Src != l.Addr4(0).Addr() || m.SrcMAC.String() != vmacFor(7, false).String() {
+		t.Fatalf("meta %+v", m)
+	}
+}
