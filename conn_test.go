@@ -376,3 +376,45 @@ func TestMulticastVMACPeers(t *testing.T) {
 		t.Fatalf("meta %+v", m)
 	}
 }
+
+// FuzzParseFrame: parseFrame never panics or reads past the frame, and
+// what it accepts survives buildFrame -> parseFrame unchanged.
+func FuzzParseFrame(f *testing.F) {
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	for _, src := range []string{"10.0.0.1", "fe80::1"} {
+		s := netip.MustParseAddr(src)
+		g := vrrpGroup4
+		if s.Is6() {
+			g = vrrpGroup6
+		}
+		b, err := buildFrame(mac, multicastMAC(g), s, g, 1, testAdvert(20))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+		f.Add(append(b, make([]byte, 20)...)) // Ethernet padding
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		payload, m, err := parseFrame(frame)
+		if err != nil {
+			if !errors.Is(err, errNotVRRP) {
+				t.Fatalf("error %v does not wrap errNotVRRP", err)
+			}
+			return
+		}
+		if len(payload) > len(frame)-ethHdrLen-ipv4HdrLen {
+			t.Fatalf("payload of %d bytes from a %d-byte frame", len(payload), len(frame))
+		}
+		b, err := buildFrame(m.SrcMAC, multicastMAC(m.Dst), m.Src, m.Dst, 1, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p2, m2, err := parseFrame(b)
+		if err != nil {
+			t.Fatalf("rebuilt frame: %v", err)
+		}
+		if !bytes.Equal(p2, payload) || m2.Src != m.Src || m2.Dst != m.Dst || m2.SrcMAC.String() != m.SrcMAC.String() {
+			t.Fatalf("round trip: %x %+v -> %x %+v", payload, m, p2, m2)
+		}
+	})
+}
