@@ -139,20 +139,19 @@ func listenMulticast(ifi *net.Interface, cfg mcastConfig) (*mcastConn, error) {
 	if len(srcMAC) != 6 {
 		return nil, fmt.Errorf("multicast conn on %s: interface has no Ethernet address", ifi.Name)
 	}
-	etype := unix.ETH_P_IP
-	if v6 {
-		etype = unix.ETH_P_IPV6
-	}
-	pc, err := packet.Listen(ifi, packet.Raw, etype, nil)
+	// ETH_P_ALL, not ETH_P_IP: packet sockets for one protocol get frames
+	// only after the device's rx_handler, and macvlan's (use_vmac on this
+	// interface) takes multicast frames whose source MAC is its own VMAC
+	// for the macvlan alone, so the other routers' adverts sent from the
+	// VMAC would never reach us. ETH_P_ALL taps see every frame first;
+	// the BPF filter keeps the cost to VRRP frames, and our own outgoing
+	// copies are skipped in ReadAdvert.
+	pc, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_ALL, &packet.Config{Filter: vrrpFilter(v6)})
 	if err != nil {
 		return nil, fmt.Errorf("multicast conn on %s: %w", ifi.Name, err)
 	}
 	c := &mcastConn{ifi: ifi, pc: pc, src: src, group: group, srcMAC: srcMAC,
 		dstMAC: multicastMAC(group), rbuf: make([]byte, maxFrameSize)}
-	if err := pc.SetBPF(vrrpFilter(v6)); err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("multicast conn on %s: bpf: %w", ifi.Name, err)
-	}
 	// The link-level membership makes the NIC pass the group's MAC; the
 	// IP-level one below also sends IGMP/MLD reports, which snooping
 	// switches need to forward the group to us, as keepalived's join does.

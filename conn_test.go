@@ -345,3 +345,76 @@ func TestUnicastRoutedHop(t *testing.T) {
 		})
 	}
 }
+
+// TestMulticastVMACPeers runs two routers that both have the use_vmac
+// macvlan (same VMAC, RFC 5798 section 7.3) on their LAN interface. The
+// macvlan driver hands a multicast frame whose source MAC is one of its
+// own to that macvlan alone, so a conn on the parent must still see the
+// other router's adverts sent from the VMAC.
+func TestMulticastVMACPeers(t *testing.T) {
+	l := newTestLAN(t, 2)
+	for _, h := range l.Hosts {
+		m := &netlinkVMACs{H: h.Netlink()}
+		h.MustDo(func() error { _, err := m.Create(vmacConfig{Parent: "eth0", VRID: 7}); return err })
+	}
+	if1, if2 := l.Hosts[0].Interface("eth0"), l.Hosts[1].Interface("eth0")
+	var c1, c2 *mcastConn
+	l.Hosts[0].MustDo(func() (err error) {
+		c1, err = listenMulticast(if1, mcastConfig{Src: l.Addr4(0).Addr(), SrcMAC: vmacFor(7, false)})
+		return err
+	})
+	defer c1.Close()
+	l.Hosts[1].MustDo(func() (err error) {
+		c2, err = listenMulticast(if2, mcastConfig{Src: l.Addr4(1).Addr(), SrcMAC: vmacFor(7, false)})
+		return err
+	})
+	defer c2.Close()
+	if err := c1.WriteAdvert(testAdvert(20), netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, m := readWithin(t, c2); m.Src != l.Addr4(0).Addr() || m.SrcMAC.String() != vmacFor(7, false).String() {
+		t.Fatalf("meta %+v", m)
+	}
+}
+
+// FuzzParseFrame: parseFrame never panics or reads past the frame, and
+// what it accepts survives buildFrame -> parseFrame unchanged.
+func FuzzParseFrame(f *testing.F) {
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	for _, src := range []string{"10.0.0.1", "fe80::1"} {
+		s := netip.MustParseAddr(src)
+		g := vrrpGroup4
+		if s.Is6() {
+			g = vrrpGroup6
+		}
+		b, err := buildFrame(mac, multicastMAC(g), s, g, 1, testAdvert(20))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+		f.Add(append(b, make([]byte, 20)...)) // Ethernet padding
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		payload, m, err := parseFrame(frame)
+		if err != nil {
+			if !errors.Is(err, errNotVRRP) {
+				t.Fatalf("error %v does not wrap errNotVRRP", err)
+			}
+			return
+		}
+		if len(payload) > len(frame)-ethHdrLen-ipv4HdrLen {
+			t.Fatalf("payload of %d bytes from a %d-byte frame", len(payload), len(frame))
+		}
+		b, err := buildFrame(m.SrcMAC, multicastMAC(m.Dst), m.Src, m.Dst, 1, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p2, m2, err := parseFrame(b)
+		if err != nil {
+			t.Fatalf("rebuilt frame: %v", err)
+		}
+		if !bytes.Equal(p2, payload) || m2.Src != m.Src || m2.Dst != m.Dst || m2.SrcMAC.String() != m.SrcMAC.String() {
+			t.Fatalf("round trip: %x %+v -> %x %+v", payload, m, p2, m2)
+		}
+	})
+}
