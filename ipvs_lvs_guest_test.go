@@ -175,25 +175,33 @@ func hits(t *testing.T, ns netns.NsHandle, addr string, n int) map[string]int {
 	return got
 }
 
-// lvsPhase programs the pool that ipvsPool makes of the real servers'
-// health, then checks which servers new connections reach.
+// lvsRig drives one virtual server through ipvsManager as health checks
+// would, and checks which servers new connections reach.
 type lvsRig struct {
-	t       *testing.T
-	r       *ipvsReconciler
-	svc     ipvsService
-	members []poolMember
-	client  netns.NsHandle
-	vip     string
+	t      *testing.T
+	m      *ipvsManager
+	vs     *ipvsVirtualServer
+	client netns.NsHandle
+	vip    string
 }
 
-func (l *lvsRig) phase(name string, up [2]bool, inhibit bool, want map[string]bool) {
-	l.t.Helper()
-	for i := range l.members {
-		l.members[i].Up = up[i]
-		l.members[i].Inhibit = inhibit
+func newLVSRig(t *testing.T, k ipvsKernel, vs *ipvsVirtualServer, client netns.NsHandle, vip string) *lvsRig {
+	t.Helper()
+	m, _, err := newIPVSManager(k, []*ipvsVirtualServer{vs}, false)
+	if err != nil {
+		t.Fatal(err)
 	}
-	dests, _, _ := ipvsPool(l.members, poolConfig{}, quorumUp)
-	if _, err := l.r.Apply([]ipvsVirtual{{l.svc, dests}}); err != nil {
+	return &lvsRig{t: t, m: m, vs: vs, client: client, vip: vip}
+}
+
+func (l *lvsRig) phase(name string, up [2]bool, inhibit bool, want map[string]bool) quorumEvent {
+	l.t.Helper()
+	for i := range l.vs.Reals {
+		l.vs.Reals[i].Up = up[i]
+		l.vs.Reals[i].Inhibit = inhibit
+	}
+	_, ev, err := l.m.Update(l.vs)
+	if err != nil {
 		l.t.Fatalf("%s: %v", name, err)
 	}
 	const n = 12
@@ -214,22 +222,31 @@ func (l *lvsRig) phase(name string, up [2]bool, inhibit bool, want map[string]bo
 	if total != n {
 		l.t.Errorf("%s: %d answers for %d connections", name, total, n)
 	}
+	return ev
 }
 
 func (l *lvsRig) run() {
 	both := map[string]bool{"rs1": true, "rs2": true}
 	l.phase("both up", [2]bool{true, true}, false, both)
 	l.phase("rs2 failed, inhibit_on_failure (weight 0)", [2]bool{true, false}, true, map[string]bool{"rs1": true})
-	if out := ipvsadm(l.t); !strings.Contains(out, l.members[1].Dest.String()+" ") {
+	if out := ipvsadm(l.t); !strings.Contains(out, l.vs.Reals[1].Dest.String()+" ") {
 		l.t.Errorf("inhibited rs2 not in the table:\n%s", out)
 	}
 	l.phase("rs2 back", [2]bool{true, true}, true, both)
 	l.phase("rs1 failed, removed", [2]bool{false, true}, false, map[string]bool{"rs2": true})
-	if out := ipvsadm(l.t); strings.Contains(out, l.members[0].Dest.String()+" ") {
+	if out := ipvsadm(l.t); strings.Contains(out, l.vs.Reals[0].Dest.String()+" ") {
 		l.t.Errorf("failed rs1 still in the table:\n%s", out)
 	}
 	l.phase("rs1 back", [2]bool{true, true}, false, both)
-	if err := l.r.Release(false); err != nil {
+	if l.vs.Pool.Sorry != nil {
+		if ev := l.phase("both failed: sorry server", [2]bool{false, false}, false, map[string]bool{"sorry": true}); ev != quorumLost {
+			l.t.Errorf("quorum event %v, want quorumLost", ev)
+		}
+		if ev := l.phase("rs2 back: quorum regained", [2]bool{false, true}, false, map[string]bool{"rs2": true}); ev != quorumGained {
+			l.t.Errorf("quorum event %v, want quorumGained", ev)
+		}
+	}
+	if _, err := l.m.Stop(false); err != nil {
 		l.t.Fatal(err)
 	}
 	err := inNS(l.client, func() error {
@@ -248,20 +265,23 @@ func (l *lvsRig) run() {
 // servers 10.1.{1,2}.2:8080 whose default route is the director.
 func TestIPVSGuestNAT(t *testing.T) {
 	k := needGuest(t)
-	client, rs1, rs2 := newNS(t), newNS(t), newNS(t)
+	client, rs1, rs2, sorry := newNS(t), newNS(t), newNS(t), newNS(t)
 	if err := sysctl("net.ipv4.ip_forward", "1"); err != nil {
 		t.Fatal(err)
 	}
 	veth(t, "nat-c0", "eth0", client)
 	veth(t, "nat-r1", "eth0", rs1)
 	veth(t, "nat-r2", "eth0", rs2)
+	veth(t, "nat-s", "eth0", sorry)
 	for _, e := range []error{
 		ifup("nat-c0", "", "10.0.0.1/24"),
 		ifup("nat-r1", "", "10.1.1.1/24"),
 		ifup("nat-r2", "", "10.1.2.1/24"),
+		ifup("nat-s", "", "10.1.3.1/24"),
 		inNS(client, func() error { return ifup("eth0", "", "10.0.0.2/24") }),
 		inNS(rs1, func() error { return ifup("eth0", "10.1.1.1", "10.1.1.2/24") }),
 		inNS(rs2, func() error { return ifup("eth0", "10.1.2.1", "10.1.2.2/24") }),
+		inNS(sorry, func() error { return ifup("eth0", "10.1.3.1", "10.1.3.2/24") }),
 	} {
 		if e != nil {
 			t.Fatal(e)
@@ -269,9 +289,11 @@ func TestIPVSGuestNAT(t *testing.T) {
 	}
 	serveName(t, rs1, "10.1.1.2:8080", "rs1")
 	serveName(t, rs2, "10.1.2.2:8080", "rs2")
-	rig := &lvsRig{t: t, r: newIPVSReconciler(k), svc: tcpSvc("10.0.0.1:80", "rr"), client: client, vip: "10.0.0.1:80",
-		members: []poolMember{{Dest: nat("10.1.1.2:8080", 1)}, {Dest: nat("10.1.2.2:8080", 1)}}}
-	rig.run()
+	serveName(t, sorry, "10.1.3.2:8080", "sorry")
+	sorryDest := nat("10.1.3.2:8080", 1)
+	vs := &ipvsVirtualServer{Service: tcpSvc("10.0.0.1:80", "rr"), Pool: poolConfig{Sorry: &sorryDest},
+		Reals: []poolMember{{Dest: nat("10.1.1.2:8080", 1)}, {Dest: nat("10.1.2.2:8080", 1)}}}
+	newLVSRig(t, k, vs, client, "10.0.0.1:80").run()
 }
 
 // LVS-DR: client, director and real servers share one bridge; the VIP
@@ -333,7 +355,7 @@ func TestIPVSGuestDR(t *testing.T) {
 	dr := func(a string) ipvsDest {
 		return ipvsDest{Addr: netip.MustParseAddr(a), Port: 80, Weight: 1, Method: methodDR}
 	}
-	rig := &lvsRig{t: t, r: newIPVSReconciler(k), svc: tcpSvc("10.2.0.100:80", "rr"), client: client, vip: "10.2.0.100:80",
-		members: []poolMember{{Dest: dr("10.2.0.11")}, {Dest: dr("10.2.0.12")}}}
-	rig.run()
+	vs := &ipvsVirtualServer{Service: tcpSvc("10.2.0.100:80", "rr"),
+		Reals: []poolMember{{Dest: dr("10.2.0.11")}, {Dest: dr("10.2.0.12")}}}
+	newLVSRig(t, k, vs, client, "10.2.0.100:80").run()
 }
