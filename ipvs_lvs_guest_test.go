@@ -18,6 +18,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // inNS runs f on a thread in ns. The goroutine keeps its thread locked and
@@ -108,6 +109,9 @@ func ifup(name string, gw string, addrs ...string) error {
 		na, err := netlink.ParseAddr(a)
 		if err != nil {
 			return err
+		}
+		if na.IP.To4() == nil {
+			na.Flags |= unix.IFA_F_NODAD // usable at once, not tentative
 		}
 		if err := netlink.AddrAdd(l, na); err != nil {
 			return fmt.Errorf("add %s to %s: %w", a, name, err)
@@ -358,4 +362,39 @@ func TestIPVSGuestDR(t *testing.T) {
 	vs := &ipvsVirtualServer{Service: tcpSvc("10.2.0.100:80", "rr"),
 		Reals: []poolMember{{Dest: dr("10.2.0.11")}, {Dest: dr("10.2.0.12")}}}
 	newLVSRig(t, k, vs, client, "10.2.0.100:80").run()
+}
+
+// LVS-NAT over IPv6: client fd00:a::2 -> VIP [fd00:a::1]:80 -> real servers
+// [fd00:1::2]:8080 and [fd00:2::2]:8080.
+func TestIPVSGuestNAT6(t *testing.T) {
+	k := needGuest(t)
+	client, rs1, rs2 := newNS(t), newNS(t), newNS(t)
+	if err := sysctl("net.ipv6.conf.all.forwarding", "1"); err != nil {
+		t.Fatal(err)
+	}
+	veth(t, "nat6-c0", "eth0", client)
+	veth(t, "nat6-r1", "eth0", rs1)
+	veth(t, "nat6-r2", "eth0", rs2)
+	for _, e := range []error{
+		ifup("nat6-c0", "", "fd00:a::1/64"),
+		ifup("nat6-r1", "", "fd00:1::1/64"),
+		ifup("nat6-r2", "", "fd00:2::1/64"),
+		inNS(client, func() error { return ifup("eth0", "", "fd00:a::2/64") }),
+		inNS(rs1, func() error { return ifup("eth0", "fd00:1::1", "fd00:1::2/64") }),
+		inNS(rs2, func() error { return ifup("eth0", "fd00:2::1", "fd00:2::2/64") }),
+	} {
+		if e != nil {
+			t.Fatal(e)
+		}
+	}
+	serveName(t, rs1, "[fd00:1::2]:8080", "rs1")
+	serveName(t, rs2, "[fd00:2::2]:8080", "rs2")
+	vs := &ipvsVirtualServer{Service: tcpSvc("[fd00:a::1]:80", "wrr"),
+		Reals: []poolMember{{Dest: nat("[fd00:1::2]:8080", 1)}, {Dest: nat("[fd00:2::2]:8080", 2)}}}
+	l := newLVSRig(t, k, vs, client, "[fd00:a::1]:80")
+	l.phase("both up", [2]bool{true, true}, false, map[string]bool{"rs1": true, "rs2": true})
+	l.phase("rs1 failed", [2]bool{false, true}, false, map[string]bool{"rs2": true})
+	if out := ipvsadm(t); !strings.Contains(out, "TCP [fd00:a::1]:80 wrr") || !strings.Contains(out, "-> [fd00:2::2]:8080 Masq 2") || strings.Contains(out, "fd00:1::2") {
+		t.Errorf("ipvsadm -Ln:\n%s", out)
+	}
 }
