@@ -781,8 +781,10 @@ const (
 // failed ones are out, or in with weight 0 with inhibit_on_failure; when
 // the live weight drops below the quorum the sorry server (if any) takes
 // over the pool. The event is quorumGained or quorumLost when the state
-// crossed (also on the first evaluation, so the caller's view starts in
-// step), for the caller to run quorum_up/quorum_down.
+// crossed, for the caller to run quorum_up/quorum_down. The first
+// evaluation (prev quorumUnknown) reports quorumGained when the pool
+// starts up, and quorumLost when it starts down with a sorry server, as
+// keepalived's update_quorum_state does at init.
 func ipvsPool(members []poolMember, cfg poolConfig, prev quorumState) ([]ipvsDest, quorumState, quorumEvent) {
 	live := 0
 	for _, m := range members {
@@ -805,17 +807,23 @@ func ipvsPool(members []poolMember, cfg poolConfig, prev quorumState) ([]ipvsDes
 			state = quorumUp
 		}
 	default:
+		// keepalived starts a virtual server with quorum down and
+		// evaluates it once (init_service_vs): gaining it needs
+		// Quorum+Hysteresis.
 		state = quorumDown
-		if live > 0 && live >= q {
+		if live > 0 && live >= q+cfg.Hysteresis {
 			state = quorumUp
 		}
 	}
 	ev := quorumNoEvent
-	if state != prev {
+	switch {
+	case state == prev:
+	case state == quorumUp:
+		ev = quorumGained
+	case prev != quorumUnknown || cfg.Sorry != nil:
+		// At start keepalived reports quorum down only when it has a
+		// sorry server to put in.
 		ev = quorumLost
-		if state == quorumUp {
-			ev = quorumGained
-		}
 	}
 	sorryActive := state == quorumDown && cfg.Sorry != nil
 	var dests []ipvsDest

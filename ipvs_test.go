@@ -459,8 +459,12 @@ func TestIPVSPool(t *testing.T) {
 			"10.1.1.2:80/1 10.1.2.2:80/1 10.1.3.2:80/1", quorumDown, quorumNoEvent},
 		{"hysteresis: 4 of quorum 3 regains it", members(true, true, true, true), poolConfig{Quorum: 3, Hysteresis: 1}, quorumDown,
 			"10.1.1.2:80/1 10.1.2.2:80/1 10.1.3.2:80/1 10.1.4.2:80/1", quorumUp, quorumGained},
-		{"live servers of weight 0 count nothing", []poolMember{{nat("10.1.1.2:80", 0), true, false}}, poolConfig{}, quorumUnknown,
-			"10.1.1.2:80/0", quorumDown, quorumLost},
+		{"live servers of weight 0 count nothing; starting down without sorry server is no event", []poolMember{{nat("10.1.1.2:80", 0), true, false}}, poolConfig{}, quorumUnknown,
+			"10.1.1.2:80/0", quorumDown, quorumNoEvent},
+		{"starting down with a sorry server is an event", members(false), poolConfig{Sorry: &sorry}, quorumUnknown,
+			"10.9.9.9:80/1", quorumDown, quorumLost},
+		{"starting needs quorum plus hysteresis", members(true, true), poolConfig{Quorum: 2, Hysteresis: 1}, quorumUnknown,
+			"10.1.1.2:80/1 10.1.2.2:80/1", quorumDown, quorumNoEvent},
 		{"sorry server that is also a real server appears once", []poolMember{{nat("10.9.9.9:80", 4), false, true}}, poolConfig{Sorry: &sorry}, quorumUp,
 			"10.9.9.9:80/1", quorumDown, quorumLost},
 	} {
@@ -525,7 +529,7 @@ func TestIPVSManager(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(changes) != 2 || changes[0] != (ipvsQuorumChange{web, quorumGained}) || changes[1] != (ipvsQuorumChange{dns, quorumLost}) {
+	if len(changes) != 1 || changes[0] != (ipvsQuorumChange{web, quorumGained}) || dns.Quorum() != quorumDown {
 		t.Errorf("start events: %v", changes)
 	}
 	want := `TCP 10.0.0.1:80 wrr
