@@ -900,8 +900,11 @@ func (r *ipvsReconciler) ApplyService(v ipvsVirtual) ([]ipvsOp, error) {
 // the configuration (all Reals Up at start, or all down with alpha) and
 // flips Reals[i].Up (and Dest.Weight for misc_dynamic) as checks report.
 type ipvsVirtualServer struct {
-	Service ipvsService
-	Pool    poolConfig
+	// Services are the kernel services sharing this pool: one for
+	// "virtual_server IP PORT" or "fwmark N", one per address (range
+	// element) and fwmark of a virtual_server_group.
+	Services []ipvsService
+	Pool     poolConfig
 	Reals   []poolMember
 	// Omega: on stop, report quorum lost so quorum_down runs.
 	Omega bool
@@ -946,7 +949,9 @@ func newIPVSManager(k ipvsKernel, vss []*ipvsVirtualServer, flush bool) (*ipvsMa
 		if ev != quorumNoEvent {
 			changes = append(changes, ipvsQuorumChange{vs, ev})
 		}
-		desired = append(desired, ipvsVirtual{vs.Service, dests})
+		for _, svc := range vs.Services {
+			desired = append(desired, ipvsVirtual{svc, dests})
+		}
 	}
 	_, err := m.r.Apply(desired)
 	return m, changes, err
@@ -957,8 +962,16 @@ func newIPVSManager(k ipvsKernel, vss []*ipvsVirtualServer, flush bool) (*ipvsMa
 func (m *ipvsManager) Update(vs *ipvsVirtualServer) ([]ipvsOp, quorumEvent, error) {
 	dests, st, ev := ipvsPool(vs.Reals, vs.Pool, vs.quorum)
 	vs.quorum = st
-	ops, err := m.r.ApplyService(ipvsVirtual{vs.Service, dests})
-	return ops, ev, err
+	var ops []ipvsOp
+	var errs []error
+	for _, svc := range vs.Services {
+		o, err := m.r.ApplyService(ipvsVirtual{svc, dests})
+		ops = append(ops, o...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return ops, ev, errors.Join(errs...)
 }
 
 // Stop releases the virtual servers unless keep (--dont-release-ipvs) and

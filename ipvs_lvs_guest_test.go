@@ -295,7 +295,7 @@ func TestIPVSGuestNAT(t *testing.T) {
 	serveName(t, rs2, "10.1.2.2:8080", "rs2")
 	serveName(t, sorry, "10.1.3.2:8080", "sorry")
 	sorryDest := nat("10.1.3.2:8080", 1)
-	vs := &ipvsVirtualServer{Service: tcpSvc("10.0.0.1:80", "rr"), Pool: poolConfig{Sorry: &sorryDest},
+	vs := &ipvsVirtualServer{Services: []ipvsService{tcpSvc("10.0.0.1:80", "rr")}, Pool: poolConfig{Sorry: &sorryDest},
 		Reals: []poolMember{{Dest: nat("10.1.1.2:8080", 1)}, {Dest: nat("10.1.2.2:8080", 1)}}}
 	newLVSRig(t, k, vs, client, "10.0.0.1:80").run()
 }
@@ -359,7 +359,7 @@ func TestIPVSGuestDR(t *testing.T) {
 	dr := func(a string) ipvsDest {
 		return ipvsDest{Addr: netip.MustParseAddr(a), Port: 80, Weight: 1, Method: methodDR}
 	}
-	vs := &ipvsVirtualServer{Service: tcpSvc("10.2.0.100:80", "rr"),
+	vs := &ipvsVirtualServer{Services: []ipvsService{tcpSvc("10.2.0.100:80", "rr")},
 		Reals: []poolMember{{Dest: dr("10.2.0.11")}, {Dest: dr("10.2.0.12")}}}
 	newLVSRig(t, k, vs, client, "10.2.0.100:80").run()
 }
@@ -389,7 +389,7 @@ func TestIPVSGuestNAT6(t *testing.T) {
 	}
 	serveName(t, rs1, "[fd00:1::2]:8080", "rs1")
 	serveName(t, rs2, "[fd00:2::2]:8080", "rs2")
-	vs := &ipvsVirtualServer{Service: tcpSvc("[fd00:a::1]:80", "wrr"),
+	vs := &ipvsVirtualServer{Services: []ipvsService{tcpSvc("[fd00:a::1]:80", "wrr")},
 		Reals: []poolMember{{Dest: nat("[fd00:1::2]:8080", 1)}, {Dest: nat("[fd00:2::2]:8080", 2)}}}
 	l := newLVSRig(t, k, vs, client, "[fd00:a::1]:80")
 	l.phase("both up", [2]bool{true, true}, false, map[string]bool{"rs1": true, "rs2": true})

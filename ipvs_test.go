@@ -515,14 +515,15 @@ func TestIPVSManager(t *testing.T) {
 	k.CreateService(tcpSvc("192.0.2.9:22", "wlc"))
 	sorry := nat("10.9.9.9:80", 0)
 	web := &ipvsVirtualServer{
-		Service: tcpSvc("10.0.0.1:80", "wrr"),
-		Pool:    poolConfig{Quorum: 2, Sorry: &sorry},
+		// A virtual_server_group: two addresses sharing one pool.
+		Services: []ipvsService{tcpSvc("10.0.0.1:80", "wrr"), tcpSvc("10.0.0.2:80", "wrr")},
+		Pool:     poolConfig{Quorum: 2, Sorry: &sorry},
 		Reals:   []poolMember{{Dest: nat("10.1.1.2:80", 1), Up: true}, {Dest: nat("10.1.2.2:80", 1), Up: true, Inhibit: true}},
 		Omega:   true,
 	}
 	// alpha: real servers start down until their first check passes.
 	dns := &ipvsVirtualServer{
-		Service: ipvsService{Protocol: protoUDP, Addr: netip.MustParseAddr("10.0.0.1"), Port: 53},
+		Services: []ipvsService{{Protocol: protoUDP, Addr: netip.MustParseAddr("10.0.0.1"), Port: 53}},
 		Reals:   []poolMember{{Dest: nat("10.1.1.2:53", 1)}},
 	}
 	m, changes, err := newIPVSManager(k, []*ipvsVirtualServer{web, dns}, false)
@@ -533,6 +534,9 @@ func TestIPVSManager(t *testing.T) {
 		t.Errorf("start events: %v", changes)
 	}
 	want := `TCP 10.0.0.1:80 wrr
+  -> 10.1.1.2:80 NAT 1
+  -> 10.1.2.2:80 NAT 1
+TCP 10.0.0.2:80 wrr
   -> 10.1.1.2:80 NAT 1
   -> 10.1.2.2:80 NAT 1
 TCP 192.0.2.9:22 wlc
@@ -552,6 +556,9 @@ UDP 10.0.0.1:53 rr
 		t.Errorf("web down: %v %v", ev, err)
 	}
 	want = `TCP 10.0.0.1:80 wrr
+  -> 10.1.2.2:80 NAT 0
+  -> 10.9.9.9:80 NAT 1
+TCP 10.0.0.2:80 wrr
   -> 10.1.2.2:80 NAT 0
   -> 10.9.9.9:80 NAT 1
 TCP 192.0.2.9:22 wlc
