@@ -905,7 +905,7 @@ type ipvsVirtualServer struct {
 	// element) and fwmark of a virtual_server_group.
 	Services []ipvsService
 	Pool     poolConfig
-	Reals   []poolMember
+	Reals    []poolMember
 	// Omega: on stop, report quorum lost so quorum_down runs.
 	Omega bool
 

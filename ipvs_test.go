@@ -518,13 +518,13 @@ func TestIPVSManager(t *testing.T) {
 		// A virtual_server_group: two addresses sharing one pool.
 		Services: []ipvsService{tcpSvc("10.0.0.1:80", "wrr"), tcpSvc("10.0.0.2:80", "wrr")},
 		Pool:     poolConfig{Quorum: 2, Sorry: &sorry},
-		Reals:   []poolMember{{Dest: nat("10.1.1.2:80", 1), Up: true}, {Dest: nat("10.1.2.2:80", 1), Up: true, Inhibit: true}},
-		Omega:   true,
+		Reals:    []poolMember{{Dest: nat("10.1.1.2:80", 1), Up: true}, {Dest: nat("10.1.2.2:80", 1), Up: true, Inhibit: true}},
+		Omega:    true,
 	}
 	// alpha: real servers start down until their first check passes.
 	dns := &ipvsVirtualServer{
 		Services: []ipvsService{{Protocol: protoUDP, Addr: netip.MustParseAddr("10.0.0.1"), Port: 53}},
-		Reals:   []poolMember{{Dest: nat("10.1.1.2:53", 1)}},
+		Reals:    []poolMember{{Dest: nat("10.1.1.2:53", 1)}},
 	}
 	m, changes, err := newIPVSManager(k, []*ipvsVirtualServer{web, dns}, false)
 	if err != nil {
