@@ -781,8 +781,10 @@ const (
 // failed ones are out, or in with weight 0 with inhibit_on_failure; when
 // the live weight drops below the quorum the sorry server (if any) takes
 // over the pool. The event is quorumGained or quorumLost when the state
-// crossed (also on the first evaluation, so the caller's view starts in
-// step), for the caller to run quorum_up/quorum_down.
+// crossed, for the caller to run quorum_up/quorum_down. The first
+// evaluation (prev quorumUnknown) reports quorumGained when the pool
+// starts up, and quorumLost when it starts down with a sorry server, as
+// keepalived's update_quorum_state does at init.
 func ipvsPool(members []poolMember, cfg poolConfig, prev quorumState) ([]ipvsDest, quorumState, quorumEvent) {
 	live := 0
 	for _, m := range members {
@@ -805,17 +807,23 @@ func ipvsPool(members []poolMember, cfg poolConfig, prev quorumState) ([]ipvsDes
 			state = quorumUp
 		}
 	default:
+		// keepalived starts a virtual server with quorum down and
+		// evaluates it once (init_service_vs): gaining it needs
+		// Quorum+Hysteresis.
 		state = quorumDown
-		if live > 0 && live >= q {
+		if live > 0 && live >= q+cfg.Hysteresis {
 			state = quorumUp
 		}
 	}
 	ev := quorumNoEvent
-	if state != prev {
+	switch {
+	case state == prev:
+	case state == quorumUp:
+		ev = quorumGained
+	case prev != quorumUnknown || cfg.Sorry != nil:
+		// At start keepalived reports quorum down only when it has a
+		// sorry server to put in.
 		ev = quorumLost
-		if state == quorumUp {
-			ev = quorumGained
-		}
 	}
 	sorryActive := state == quorumDown && cfg.Sorry != nil
 	var dests []ipvsDest
@@ -856,4 +864,126 @@ func ipvsPool(members []poolMember, cfg poolConfig, prev quorumState) ([]ipvsDes
 		out = append(out, d)
 	}
 	return out, state, ev
+}
+
+// ApplyService programs one desired service and its destinations without
+// looking at the others: the cheap path for a health change. The service
+// becomes owned.
+func (r *ipvsReconciler) ApplyService(v ipvsVirtual) ([]ipvsOp, error) {
+	if err := v.Service.validate(); err != nil {
+		return nil, err
+	}
+	for _, d := range v.Dests {
+		if err := d.validate(); err != nil {
+			return nil, fmt.Errorf("virtual server %s: %w", v.Service, err)
+		}
+	}
+	k := v.Service.key()
+	current, err := r.read(map[ipvsKey]bool{k: true})
+	if err != nil {
+		return nil, err
+	}
+	current = slices.DeleteFunc(current, func(c ipvsVirtual) bool { return c.Service.key() != k })
+	r.owned[k] = true
+	var done []ipvsOp
+	for _, op := range ipvsDiff(current, []ipvsVirtual{v}, nil) {
+		if err := r.do(op); err != nil {
+			return done, err
+		}
+		done = append(done, op)
+	}
+	return done, nil
+}
+
+// ipvsVirtualServer is one configured virtual server (a virtual_server
+// block) with its real servers' current health. The daemon builds it from
+// the configuration (all Reals Up at start, or all down with alpha) and
+// flips Reals[i].Up (and Dest.Weight for misc_dynamic) as checks report.
+type ipvsVirtualServer struct {
+	// Services are the kernel services sharing this pool: one for
+	// "virtual_server IP PORT" or "fwmark N", one per address (range
+	// element) and fwmark of a virtual_server_group.
+	Services []ipvsService
+	Pool     poolConfig
+	Reals    []poolMember
+	// Omega: on stop, report quorum lost so quorum_down runs.
+	Omega bool
+
+	quorum quorumState
+}
+
+// Quorum is the virtual server's quorum state as last computed.
+func (vs *ipvsVirtualServer) Quorum() quorumState { return vs.quorum }
+
+// ipvsQuorumChange tells the daemon to run a virtual server's quorum_up or
+// quorum_down command.
+type ipvsQuorumChange struct {
+	VS    *ipvsVirtualServer
+	Event quorumEvent
+}
+
+// ipvsManager keeps the kernel's table in step with the configured virtual
+// servers and their health. It is not safe for concurrent use: the daemon
+// calls it from one goroutine.
+type ipvsManager struct {
+	r   *ipvsReconciler
+	vss []*ipvsVirtualServer
+}
+
+// newIPVSManager programs every virtual server (after deleting the whole
+// table first when flush, keepalived's lvs_flush) and returns the initial
+// quorum events. Services that fail (a missing scheduler) are reported in
+// the joined error; the rest are programmed.
+func newIPVSManager(k ipvsKernel, vss []*ipvsVirtualServer, flush bool) (*ipvsManager, []ipvsQuorumChange, error) {
+	m := &ipvsManager{r: newIPVSReconciler(k), vss: vss}
+	if flush {
+		if err := m.r.Flush(); err != nil {
+			return nil, nil, err
+		}
+	}
+	var changes []ipvsQuorumChange
+	desired := make([]ipvsVirtual, 0, len(vss))
+	for _, vs := range vss {
+		dests, st, ev := ipvsPool(vs.Reals, vs.Pool, vs.quorum)
+		vs.quorum = st
+		if ev != quorumNoEvent {
+			changes = append(changes, ipvsQuorumChange{vs, ev})
+		}
+		for _, svc := range vs.Services {
+			desired = append(desired, ipvsVirtual{svc, dests})
+		}
+	}
+	_, err := m.r.Apply(desired)
+	return m, changes, err
+}
+
+// Update reprograms vs after its Reals changed and reports the changes
+// made and a quorum crossing, if any.
+func (m *ipvsManager) Update(vs *ipvsVirtualServer) ([]ipvsOp, quorumEvent, error) {
+	dests, st, ev := ipvsPool(vs.Reals, vs.Pool, vs.quorum)
+	vs.quorum = st
+	var ops []ipvsOp
+	var errs []error
+	for _, svc := range vs.Services {
+		o, err := m.r.ApplyService(ipvsVirtual{svc, dests})
+		ops = append(ops, o...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return ops, ev, errors.Join(errs...)
+}
+
+// Stop releases the virtual servers unless keep (--dont-release-ipvs) and
+// returns quorum_down events for the virtual servers with omega whose
+// quorum was up.
+func (m *ipvsManager) Stop(keep bool) ([]ipvsQuorumChange, error) {
+	var changes []ipvsQuorumChange
+	for _, vs := range m.vss {
+		if vs.Omega && vs.quorum == quorumUp {
+			vs.quorum = quorumDown
+			changes = append(changes, ipvsQuorumChange{vs, quorumLost})
+		}
+	}
+	return changes, m.r.Release(keep)
 }

@@ -459,8 +459,12 @@ func TestIPVSPool(t *testing.T) {
 			"10.1.1.2:80/1 10.1.2.2:80/1 10.1.3.2:80/1", quorumDown, quorumNoEvent},
 		{"hysteresis: 4 of quorum 3 regains it", members(true, true, true, true), poolConfig{Quorum: 3, Hysteresis: 1}, quorumDown,
 			"10.1.1.2:80/1 10.1.2.2:80/1 10.1.3.2:80/1 10.1.4.2:80/1", quorumUp, quorumGained},
-		{"live servers of weight 0 count nothing", []poolMember{{nat("10.1.1.2:80", 0), true, false}}, poolConfig{}, quorumUnknown,
-			"10.1.1.2:80/0", quorumDown, quorumLost},
+		{"live servers of weight 0 count nothing; starting down without sorry server is no event", []poolMember{{nat("10.1.1.2:80", 0), true, false}}, poolConfig{}, quorumUnknown,
+			"10.1.1.2:80/0", quorumDown, quorumNoEvent},
+		{"starting down with a sorry server is an event", members(false), poolConfig{Sorry: &sorry}, quorumUnknown,
+			"10.9.9.9:80/1", quorumDown, quorumLost},
+		{"starting needs quorum plus hysteresis", members(true, true), poolConfig{Quorum: 2, Hysteresis: 1}, quorumUnknown,
+			"10.1.1.2:80/1 10.1.2.2:80/1", quorumDown, quorumNoEvent},
 		{"sorry server that is also a real server appears once", []poolMember{{nat("10.9.9.9:80", 4), false, true}}, poolConfig{Sorry: &sorry}, quorumUp,
 			"10.9.9.9:80/1", quorumDown, quorumLost},
 	} {
@@ -500,5 +504,90 @@ func TestIPVSVM(t *testing.T) {
 	t.Logf("%s", out)
 	if err != nil {
 		t.Fatalf("scripts/test-ipvs.sh: %v", err)
+	}
+}
+
+// The manager end to end on the fake kernel: start with quorum events,
+// failures falling back to the sorry server below quorum, recovery, stop
+// with omega.
+func TestIPVSManager(t *testing.T) {
+	k := newFakeIPVS()
+	k.CreateService(tcpSvc("192.0.2.9:22", "wlc"))
+	sorry := nat("10.9.9.9:80", 0)
+	web := &ipvsVirtualServer{
+		// A virtual_server_group: two addresses sharing one pool.
+		Services: []ipvsService{tcpSvc("10.0.0.1:80", "wrr"), tcpSvc("10.0.0.2:80", "wrr")},
+		Pool:     poolConfig{Quorum: 2, Sorry: &sorry},
+		Reals:    []poolMember{{Dest: nat("10.1.1.2:80", 1), Up: true}, {Dest: nat("10.1.2.2:80", 1), Up: true, Inhibit: true}},
+		Omega:    true,
+	}
+	// alpha: real servers start down until their first check passes.
+	dns := &ipvsVirtualServer{
+		Services: []ipvsService{{Protocol: protoUDP, Addr: netip.MustParseAddr("10.0.0.1"), Port: 53}},
+		Reals:    []poolMember{{Dest: nat("10.1.1.2:53", 1)}},
+	}
+	m, changes, err := newIPVSManager(k, []*ipvsVirtualServer{web, dns}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 1 || changes[0] != (ipvsQuorumChange{web, quorumGained}) || dns.Quorum() != quorumDown {
+		t.Errorf("start events: %v", changes)
+	}
+	want := `TCP 10.0.0.1:80 wrr
+  -> 10.1.1.2:80 NAT 1
+  -> 10.1.2.2:80 NAT 1
+TCP 10.0.0.2:80 wrr
+  -> 10.1.1.2:80 NAT 1
+  -> 10.1.2.2:80 NAT 1
+TCP 192.0.2.9:22 wlc
+UDP 10.0.0.1:53 rr
+`
+	if got := table(t, k); got != want {
+		t.Errorf("table at start:\n%s\nwant:\n%s", got, want)
+	}
+
+	dns.Reals[0].Up = true
+	if _, ev, err := m.Update(dns); err != nil || ev != quorumGained {
+		t.Errorf("dns up: %v %v", ev, err)
+	}
+	web.Reals[1].Up = false // below quorum 2: the sorry server takes over
+	ops, ev, err := m.Update(web)
+	if err != nil || ev != quorumLost {
+		t.Errorf("web down: %v %v", ev, err)
+	}
+	want = `TCP 10.0.0.1:80 wrr
+  -> 10.1.2.2:80 NAT 0
+  -> 10.9.9.9:80 NAT 1
+TCP 10.0.0.2:80 wrr
+  -> 10.1.2.2:80 NAT 0
+  -> 10.9.9.9:80 NAT 1
+TCP 192.0.2.9:22 wlc
+UDP 10.0.0.1:53 rr
+  -> 10.1.1.2:53 NAT 1
+`
+	if got := table(t, k); got != want {
+		t.Errorf("table below quorum (ops %v):\n%s\nwant:\n%s", ops, got, want)
+	}
+	web.Reals[1].Up = true
+	if _, ev, err := m.Update(web); err != nil || ev != quorumGained || web.Quorum() != quorumUp {
+		t.Errorf("web back: %v %v", ev, err)
+	}
+	if _, ev, err := m.Update(web); err != nil || ev != quorumNoEvent {
+		t.Errorf("no change: %v %v", ev, err)
+	}
+	changes, err = m.Stop(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 1 || changes[0] != (ipvsQuorumChange{web, quorumLost}) {
+		t.Errorf("stop events: %v", changes)
+	}
+	if got, want := table(t, k), "TCP 192.0.2.9:22 wlc\n"; got != want {
+		t.Errorf("after stop: %q, want %q", got, want)
+	}
+
+	// lvs_flush clears what was there before.
+	if _, _, err := newIPVSManager(k, nil, true); err != nil || len(k.svcs) != 0 {
+		t.Errorf("flush: %v, left %v", err, k.svcs)
 	}
 }

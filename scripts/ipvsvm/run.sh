@@ -71,16 +71,17 @@ tmo=660
 for a in "$@"; do
 	case $a in
 	-test.timeout=*)
-		d=${a#-test.timeout=}
-		s=0
-		case $d in
-		*h*) s=$((${d%%h*} * 3600)) ;;
-		*m*s) s=$((${d%%m*} * 60 + ${d#*m}))
-			s=${s%s} ;;
-		*m) s=$((${d%m} * 60)) ;;
-		*s) s=${d%s}; s=${s%.*} ;;
-		esac 2>/dev/null || s=600
-		[ "$s" -gt 0 ] 2>/dev/null && tmo=$((s + 60))
+		# A Go duration (10m0s, 90s, 1h): seconds, rounded up, plus 60.
+		t=$(echo "${a#-test.timeout=}" | awk '{
+			s = 0; x = $0
+			while (match(x, /^[0-9.]+(h|ms|m|s|us|ns)/)) {
+				n = substr(x, 1, RLENGTH); x = substr(x, RLENGTH + 1)
+				v = n + 0; u = n; sub(/^[0-9.]+/, "", u)
+				if (u == "h") s += v * 3600; else if (u == "m") s += v * 60; else if (u == "s") s += v
+			}
+			if (x != "" || s <= 0) exit 1
+			printf "%d\n", s + 61
+		}') && tmo=$t
 		;;
 	esac
 done
