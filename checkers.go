@@ -1055,13 +1055,14 @@ func httpReadResponse(r io.Reader, spec *checkerSpec) (*httpResponse, error) {
 		line, err := br.ReadSlice('\n')
 		head = append(head, line...)
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			if len(head) == 0 {
+			switch {
+			case !errors.Is(err, io.EOF):
+				return nil, checkNetErr("read", spec, err)
+			case len(head) == 0:
 				return nil, errors.New("read: no data received")
-			}
-			if errors.Is(err, io.EOF) {
+			default:
 				return nil, errors.New("read: reply ended inside the header")
 			}
-			return nil, checkNetErr("read", spec, err)
 		}
 		if len(head) > httpMaxHeader {
 			return nil, fmt.Errorf("read: header longer than %d bytes", httpMaxHeader)
