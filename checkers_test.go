@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -1193,4 +1194,81 @@ func FuzzParseStatusCodes(f *testing.F) {
 			}
 		}
 	})
+}
+
+// ---------------------------------------------------------------------------
+// Throughput: TCP_CHECKs per second through the scheduler against 1000
+// loopback listeners, with the process CPU time they cost. delay_loop is
+// 1ms so that the concurrency bound, not the schedule, limits the rate.
+//
+//	go test -run XXX -bench TCPCheckLoopback -benchtime 50000x
+func BenchmarkTCPCheckLoopback(b *testing.B) {
+	const listeners = 1000
+	var addrs []string
+	for i := 0; i < listeners; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Skipf("listener %d: %v", i, err)
+		}
+		b.Cleanup(func() { ln.Close() })
+		addrs = append(addrs, ln.Addr().String())
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+	}
+	var count, failed atomic.Int64
+	target := int64(b.N)
+	reached := make(chan struct{})
+	s := newCheckScheduler(256, nil)
+	for i, a := range addrs {
+		ap := netip.MustParseAddrPort(a)
+		spec := newCheckerSpec(checkTCP, ap.Addr(), ap.Port())
+		spec.DelayLoop, spec.Warmup, spec.ConnectTimeout = time.Millisecond, time.Millisecond, 2*time.Second
+		ck, err := newChecker(spec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		counted := checkFunc(func(ctx context.Context) checkOutcome {
+			o := ck.Check(ctx)
+			if o.Err != nil && ctx.Err() == nil { // not cut short by the end of the run
+				failed.Add(1)
+			}
+			if count.Add(1) == target {
+				close(reached)
+			}
+			return o
+		})
+		if err := s.AddChecker(strconv.Itoa(i), spec, counted); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var ru0, ru1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	b.ResetTimer()
+	start := time.Now()
+	go func() { s.Run(ctx); close(done) }()
+	<-reached
+	elapsed := time.Since(start)
+	cancel()
+	<-done
+	b.StopTimer()
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := time.Duration(ru1.Utime.Nano()-ru0.Utime.Nano()) + time.Duration(ru1.Stime.Nano()-ru0.Stime.Nano())
+	if f := failed.Load(); f > 0 {
+		b.Errorf("%d of %d checks failed", f, count.Load())
+	}
+	rate := float64(b.N) / elapsed.Seconds()
+	b.ReportMetric(rate, "checks/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/check")
+	b.ReportMetric(100*cpu.Seconds()/elapsed.Seconds(), "%cpu")
+	b.Logf("%d TCP_CHECKs against %d loopback listeners in %v: %.0f checks/s, %v CPU (%.0f%% of one core; the listeners' accept loops are included)",
+		b.N, listeners, elapsed.Round(time.Millisecond), rate, cpu.Round(time.Millisecond), 100*cpu.Seconds()/elapsed.Seconds())
 }
