@@ -29,21 +29,21 @@ import (
 // ---------------------------------------------------------------------------
 // Pure scheduling core, on fake time.
 
-var simStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+var rsSimStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-type simAttempt struct {
+type rsSimAttempt struct {
 	id string
 	at time.Time
 	ok bool
 }
 
-// simulate drives q on fake time until `until`: each attempt starts when
+// rsSimulate drives q on fake time until `until`: each attempt starts when
 // due, takes `took`, and gets its outcome from fn. Attempts run one after
 // another, which is exact for a single checker.
-func simulate(q *checkQueue, until time.Time, took time.Duration, fn func(id string, at time.Time) checkOutcome) ([]simAttempt, []checkTransition) {
-	var atts []simAttempt
+func rsSimulate(q *rsCheckQueue, until time.Time, took time.Duration, fn func(id string, at time.Time) checkOutcome) ([]rsSimAttempt, []checkTransition) {
+	var atts []rsSimAttempt
 	var trs []checkTransition
-	now := simStart
+	now := rsSimStart
 	for {
 		due, ok := q.next()
 		if !ok || due.After(until) {
@@ -54,7 +54,7 @@ func simulate(q *checkQueue, until time.Time, took time.Duration, fn func(id str
 		}
 		e := q.popDue(now)
 		out := fn(e.id, now)
-		atts = append(atts, simAttempt{e.id, now, out.Err == nil})
+		atts = append(atts, rsSimAttempt{e.id, now, out.Err == nil})
 		now = now.Add(took)
 		if t, ok := q.done(e, out, now); ok {
 			trs = append(trs, t)
@@ -62,13 +62,13 @@ func simulate(q *checkQueue, until time.Time, took time.Duration, fn func(id str
 	}
 }
 
-func noJitterQueue() *checkQueue {
-	q := newCheckQueue()
+func rsNoJitterQueue() *rsCheckQueue {
+	q := newRSCheckQueue()
 	q.jitter = func(time.Duration) time.Duration { return 0 }
 	return q
 }
 
-func simSpec(kind checkKind, retry int, loop, dbr time.Duration) *checkerSpec {
+func rsSimSpec(kind checkKind, retry int, loop, dbr time.Duration) *checkerSpec {
 	s := newCheckerSpec(kind, netip.MustParseAddr("127.0.0.1"), 80)
 	s.Retry, s.DelayLoop, s.DelayBeforeRetry, s.Warmup = retry, loop, dbr, 0
 	s.URLs = []checkURL{{Path: "/"}}
@@ -79,9 +79,9 @@ func simSpec(kind checkKind, retry int, loop, dbr time.Duration) *checkerSpec {
 	return s
 }
 
-func failing(err string) checkOutcome { return checkOutcome{Err: errors.New(err), Weight: -1} }
+func rsFail(err string) checkOutcome { return checkOutcome{Err: errors.New(err), Weight: -1} }
 
-var okOutcome = checkOutcome{Weight: -1}
+var rsOK = checkOutcome{Weight: -1}
 
 // keepalived check_tcp.c tcp_epilog: a checker that is up goes down after
 // retry+1 consecutive failures separated by delay_before_retry; the down
@@ -90,17 +90,17 @@ var okOutcome = checkOutcome{Weight: -1}
 func TestCheckRetryRuleGoesDownAfterRetryPlusOne(t *testing.T) {
 	for _, retry := range []int{0, 1, 3} {
 		t.Run(strconv.Itoa(retry), func(t *testing.T) {
-			q := noJitterQueue()
-			spec := simSpec(checkTCP, retry, 10*time.Second, 2*time.Second)
-			q.add("rs", spec, nil, simStart)
-			failAt := simStart.Add(35 * time.Second) // server dies here
-			backAt := simStart.Add(120 * time.Second)
+			q := rsNoJitterQueue()
+			spec := rsSimSpec(checkTCP, retry, 10*time.Second, 2*time.Second)
+			q.add("rs", spec, nil, rsSimStart)
+			failAt := rsSimStart.Add(35 * time.Second) // server dies here
+			backAt := rsSimStart.Add(120 * time.Second)
 			took := 100 * time.Millisecond
-			atts, trs := simulate(q, simStart.Add(200*time.Second), took, func(_ string, at time.Time) checkOutcome {
+			atts, trs := rsSimulate(q, rsSimStart.Add(200*time.Second), took, func(_ string, at time.Time) checkOutcome {
 				if !at.Before(failAt) && at.Before(backAt) {
-					return failing("connect: connection refused")
+					return rsFail("connect: connection refused")
 				}
-				return okOutcome
+				return rsOK
 			})
 			if len(trs) != 2 {
 				t.Fatalf("transitions = %+v, want down then up", trs)
@@ -119,7 +119,7 @@ func TestCheckRetryRuleGoesDownAfterRetryPlusOne(t *testing.T) {
 			}
 			want := first.Add(time.Duration(retry)*(2*time.Second+took) + took)
 			if !down.At.Equal(want) {
-				t.Errorf("down at %v, want %v", down.At.Sub(simStart), want.Sub(simStart))
+				t.Errorf("down at %v, want %v", down.At.Sub(rsSimStart), want.Sub(rsSimStart))
 			}
 			// Bound from the issue: within retry x delay_before_retry plus the
 			// attempts' own time (each at most connect_timeout) after the first failure.
@@ -129,7 +129,7 @@ func TestCheckRetryRuleGoesDownAfterRetryPlusOne(t *testing.T) {
 			// Once down, attempts are delay_loop apart and the first success
 			// brings it back.
 			if !up.Up || up.At.Before(backAt) || up.At.After(backAt.Add(spec.DelayLoop+took)) {
-				t.Errorf("up transition %+v, want within one delay_loop of %v", up, backAt.Sub(simStart))
+				t.Errorf("up transition %+v, want within one delay_loop of %v", up, backAt.Sub(rsSimStart))
 			}
 			var prev time.Time
 			for _, a := range atts {
@@ -147,10 +147,10 @@ func TestCheckRetryRuleGoesDownAfterRetryPlusOne(t *testing.T) {
 // keepalived check_data.c: "For non alpha mode, one failure is enough
 // initially" - retry_it starts at retry.
 func TestCheckFirstFailureAtStartIsEnough(t *testing.T) {
-	q := noJitterQueue()
-	q.add("rs", simSpec(checkTCP, 3, 10*time.Second, time.Second), nil, simStart)
-	_, trs := simulate(q, simStart.Add(time.Second), 0, func(string, time.Time) checkOutcome { return failing("x") })
-	if len(trs) != 1 || trs[0].Up || trs[0].Attempts != 1 || !trs[0].At.Equal(simStart) {
+	q := rsNoJitterQueue()
+	q.add("rs", rsSimSpec(checkTCP, 3, 10*time.Second, time.Second), nil, rsSimStart)
+	_, trs := rsSimulate(q, rsSimStart.Add(time.Second), 0, func(string, time.Time) checkOutcome { return rsFail("x") })
+	if len(trs) != 1 || trs[0].Up || trs[0].Attempts != 1 || !trs[0].At.Equal(rsSimStart) {
 		t.Fatalf("transitions %+v, want one down after the first attempt", trs)
 	}
 }
@@ -158,19 +158,19 @@ func TestCheckFirstFailureAtStartIsEnough(t *testing.T) {
 // alpha: the checker starts down; the first success brings it up, failures
 // while down report nothing.
 func TestCheckAlphaStartsDown(t *testing.T) {
-	q := noJitterQueue()
-	spec := simSpec(checkTCP, 1, 10*time.Second, time.Second)
+	q := rsNoJitterQueue()
+	spec := rsSimSpec(checkTCP, 1, 10*time.Second, time.Second)
 	spec.Alpha = true
-	q.add("rs", spec, nil, simStart)
+	q.add("rs", spec, nil, rsSimStart)
 	n := 0
-	_, trs := simulate(q, simStart.Add(35*time.Second), 0, func(string, time.Time) checkOutcome {
+	_, trs := rsSimulate(q, rsSimStart.Add(35*time.Second), 0, func(string, time.Time) checkOutcome {
 		n++
 		if n <= 2 {
-			return failing("refused")
+			return rsFail("refused")
 		}
-		return okOutcome
+		return rsOK
 	})
-	if len(trs) != 1 || !trs[0].Up || !trs[0].At.Equal(simStart.Add(20*time.Second)) {
+	if len(trs) != 1 || !trs[0].Up || !trs[0].At.Equal(rsSimStart.Add(20*time.Second)) {
 		t.Fatalf("transitions %+v, want one up at 20s", trs)
 	}
 }
@@ -179,15 +179,15 @@ func TestCheckAlphaStartsDown(t *testing.T) {
 // an isolated failure is retried and forgotten (check_tcp.c retry_it = 0 on
 // success).
 func TestCheckIsolatedFailureIsRetriedNotReported(t *testing.T) {
-	q := noJitterQueue()
-	q.add("rs", simSpec(checkTCP, 2, 10*time.Second, time.Second), nil, simStart)
+	q := rsNoJitterQueue()
+	q.add("rs", rsSimSpec(checkTCP, 2, 10*time.Second, time.Second), nil, rsSimStart)
 	n := 0
-	atts, trs := simulate(q, simStart.Add(60*time.Second), 0, func(string, time.Time) checkOutcome {
+	atts, trs := rsSimulate(q, rsSimStart.Add(60*time.Second), 0, func(string, time.Time) checkOutcome {
 		n++
 		if n == 3 || n == 4 || n == 7 { // two failures, recovered; later one more
-			return failing("refused")
+			return rsFail("refused")
 		}
-		return okOutcome
+		return rsOK
 	})
 	if len(trs) != 0 {
 		t.Fatalf("transitions %+v, want none", trs)
@@ -204,13 +204,13 @@ func TestCheckIsolatedFailureIsRetriedNotReported(t *testing.T) {
 // check_misc.c: misc_dynamic exit 2..255 is success with weight exit-2; a
 // changed weight is reported even when up/down did not change.
 func TestCheckMiscDynamicWeightTransitions(t *testing.T) {
-	q := noJitterQueue()
-	spec := simSpec(checkMisc, 0, 5*time.Second, time.Second)
+	q := rsNoJitterQueue()
+	spec := rsSimSpec(checkMisc, 0, 5*time.Second, time.Second)
 	spec.MiscDynamic = true
-	q.add("rs", spec, nil, simStart)
-	outs := []checkOutcome{{Weight: 10}, {Weight: 10}, {Weight: -1}, {Weight: 3}, failing("exit status 1"), {Weight: 3}}
+	q.add("rs", spec, nil, rsSimStart)
+	outs := []checkOutcome{{Weight: 10}, {Weight: 10}, {Weight: -1}, {Weight: 3}, rsFail("exit status 1"), {Weight: 3}}
 	n := 0
-	_, trs := simulate(q, simStart.Add(27*time.Second), 0, func(string, time.Time) checkOutcome {
+	_, trs := rsSimulate(q, rsSimStart.Add(27*time.Second), 0, func(string, time.Time) checkOutcome {
 		o := outs[n%len(outs)]
 		n++
 		return o
@@ -234,9 +234,9 @@ func TestCheckMiscDynamicWeightTransitions(t *testing.T) {
 // checkers from the end of the attempt.
 func TestCheckMiscDelayCountsFromStart(t *testing.T) {
 	for _, kind := range []checkKind{checkMisc, checkTCP} {
-		q := noJitterQueue()
-		q.add("rs", simSpec(kind, 0, 10*time.Second, time.Second), nil, simStart)
-		atts, _ := simulate(q, simStart.Add(25*time.Second), 3*time.Second, func(string, time.Time) checkOutcome { return okOutcome })
+		q := rsNoJitterQueue()
+		q.add("rs", rsSimSpec(kind, 0, 10*time.Second, time.Second), nil, rsSimStart)
+		atts, _ := rsSimulate(q, rsSimStart.Add(25*time.Second), 3*time.Second, func(string, time.Time) checkOutcome { return rsOK })
 		want := 13 * time.Second
 		if kind == checkMisc {
 			want = 10 * time.Second
@@ -250,7 +250,7 @@ func TestCheckMiscDelayCountsFromStart(t *testing.T) {
 // register_checkers_thread: the first run waits a random time in
 // [0, warmup], warmup defaulting to delay_loop.
 func TestCheckWarmupSpreadsFirstRuns(t *testing.T) {
-	q := newCheckQueue()
+	q := newRSCheckQueue()
 	spec := newCheckerSpec(checkTCP, netip.MustParseAddr("127.0.0.1"), 80)
 	spec.DelayLoop = 6 * time.Second
 	if err := spec.normalize(); err != nil {
@@ -261,11 +261,11 @@ func TestCheckWarmupSpreadsFirstRuns(t *testing.T) {
 	}
 	seen := map[time.Duration]bool{}
 	for i := 0; i < 200; i++ {
-		e, err := q.add(strconv.Itoa(i), spec, nil, simStart)
+		e, err := q.add(strconv.Itoa(i), spec, nil, rsSimStart)
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := e.due.Sub(simStart)
+		d := e.due.Sub(rsSimStart)
 		if d < 0 || d > spec.Warmup {
 			t.Fatalf("first run at %v, outside [0, %v]", d, spec.Warmup)
 		}
@@ -277,27 +277,27 @@ func TestCheckWarmupSpreadsFirstRuns(t *testing.T) {
 }
 
 func TestCheckQueueOrderAndRemove(t *testing.T) {
-	q := noJitterQueue()
+	q := rsNoJitterQueue()
 	for i, off := range []int{5, 1, 3} {
-		s := simSpec(checkTCP, 0, time.Minute, time.Second)
+		s := rsSimSpec(checkTCP, 0, time.Minute, time.Second)
 		s.Warmup = 0
-		e, _ := q.add(fmt.Sprint("c", i), s, nil, simStart)
-		e.due = simStart.Add(time.Duration(off) * time.Second)
+		e, _ := q.add(fmt.Sprint("c", i), s, nil, rsSimStart)
+		e.due = rsSimStart.Add(time.Duration(off) * time.Second)
 	}
 	// heap invariants were broken by editing due directly; rebuild
-	q2 := noJitterQueue()
+	q2 := rsNoJitterQueue()
 	for _, e := range q.h {
 		q2.add(e.id, e.spec, nil, e.due)
 	}
-	if e := q2.popDue(simStart.Add(500 * time.Millisecond)); e != nil {
+	if e := q2.popDue(rsSimStart.Add(500 * time.Millisecond)); e != nil {
 		t.Fatalf("popDue before anything is due returned %s", e.id)
 	}
 	var order []string
-	for e := q2.popDue(simStart.Add(time.Hour)); e != nil; e = q2.popDue(simStart.Add(time.Hour)) {
+	for e := q2.popDue(rsSimStart.Add(time.Hour)); e != nil; e = q2.popDue(rsSimStart.Add(time.Hour)) {
 		order = append(order, e.id)
 		if e.id == "c2" {
 			q2.remove("c2") // removed while running: its result is dropped
-			if _, ok := q2.done(e, failing("x"), simStart); ok {
+			if _, ok := q2.done(e, rsFail("x"), rsSimStart); ok {
 				t.Error("removed checker reported a transition")
 			}
 		}
@@ -309,10 +309,10 @@ func TestCheckQueueOrderAndRemove(t *testing.T) {
 		t.Error("removed checker was requeued")
 	}
 	// c0 was taken to run and not finished: it is still known.
-	if _, err := q2.add("c0", simSpec(checkTCP, 0, time.Minute, time.Second), nil, simStart); err == nil {
+	if _, err := q2.add("c0", rsSimSpec(checkTCP, 0, time.Minute, time.Second), nil, rsSimStart); err == nil {
 		t.Error("adding a running checker's id again succeeded")
 	}
-	if _, err := q2.add("c2", simSpec(checkTCP, 0, time.Minute, time.Second), nil, simStart); err != nil {
+	if _, err := q2.add("c2", rsSimSpec(checkTCP, 0, time.Minute, time.Second), nil, rsSimStart); err != nil {
 		t.Errorf("re-adding a removed id: %v", err)
 	}
 }
@@ -373,7 +373,7 @@ func TestCheckerSpecErrors(t *testing.T) {
 		"reply mask and reply": func(s *checkerSpec) { s.Kind = checkUDP; s.UDPReply = []byte{1}; s.UDPReplyMask = []byte{1, 2} },
 		"has no path":          func(s *checkerSpec) { s.Kind = checkHTTP; s.URLs = []checkURL{{}} },
 		"DNS_CHECK name":       func(s *checkerSpec) { s.Kind = checkDNS; s.DNSName = strings.Repeat("a", 300) },
-		"unterminated":         nil, // miscCommand, below
+		"unterminated":         nil, // checkMiscCommand, below
 	}
 	for want, mod := range cases {
 		if mod == nil {
@@ -386,7 +386,7 @@ func TestCheckerSpecErrors(t *testing.T) {
 			t.Errorf("%s: got %v", want, err)
 		}
 	}
-	if _, err := miscCommand(`/bin/echo "abc`); err == nil || !strings.Contains(err.Error(), "unterminated") {
+	if _, err := checkMiscCommand(`/bin/echo "abc`); err == nil || !strings.Contains(err.Error(), "unterminated") {
 		t.Errorf("unterminated quote: %v", err)
 	}
 }
@@ -439,9 +439,9 @@ func TestMiscCommandSplitting(t *testing.T) {
 		`check ""`:                     {"check", ""},
 	}
 	for in, want := range cases {
-		got, err := miscCommand(in)
+		got, err := checkMiscCommand(in)
 		if err != nil || fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
-			t.Errorf("miscCommand(%q) = %q, %v; want %q", in, got, err, want)
+			t.Errorf("checkMiscCommand(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
 }
@@ -449,12 +449,12 @@ func TestMiscCommandSplitting(t *testing.T) {
 // ---------------------------------------------------------------------------
 // The driver, with fake checkers on real time (no timing assertions).
 
-type countingCheck struct {
+type rsCountingCheck struct {
 	running, maxRunning, calls atomic.Int64
 	hold                       time.Duration
 }
 
-func (c *countingCheck) Check(ctx context.Context) checkOutcome {
+func (c *rsCountingCheck) Check(ctx context.Context) checkOutcome {
 	n := c.running.Add(1)
 	for {
 		m := c.maxRunning.Load()
@@ -468,14 +468,14 @@ func (c *countingCheck) Check(ctx context.Context) checkOutcome {
 	case <-ctx.Done():
 	}
 	c.running.Add(-1)
-	return okOutcome
+	return rsOK
 }
 
 // Thousands of checks share a bounded number of in-flight attempts, and
 // every checker still gets its turn.
 func TestCheckSchedulerBoundsConcurrency(t *testing.T) {
-	s := newCheckScheduler(8, nil)
-	ck := &countingCheck{hold: 2 * time.Millisecond}
+	s := newRSCheckScheduler(8, nil)
+	ck := &rsCountingCheck{hold: 2 * time.Millisecond}
 	const n = 300
 	for i := 0; i < n; i++ {
 		spec := newCheckerSpec(checkTCP, netip.MustParseAddr("127.0.0.1"), 1)
@@ -506,7 +506,7 @@ func TestCheckSchedulerBoundsConcurrency(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Checkers against real servers on loopback.
 
-func loopSpec(t *testing.T, kind checkKind, addr string) *checkerSpec {
+func rsLoopSpec(t *testing.T, kind checkKind, addr string) *checkerSpec {
 	t.Helper()
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
@@ -517,7 +517,7 @@ func loopSpec(t *testing.T, kind checkKind, addr string) *checkerSpec {
 	return s
 }
 
-func runCheck(t *testing.T, s *checkerSpec) checkOutcome {
+func rsRunCheck(t *testing.T, s *checkerSpec) checkOutcome {
 	t.Helper()
 	ck, err := newChecker(s)
 	if err != nil {
@@ -526,14 +526,14 @@ func runCheck(t *testing.T, s *checkerSpec) checkOutcome {
 	return ck.Check(context.Background())
 }
 
-func wantOK(t *testing.T, o checkOutcome) {
+func rsWantOK(t *testing.T, o checkOutcome) {
 	t.Helper()
 	if o.Err != nil {
 		t.Fatalf("check failed: %v", o.Err)
 	}
 }
 
-func wantFail(t *testing.T, o checkOutcome, reason string) {
+func rsWantFail(t *testing.T, o checkOutcome, reason string) {
 	t.Helper()
 	if o.Err == nil || !strings.Contains(o.Err.Error(), reason) {
 		t.Fatalf("check error %v, want one containing %q", o.Err, reason)
@@ -546,10 +546,10 @@ func TestTCPCheckRealServer(t *testing.T) {
 		if err != nil {
 			t.Skipf("no %s: %v", network, err)
 		}
-		s := loopSpec(t, checkTCP, ln.Addr().String())
-		wantOK(t, runCheck(t, s))
+		s := rsLoopSpec(t, checkTCP, ln.Addr().String())
+		rsWantOK(t, rsRunCheck(t, s))
 		ln.Close()
-		wantFail(t, runCheck(t, s), "connect: connection refused")
+		rsWantFail(t, rsRunCheck(t, s), "connect: connection refused")
 	}
 	// bindto: the check's source address is the one configured.
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -562,15 +562,15 @@ func TestTCPCheckRealServer(t *testing.T) {
 			c.Close()
 		}
 	}()
-	s := loopSpec(t, checkTCP, ln.Addr().String())
+	s := rsLoopSpec(t, checkTCP, ln.Addr().String())
 	s.BindTo = netip.MustParseAddr("127.0.0.2")
-	wantOK(t, runCheck(t, s))
+	rsWantOK(t, rsRunCheck(t, s))
 	if got := <-src; !strings.HasPrefix(got, "127.0.0.2:") {
 		t.Errorf("connection came from %s, want bindto 127.0.0.2", got)
 	}
 }
 
-func httpBodyMD5(b string) string {
+func rsBodyMD5(b string) string {
 	h := md5.Sum([]byte(b))
 	return hex.EncodeToString(h[:])
 }
@@ -590,42 +590,42 @@ func TestHTTPGetRealServer(t *testing.T) {
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	body := "<html>service OK</html>\n"
 
-	s := loopSpec(t, checkHTTP, addr)
-	s.URLs = []checkURL{{Path: "/health", Digest: httpBodyMD5(body), Regex: `service\s+OK`}}
-	wantOK(t, runCheck(t, s))
+	s := rsLoopSpec(t, checkHTTP, addr)
+	s.URLs = []checkURL{{Path: "/health", Digest: rsBodyMD5(body), Regex: `service\s+OK`}}
+	rsWantOK(t, rsRunCheck(t, s))
 	if gotHost.Load() != addr || gotUA.Load() != "KeepAliveClient" || gotProto.Load() != "HTTP/1.0" {
 		t.Errorf("request Host %v UA %v proto %v, want keepalived's template", gotHost.Load(), gotUA.Load(), gotProto.Load())
 	}
 
 	status.Store(500)
-	wantFail(t, runCheck(t, s), "status 500 not in 200-299")
+	rsWantFail(t, rsRunCheck(t, s), "status 500 not in 200-299")
 	status.Store(200)
 
-	s = loopSpec(t, checkHTTP, addr)
-	s.URLs = []checkURL{{Path: "/", Digest: httpBodyMD5("something else")}}
-	wantFail(t, runCheck(t, s), "digest mismatch")
+	s = rsLoopSpec(t, checkHTTP, addr)
+	s.URLs = []checkURL{{Path: "/", Digest: rsBodyMD5("something else")}}
+	rsWantFail(t, rsRunCheck(t, s), "digest mismatch")
 
-	s = loopSpec(t, checkHTTP, addr)
+	s = rsLoopSpec(t, checkHTTP, addr)
 	s.URLs = []checkURL{{Path: "/", Regex: "service OK", RegexNoMatch: true}}
-	wantFail(t, runCheck(t, s), "matched")
-	s = loopSpec(t, checkHTTP, addr)
+	rsWantFail(t, rsRunCheck(t, s), "matched")
+	s = rsLoopSpec(t, checkHTTP, addr)
 	s.URLs = []checkURL{{Path: "/", Regex: "maintenance"}}
-	wantFail(t, runCheck(t, s), "did not match")
+	rsWantFail(t, rsRunCheck(t, s), "did not match")
 
 	// status_code set, virtualhost and HTTP/1.1.
 	status.Store(503)
-	s = loopSpec(t, checkHTTP, addr)
+	s = rsLoopSpec(t, checkHTTP, addr)
 	codes, _ := parseStatusCodes([]string{"200", "500-503"})
 	s.URLs = []checkURL{{Path: "/", StatusCodes: codes}, {Path: "/second", VirtualHost: "per-url.example", StatusCodes: codes}}
 	s.VirtualHost = "www.example.com"
 	s.HTTPProtocol = "1.1"
-	wantOK(t, runCheck(t, s))
+	rsWantOK(t, rsRunCheck(t, s))
 	if gotHost.Load() != "per-url.example" || gotProto.Load() != "HTTP/1.1" {
 		t.Errorf("Host %v proto %v, want the url's virtualhost over HTTP/1.1", gotHost.Load(), gotProto.Load())
 	}
 
 	srv.Close()
-	wantFail(t, runCheck(t, s), "connection refused")
+	rsWantFail(t, rsRunCheck(t, s), "connection refused")
 }
 
 // A server that accepts and never answers fails at connect_timeout.
@@ -655,10 +655,10 @@ func TestHTTPGetHungServerTimesOut(t *testing.T) {
 		}
 		mu.Unlock()
 	}()
-	s := loopSpec(t, checkHTTP, ln.Addr().String())
+	s := rsLoopSpec(t, checkHTTP, ln.Addr().String())
 	s.ConnectTimeout = 200 * time.Millisecond
 	s.URLs = []checkURL{{Path: "/"}}
-	wantFail(t, runCheck(t, s), "timeout after 200ms")
+	rsWantFail(t, rsRunCheck(t, s), "timeout after 200ms")
 }
 
 func TestHTTPReadResponseParsing(t *testing.T) {
@@ -682,24 +682,24 @@ func TestHTTPReadResponseParsing(t *testing.T) {
 		{"HTTP/1.0\r\n\r\n", 0, "", "bad status line"},
 	}
 	for _, c := range cases {
-		r, err := httpReadResponse(strings.NewReader(c.in), spec)
+		r, err := checkHTTPReadResponse(strings.NewReader(c.in), spec)
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("%q: error %v, want %q", c.in, err, c.err)
 			}
 			continue
 		}
-		if err != nil || r.Status != c.status || r.Digest != httpBodyMD5(c.body) || string(r.Body) != c.body {
+		if err != nil || r.Status != c.status || r.Digest != rsBodyMD5(c.body) || string(r.Body) != c.body {
 			t.Errorf("%q: got %+v %v", c.in, r, err)
 		}
 	}
-	long := "HTTP/1.0 200 OK\r\nX: " + strings.Repeat("a", httpMaxHeader) + "\r\n\r\n"
-	if _, err := httpReadResponse(strings.NewReader(long), spec); err == nil || !strings.Contains(err.Error(), "header longer") {
+	long := "HTTP/1.0 200 OK\r\nX: " + strings.Repeat("a", checkHTTPMaxHeader) + "\r\n\r\n"
+	if _, err := checkHTTPReadResponse(strings.NewReader(long), spec); err == nil || !strings.Contains(err.Error(), "header longer") {
 		t.Errorf("huge header: %v", err)
 	}
 }
 
-func writeServerCA(t *testing.T, srv *httptest.Server) string {
+func rsWriteServerCA(t *testing.T, srv *httptest.Server) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "ca.pem")
 	b := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
@@ -719,45 +719,45 @@ func TestSSLGetRealServer(t *testing.T) {
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "https://")
 
-	s := loopSpec(t, checkSSL, addr)
-	s.URLs = []checkURL{{Path: "/", Digest: httpBodyMD5("secure ok")}}
-	wantOK(t, runCheck(t, s)) // keepalived does not verify: self-signed passes
+	s := rsLoopSpec(t, checkSSL, addr)
+	s.URLs = []checkURL{{Path: "/", Digest: rsBodyMD5("secure ok")}}
+	rsWantOK(t, rsRunCheck(t, s)) // keepalived does not verify: self-signed passes
 	if sni.Load() != "" {
 		t.Errorf("SNI %q sent without enable_sni", sni.Load())
 	}
 
-	s = loopSpec(t, checkSSL, addr)
+	s = rsLoopSpec(t, checkSSL, addr)
 	s.URLs = []checkURL{{Path: "/"}}
 	s.VirtualHost, s.EnableSNI = "example.com", true
-	wantOK(t, runCheck(t, s))
+	rsWantOK(t, rsRunCheck(t, s))
 	if sni.Load() != "example.com" {
 		t.Errorf("SNI %q, want the virtualhost", sni.Load())
 	}
 
 	// Verification against the system roots fails for a test certificate...
-	s = loopSpec(t, checkSSL, addr)
+	s = rsLoopSpec(t, checkSSL, addr)
 	s.URLs = []checkURL{{Path: "/"}}
 	s.TLSVerify = true
-	wantFail(t, runCheck(t, s), "tls handshake")
+	rsWantFail(t, rsRunCheck(t, s), "tls handshake")
 	// ...and passes with its CA; httptest's certificate names example.com.
-	s = loopSpec(t, checkSSL, addr)
+	s = rsLoopSpec(t, checkSSL, addr)
 	s.URLs = []checkURL{{Path: "/"}}
-	s.TLSVerify, s.TLSCAFile, s.TLSServerName = true, writeServerCA(t, srv), "example.com"
-	wantOK(t, runCheck(t, s))
-	s = loopSpec(t, checkSSL, addr)
+	s.TLSVerify, s.TLSCAFile, s.TLSServerName = true, rsWriteServerCA(t, srv), "example.com"
+	rsWantOK(t, rsRunCheck(t, s))
+	s = rsLoopSpec(t, checkSSL, addr)
 	s.URLs = []checkURL{{Path: "/"}}
-	s.TLSVerify, s.TLSCAFile, s.TLSServerName = true, writeServerCA(t, srv), "wrong.example.net"
-	wantFail(t, runCheck(t, s), "tls handshake")
+	s.TLSVerify, s.TLSCAFile, s.TLSServerName = true, rsWriteServerCA(t, srv), "wrong.example.net"
+	rsWantFail(t, rsRunCheck(t, s), "tls handshake")
 
 	// Plain HTTP against a TLS port fails with a reason.
-	s = loopSpec(t, checkHTTP, addr)
+	s = rsLoopSpec(t, checkHTTP, addr)
 	s.URLs = []checkURL{{Path: "/"}}
-	wantFail(t, runCheck(t, s), "status 400")
+	rsWantFail(t, rsRunCheck(t, s), "status 400")
 }
 
-// udpEcho serves UDP on loopback, answering with reply(payload); nil
+// rsUDPEcho serves UDP on loopback, answering with reply(payload); nil
 // reply means silence.
-func udpEcho(t *testing.T, addr string, reply func([]byte) []byte) string {
+func rsUDPEcho(t *testing.T, addr string, reply func([]byte) []byte) string {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", addr)
 	if err != nil {
@@ -780,42 +780,42 @@ func udpEcho(t *testing.T, addr string, reply func([]byte) []byte) string {
 }
 
 func TestUDPCheckRealServer(t *testing.T) {
-	echo := udpEcho(t, "127.0.0.1:0", func(p []byte) []byte { return append([]byte{}, p...) })
-	s := loopSpec(t, checkUDP, echo)
+	echo := rsUDPEcho(t, "127.0.0.1:0", func(p []byte) []byte { return append([]byte{}, p...) })
+	s := rsLoopSpec(t, checkUDP, echo)
 	s.UDPPayload = []byte("PING")
 	s.UDPRequireReply = true
 	s.UDPReply, s.UDPReplyMask, _ = parseCheckHex("50 49 4x", true) // "PI" then 0x4?
-	wantOK(t, runCheck(t, s))
+	rsWantOK(t, rsRunCheck(t, s))
 
 	s.UDPReply, s.UDPReplyMask, _ = parseCheckHex("504f", true)
-	wantFail(t, runCheck(t, s), "reply data mismatch at byte 1")
+	rsWantFail(t, rsRunCheck(t, s), "reply data mismatch at byte 1")
 
 	s.UDPReply, s.UDPReplyMask = nil, nil
 	s.UDPMinReply = 10
-	wantFail(t, runCheck(t, s), "reply length 4 outside 10-255")
+	rsWantFail(t, rsRunCheck(t, s), "reply length 4 outside 10-255")
 
 	// A silent server: fine without require_reply, a failure with it.
-	silent := udpEcho(t, "127.0.0.1:0", func([]byte) []byte { return nil })
-	s = loopSpec(t, checkUDP, silent)
+	silent := rsUDPEcho(t, "127.0.0.1:0", func([]byte) []byte { return nil })
+	s = rsLoopSpec(t, checkUDP, silent)
 	s.ConnectTimeout = 200 * time.Millisecond
-	wantOK(t, runCheck(t, s))
+	rsWantOK(t, rsRunCheck(t, s))
 	s.UDPRequireReply = true
-	wantFail(t, runCheck(t, s), "timeout after 200ms")
+	rsWantFail(t, rsRunCheck(t, s), "timeout after 200ms")
 
 	// A closed port answers with ICMP port unreachable.
 	pc, _ := net.ListenPacket("udp", "127.0.0.1:0")
 	closed := pc.LocalAddr().String()
 	pc.Close()
-	s = loopSpec(t, checkUDP, closed)
+	s = rsLoopSpec(t, checkUDP, closed)
 	s.UDPPayload = []byte("x")
-	wantFail(t, runCheck(t, s), "connection refused")
+	rsWantFail(t, rsRunCheck(t, s), "connection refused")
 }
 
-// dnsServer is a tiny DNS server over UDP on loopback: it answers every
+// rsDNSServer is a tiny DNS server over UDP on loopback: it answers every
 // query with rcode, after sending one reply with a wrong ID first.
-func dnsServer(t *testing.T, rcode dnsmessage.RCode, seen chan<- dnsmessage.Question) string {
+func rsDNSServer(t *testing.T, rcode dnsmessage.RCode, seen chan<- dnsmessage.Question) string {
 	t.Helper()
-	return udpEcho(t, "127.0.0.1:0", func(p []byte) []byte {
+	return rsUDPEcho(t, "127.0.0.1:0", func(p []byte) []byte {
 		var ps dnsmessage.Parser
 		h, err := ps.Start(p)
 		if err != nil {
@@ -845,26 +845,26 @@ func dnsServer(t *testing.T, rcode dnsmessage.RCode, seen chan<- dnsmessage.Ques
 
 func TestDNSCheckRealServer(t *testing.T) {
 	seen := make(chan dnsmessage.Question, 4)
-	addr := dnsServer(t, dnsmessage.RCodeSuccess, seen)
-	s := loopSpec(t, checkDNS, addr)
-	wantOK(t, runCheck(t, s))
+	addr := rsDNSServer(t, dnsmessage.RCodeSuccess, seen)
+	s := rsLoopSpec(t, checkDNS, addr)
+	rsWantOK(t, rsRunCheck(t, s))
 	q := <-seen
 	if q.Type != dnsmessage.TypeSOA || q.Name.String() != "." {
 		t.Errorf("default query %v %v, want SOA for .", q.Type, q.Name)
 	}
-	s = loopSpec(t, checkDNS, addr)
+	s = rsLoopSpec(t, checkDNS, addr)
 	s.DNSType, s.DNSName = "a", "www.example.com"
-	wantOK(t, runCheck(t, s))
+	rsWantOK(t, rsRunCheck(t, s))
 	if q := <-seen; q.Type != dnsmessage.TypeA || q.Name.String() != "www.example.com." {
 		t.Errorf("query %v %v", q.Type, q.Name)
 	}
 
-	bad := dnsServer(t, dnsmessage.RCodeServerFailure, nil)
-	wantFail(t, runCheck(t, loopSpec(t, checkDNS, bad)), "rcode RCodeServerFailure")
+	bad := rsDNSServer(t, dnsmessage.RCodeServerFailure, nil)
+	rsWantFail(t, rsRunCheck(t, rsLoopSpec(t, checkDNS, bad)), "rcode RCodeServerFailure")
 
 	// Replies with another ID are ignored, so a server answering only with
 	// wrong IDs times out.
-	wrong := udpEcho(t, "127.0.0.1:0", func(p []byte) []byte {
+	wrong := rsUDPEcho(t, "127.0.0.1:0", func(p []byte) []byte {
 		if len(p) < 12 {
 			return nil
 		}
@@ -873,13 +873,13 @@ func TestDNSCheckRealServer(t *testing.T) {
 		r[2] |= 0x80 // QR
 		return r
 	})
-	s = loopSpec(t, checkDNS, wrong)
+	s = rsLoopSpec(t, checkDNS, wrong)
 	s.ConnectTimeout = 200 * time.Millisecond
-	wantFail(t, runCheck(t, s), "timeout")
+	rsWantFail(t, rsRunCheck(t, s), "timeout")
 }
 
-// smtpServer is a minimal SMTP responder on loopback: banner, HELO, QUIT.
-func smtpServer(t *testing.T, banner string, helos chan<- string) string {
+// rsSMTPServer is a minimal SMTP responder on loopback: banner, HELO, QUIT.
+func rsSMTPServer(t *testing.T, banner string, helos chan<- string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -923,30 +923,30 @@ func smtpServer(t *testing.T, banner string, helos chan<- string) string {
 
 func TestSMTPCheckRealServer(t *testing.T) {
 	helos := make(chan string, 2)
-	addr := smtpServer(t, "220-mx.test ESMTP\r\n220 ready\r\n", helos)
-	wantOK(t, runCheck(t, loopSpec(t, checkSMTP, addr)))
+	addr := rsSMTPServer(t, "220-mx.test ESMTP\r\n220 ready\r\n", helos)
+	rsWantOK(t, rsRunCheck(t, rsLoopSpec(t, checkSMTP, addr)))
 	if h := <-helos; h != "HELO smtpchecker.keepalived.org" {
 		t.Errorf("got %q, want keepalived's default helo_name", h)
 	}
-	s := loopSpec(t, checkSMTP, addr)
+	s := rsLoopSpec(t, checkSMTP, addr)
 	s.SMTPHelo = "lb1.example.com"
-	wantOK(t, runCheck(t, s))
+	rsWantOK(t, rsRunCheck(t, s))
 	if h := <-helos; h != "HELO lb1.example.com" {
 		t.Errorf("got %q", h)
 	}
-	busy := smtpServer(t, "554 no service\r\n", nil)
-	wantFail(t, runCheck(t, loopSpec(t, checkSMTP, busy)), `bad banner reply "554 no service", want 220`)
+	busy := rsSMTPServer(t, "554 no service\r\n", nil)
+	rsWantFail(t, rsRunCheck(t, rsLoopSpec(t, checkSMTP, busy)), `bad banner reply "554 no service", want 220`)
 }
 
 func TestPingCheckLoopback(t *testing.T) {
 	for _, a := range []string{"127.0.0.1", "::1"} {
 		s := newCheckerSpec(checkPing, netip.MustParseAddr(a), 0)
 		s.ConnectTimeout = 2 * time.Second
-		o := runCheck(t, s)
+		o := rsRunCheck(t, s)
 		if o.Err != nil && strings.Contains(o.Err.Error(), "icmp socket") {
 			t.Skipf("no ICMP socket (needs root or net.ipv4.ping_group_range): %v", o.Err)
 		}
-		wantOK(t, o)
+		rsWantOK(t, o)
 	}
 }
 
@@ -954,23 +954,23 @@ func TestMiscCheckExitCodes(t *testing.T) {
 	s := newCheckerSpec(checkMisc, netip.Addr{}, 0)
 	s.MiscTimeout = 5 * time.Second
 	s.MiscPath = "/bin/true"
-	wantOK(t, runCheck(t, s))
+	rsWantOK(t, rsRunCheck(t, s))
 	s.MiscPath = "/bin/false"
-	wantFail(t, runCheck(t, s), "exit status 1")
+	rsWantFail(t, rsRunCheck(t, s), "exit status 1")
 	s.MiscPath = "exit 7" // shell syntax-free but not a program: runs via argv
-	wantFail(t, runCheck(t, s), "start")
+	rsWantFail(t, rsRunCheck(t, s), "start")
 	s.MiscPath = "/bin/sh -c 'exit 7'"
-	wantFail(t, runCheck(t, s), "exit status 7")
+	rsWantFail(t, rsRunCheck(t, s), "exit status 7")
 	s.MiscDynamic = true
-	if o := runCheck(t, s); o.Err != nil || o.Weight != 5 {
+	if o := rsRunCheck(t, s); o.Err != nil || o.Weight != 5 {
 		t.Fatalf("misc_dynamic exit 7: %+v, want success with weight 5", o)
 	}
 	s.MiscPath = "test 1 -eq 1 && exit 2" // shell syntax: /bin/sh -c
-	if o := runCheck(t, s); o.Err != nil || o.Weight != 0 {
+	if o := rsRunCheck(t, s); o.Err != nil || o.Weight != 0 {
 		t.Fatalf("misc_dynamic exit 2: %+v, want success with weight 0", o)
 	}
 	s.MiscPath = "exit 1;"
-	wantFail(t, runCheck(t, s), "exit status 1")
+	rsWantFail(t, rsRunCheck(t, s), "exit status 1")
 }
 
 // A hanging script is killed at misc_timeout with its whole process group,
@@ -980,7 +980,7 @@ func TestMiscCheckTimeoutKillsProcessGroup(t *testing.T) {
 	s := newCheckerSpec(checkMisc, netip.Addr{}, 0)
 	s.MiscTimeout = 300 * time.Millisecond
 	s.MiscPath = fmt.Sprintf("sleep 1000 & echo $! > %s; sleep 1000", pidFile)
-	wantFail(t, runCheck(t, s), "timed out after 300ms")
+	rsWantFail(t, rsRunCheck(t, s), "timed out after 300ms")
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
 		t.Fatal(err)
@@ -1006,16 +1006,18 @@ func TestMiscCheckTimeoutKillsProcessGroup(t *testing.T) {
 // ---------------------------------------------------------------------------
 // End to end: the scheduler watching real servers going down and back.
 
-type transitionLog struct {
+type rsTransitionLog struct {
 	mu sync.Mutex
 	ch chan checkTransition
 }
 
-func newTransitionLog() *transitionLog { return &transitionLog{ch: make(chan checkTransition, 64)} }
+func newRSTransitionLog() *rsTransitionLog {
+	return &rsTransitionLog{ch: make(chan checkTransition, 64)}
+}
 
-func (l *transitionLog) notify(t checkTransition) { l.ch <- t }
+func (l *rsTransitionLog) notify(t checkTransition) { l.ch <- t }
 
-func (l *transitionLog) wait(t *testing.T, what string) checkTransition {
+func (l *rsTransitionLog) wait(t *testing.T, what string) checkTransition {
 	t.Helper()
 	select {
 	case tr := <-l.ch:
@@ -1026,7 +1028,7 @@ func (l *transitionLog) wait(t *testing.T, what string) checkTransition {
 	return checkTransition{}
 }
 
-func startScheduler(t *testing.T, s *checkScheduler) {
+func rsStartScheduler(t *testing.T, s *rsCheckScheduler) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
@@ -1048,17 +1050,17 @@ func TestSchedulerTCPServerDownAndBack(t *testing.T) {
 			c.Close()
 		}
 	}()
-	log := newTransitionLog()
-	s := newCheckScheduler(4, log.notify)
-	spec := loopSpec(t, checkTCP, addr)
+	log := newRSTransitionLog()
+	s := newRSCheckScheduler(4, log.notify)
+	spec := rsLoopSpec(t, checkTCP, addr)
 	spec.DelayLoop, spec.DelayBeforeRetry, spec.Retry, spec.Warmup = 30*time.Millisecond, 10*time.Millisecond, 2, 0
 	var attempts atomic.Int64
 	ck, _ := newChecker(spec)
-	counted := checkFunc(func(ctx context.Context) checkOutcome { attempts.Add(1); return ck.Check(ctx) })
+	counted := rsCheckFunc(func(ctx context.Context) checkOutcome { attempts.Add(1); return ck.Check(ctx) })
 	if err := s.AddChecker("rs1", spec, counted); err != nil {
 		t.Fatal(err)
 	}
-	startScheduler(t, s)
+	rsStartScheduler(t, s)
 	for attempts.Load() < 3 {
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -1081,9 +1083,9 @@ func TestSchedulerTCPServerDownAndBack(t *testing.T) {
 	}
 }
 
-type checkFunc func(ctx context.Context) checkOutcome
+type rsCheckFunc func(ctx context.Context) checkOutcome
 
-func (f checkFunc) Check(ctx context.Context) checkOutcome { return f(ctx) }
+func (f rsCheckFunc) Check(ctx context.Context) checkOutcome { return f(ctx) }
 
 func TestSchedulerHTTPStatusDownAndBack(t *testing.T) {
 	var status atomic.Int64
@@ -1093,16 +1095,16 @@ func TestSchedulerHTTPStatusDownAndBack(t *testing.T) {
 		io.WriteString(w, "ok")
 	}))
 	defer srv.Close()
-	log := newTransitionLog()
-	s := newCheckScheduler(0, log.notify)
-	spec := loopSpec(t, checkHTTP, strings.TrimPrefix(srv.URL, "http://"))
+	log := newRSTransitionLog()
+	s := newRSCheckScheduler(0, log.notify)
+	spec := rsLoopSpec(t, checkHTTP, strings.TrimPrefix(srv.URL, "http://"))
 	spec.URLs = []checkURL{{Path: "/"}}
 	spec.DelayLoop, spec.DelayBeforeRetry, spec.Retry, spec.Warmup = 30*time.Millisecond, 10*time.Millisecond, 1, 0
 	spec.Alpha = true // starts down: the first success is reported
 	if err := s.Add("web", spec); err != nil {
 		t.Fatal(err)
 	}
-	startScheduler(t, s)
+	rsStartScheduler(t, s)
 	if tr := log.wait(t, "initial up"); !tr.Up {
 		t.Fatalf("transition %+v, want up", tr)
 	}
@@ -1125,8 +1127,8 @@ func TestSchedulerMiscDynamicWeight(t *testing.T) {
 	dir := t.TempDir()
 	codeFile := filepath.Join(dir, "code")
 	os.WriteFile(codeFile, []byte("12"), 0o600)
-	log := newTransitionLog()
-	s := newCheckScheduler(0, log.notify)
+	log := newRSTransitionLog()
+	s := newRSCheckScheduler(0, log.notify)
 	spec := newCheckerSpec(checkMisc, netip.Addr{}, 0)
 	spec.MiscPath = "exit $(cat " + codeFile + ")"
 	spec.MiscDynamic = true
@@ -1134,7 +1136,7 @@ func TestSchedulerMiscDynamicWeight(t *testing.T) {
 	if err := s.Add("misc", spec); err != nil {
 		t.Fatal(err)
 	}
-	startScheduler(t, s)
+	rsStartScheduler(t, s)
 	if tr := log.wait(t, "weight"); !tr.Up || !tr.WeightOnly || tr.Weight != 10 {
 		t.Fatalf("transition %+v, want weight 10", tr)
 	}
@@ -1152,7 +1154,7 @@ func FuzzHTTPReadResponse(f *testing.F) {
 	f.Add([]byte("HTTP/1.1 301 Moved\r\nContent-Length: -1\r\n\r\n"))
 	f.Add([]byte("HTTP/1.1 200\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := httpReadResponse(strings.NewReader(string(b)), &checkerSpec{ConnectTimeout: time.Second})
+		r, err := checkHTTPReadResponse(strings.NewReader(string(b)), &checkerSpec{ConnectTimeout: time.Second})
 		if err == nil && (r.Status < 100 || r.Status > 999 || len(r.Digest) != 32) {
 			t.Fatalf("accepted %q as %+v", b, r)
 		}
@@ -1174,7 +1176,7 @@ func FuzzMiscCommand(f *testing.F) {
 	f.Add(`/bin/check "a b" c`)
 	f.Add(`cat </dev/tcp/x/1`)
 	f.Fuzz(func(t *testing.T, s string) {
-		argv, err := miscCommand(s)
+		argv, err := checkMiscCommand(s)
 		if err == nil && len(argv) == 0 {
 			t.Fatalf("%q gave no argv and no error", s)
 		}
@@ -1225,7 +1227,7 @@ func BenchmarkTCPCheckLoopback(b *testing.B) {
 	var count, failed atomic.Int64
 	target := int64(b.N)
 	reached := make(chan struct{})
-	s := newCheckScheduler(256, nil)
+	s := newRSCheckScheduler(256, nil)
 	for i, a := range addrs {
 		ap := netip.MustParseAddrPort(a)
 		spec := newCheckerSpec(checkTCP, ap.Addr(), ap.Port())
@@ -1234,7 +1236,7 @@ func BenchmarkTCPCheckLoopback(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		counted := checkFunc(func(ctx context.Context) checkOutcome {
+		counted := rsCheckFunc(func(ctx context.Context) checkOutcome {
 			o := ck.Check(ctx)
 			if o.Err != nil && ctx.Err() == nil { // not cut short by the end of the run
 				failed.Add(1)

@@ -122,8 +122,8 @@ func (g *genhashCmd) spec() (*checkerSpec, error) {
 }
 
 // genhashFetch fetches the spec's single url as the checker would.
-func genhashFetch(ctx context.Context, spec *checkerSpec) (*httpResponse, error) {
-	r, err := httpFetch(ctx, spec, &spec.URLs[0])
+func genhashFetch(ctx context.Context, spec *checkerSpec) (*checkHTTPResponse, error) {
+	r, err := checkHTTPFetch(ctx, spec, &spec.URLs[0])
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", spec.addrPort(), err)
 	}

@@ -14,9 +14,9 @@ import (
 	"github.com/alecthomas/kong"
 )
 
-// genhashServer serves a plain page, a chunked page (HTTP/1.1 only) and a
+// rsGenhashServer serves a plain page, a chunked page (HTTP/1.1 only) and a
 // page echoing the Host header.
-func genhashServer(t *testing.T, tlsOn bool) *httptest.Server {
+func rsGenhashServer(t *testing.T, tlsOn bool) *httptest.Server {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/chunked":
@@ -39,7 +39,7 @@ func genhashServer(t *testing.T, tlsOn bool) *httptest.Server {
 	return srv
 }
 
-func runGenhash(t *testing.T, g genhashCmd) string {
+func rsRunGenhash(t *testing.T, g genhashCmd) string {
 	t.Helper()
 	var out bytes.Buffer
 	if err := g.run(&out); err != nil {
@@ -49,22 +49,22 @@ func runGenhash(t *testing.T, g genhashCmd) string {
 }
 
 func TestGenhashURLAndKeepalivedFlagsAgree(t *testing.T) {
-	srv := genhashServer(t, false)
-	want := httpBodyMD5("<html>vipd genhash test page</html>\n")
-	if got := runGenhash(t, genhashCmd{Target: srv.URL + "/index.html", Protocol: "1.0", Timeout: "5"}); got != want {
+	srv := rsGenhashServer(t, false)
+	want := rsBodyMD5("<html>vipd genhash test page</html>\n")
+	if got := rsRunGenhash(t, genhashCmd{Target: srv.URL + "/index.html", Protocol: "1.0", Timeout: "5"}); got != want {
 		t.Errorf("URL form: %s, want %s", got, want)
 	}
 	host, port, _ := strings.Cut(strings.TrimPrefix(srv.URL, "http://"), ":")
 	p, _ := strconv.Atoi(port)
-	if got := runGenhash(t, genhashCmd{Server: host, Port: uint16(p), Path: "/index.html", Protocol: "1.1", Timeout: "2.5"}); got != want {
+	if got := rsRunGenhash(t, genhashCmd{Server: host, Port: uint16(p), Path: "/index.html", Protocol: "1.1", Timeout: "2.5"}); got != want {
 		t.Errorf("flag form: %s, want %s", got, want)
 	}
 	// -V sets the Host header, and the digest follows the page.
-	if got := runGenhash(t, genhashCmd{Server: host, Port: uint16(p), Path: "/host", VirtualHost: "www.example.com", Protocol: "1.0", Timeout: "5"}); got != httpBodyMD5("host=www.example.com") {
+	if got := rsRunGenhash(t, genhashCmd{Server: host, Port: uint16(p), Path: "/host", VirtualHost: "www.example.com", Protocol: "1.0", Timeout: "5"}); got != rsBodyMD5("host=www.example.com") {
 		t.Errorf("virtualhost: %s", got)
 	}
-	tls := genhashServer(t, true)
-	if got := runGenhash(t, genhashCmd{Target: tls.URL + "/", Protocol: "1.0", Timeout: "5s"}); got != want {
+	tls := rsGenhashServer(t, true)
+	if got := rsRunGenhash(t, genhashCmd{Target: tls.URL + "/", Protocol: "1.0", Timeout: "5s"}); got != want {
 		t.Errorf("https: %s, want %s", got, want)
 	}
 }
@@ -96,7 +96,7 @@ func TestGenhashMatchesKeepalived(t *testing.T) {
 	if err != nil {
 		t.Skip("keepalived's genhash is not installed")
 	}
-	srv := genhashServer(t, false)
+	srv := rsGenhashServer(t, false)
 	host, port, _ := strings.Cut(strings.TrimPrefix(srv.URL, "http://"), ":")
 	p, _ := strconv.Atoi(port)
 	for _, c := range []struct{ path, proto string }{
@@ -107,7 +107,7 @@ func TestGenhashMatchesKeepalived(t *testing.T) {
 			t.Fatalf("genhash %s %s: %v", c.path, c.proto, err)
 		}
 		theirs := strings.TrimSpace(string(out))
-		ours := runGenhash(t, genhashCmd{Server: host, Port: uint16(p), Path: c.path, Protocol: c.proto, Timeout: "5"})
+		ours := rsRunGenhash(t, genhashCmd{Server: host, Port: uint16(p), Path: c.path, Protocol: c.proto, Timeout: "5"})
 		if ours != theirs {
 			t.Errorf("%s over HTTP/%s: vipd %s, keepalived %s", c.path, c.proto, ours, theirs)
 		}
