@@ -14,9 +14,9 @@ package main
 // random time in [0, warmup], warmup defaulting to delay_loop, which spreads
 // thousands of checks over the loop instead of firing them together.
 //
-// Layout: checkerSpec (configuration), checkState/checkQueue (the pure
+// Layout: checkerSpec (configuration), rsCheckState/rsCheckQueue (the pure
 // scheduling core: no goroutines, sockets or wall clock, time is an
-// argument), checkScheduler (the thin driver: one goroutine, one timer,
+// argument), rsCheckScheduler (the thin driver: one goroutine, one timer,
 // bounded concurrency), and one checker implementation per kind.
 
 import (
@@ -478,9 +478,9 @@ type checkTransition struct {
 	At       time.Time
 }
 
-// checkState is one checker's retry state, keepalived's is_up, has_run and
+// rsCheckState is one checker's retry state, keepalived's is_up, has_run and
 // retry_it.
-type checkState struct {
+type rsCheckState struct {
 	up       bool
 	hasRun   bool
 	retryIt  int
@@ -488,10 +488,10 @@ type checkState struct {
 	weight   int
 }
 
-func newCheckState(spec *checkerSpec) checkState {
+func newRSCheckState(spec *checkerSpec) rsCheckState {
 	// check_data.c: "For non alpha mode, one failure is enough initially":
 	// retry_it starts at retry so that the first failure brings it down.
-	return checkState{up: !spec.Alpha, retryIt: spec.Retry, weight: -1}
+	return rsCheckState{up: !spec.Alpha, retryIt: spec.Retry, weight: -1}
 }
 
 // step applies one attempt's outcome and returns the delay before the next
@@ -502,7 +502,7 @@ func newCheckState(spec *checkerSpec) checkState {
 //	failure, up, retry_it < retry: retry_it++, next in delay_before_retry
 //	failure, up, retry_it = retry: down, retry_it = 0, next in delay_loop
 //	failure, down:               stay down, next in delay_loop
-func (st *checkState) step(spec *checkerSpec, out checkOutcome) (next time.Duration, changed, weightChanged bool) {
+func (st *rsCheckState) step(spec *checkerSpec, out checkOutcome) (next time.Duration, changed, weightChanged bool) {
 	next = spec.DelayLoop
 	if out.Err == nil {
 		st.retryIt = 0
@@ -533,18 +533,18 @@ func (st *checkState) step(spec *checkerSpec, out checkOutcome) (next time.Durat
 	return next, changed, false
 }
 
-// checker runs one attempt against a real server. Implementations honour
+// rsChecker runs one attempt against a real server. Implementations honour
 // ctx (the scheduler cancels it at shutdown) and their own timeouts.
-type checker interface {
+type rsChecker interface {
 	Check(ctx context.Context) checkOutcome
 }
 
-// checkEntry is one scheduled checker.
-type checkEntry struct {
+// rsCheckEntry is one scheduled checker.
+type rsCheckEntry struct {
 	id      string
 	spec    *checkerSpec
-	ck      checker
-	st      checkState
+	ck      rsChecker
+	st      rsCheckState
 	due     time.Time
 	index   int // position in the heap, -1 when not queued
 	running bool
@@ -552,21 +552,21 @@ type checkEntry struct {
 	started time.Time
 }
 
-type checkHeap []*checkEntry
+type rsCheckHeap []*rsCheckEntry
 
-func (h checkHeap) Len() int           { return len(h) }
-func (h checkHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
-func (h checkHeap) Swap(i, j int) {
+func (h rsCheckHeap) Len() int           { return len(h) }
+func (h rsCheckHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h rsCheckHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].index = i
 	h[j].index = j
 }
-func (h *checkHeap) Push(x any) {
-	e := x.(*checkEntry)
+func (h *rsCheckHeap) Push(x any) {
+	e := x.(*rsCheckEntry)
 	e.index = len(*h)
 	*h = append(*h, e)
 }
-func (h *checkHeap) Pop() any {
+func (h *rsCheckHeap) Pop() any {
 	old := *h
 	e := old[len(old)-1]
 	old[len(old)-1] = nil
@@ -575,18 +575,18 @@ func (h *checkHeap) Pop() any {
 	return e
 }
 
-// checkQueue is the scheduling core: a timer heap of checkers ordered by
+// rsCheckQueue is the scheduling core: a timer heap of checkers ordered by
 // due time. It holds no goroutine, socket or clock; callers pass now.
-type checkQueue struct {
-	h       checkHeap
-	entries map[string]*checkEntry
+type rsCheckQueue struct {
+	h       rsCheckHeap
+	entries map[string]*rsCheckEntry
 	// jitter returns a random duration in [0, max]; tests replace it.
 	jitter func(max time.Duration) time.Duration
 }
 
-func newCheckQueue() *checkQueue {
-	return &checkQueue{
-		entries: make(map[string]*checkEntry),
+func newRSCheckQueue() *rsCheckQueue {
+	return &rsCheckQueue{
+		entries: make(map[string]*rsCheckEntry),
 		jitter: func(max time.Duration) time.Duration {
 			if max <= 0 {
 				return 0
@@ -598,11 +598,11 @@ func newCheckQueue() *checkQueue {
 
 // add schedules a checker; its first run is at now + a random warmup, as
 // keepalived's register_checkers_thread.
-func (q *checkQueue) add(id string, spec *checkerSpec, ck checker, now time.Time) (*checkEntry, error) {
+func (q *rsCheckQueue) add(id string, spec *checkerSpec, ck rsChecker, now time.Time) (*rsCheckEntry, error) {
 	if _, dup := q.entries[id]; dup {
 		return nil, fmt.Errorf("checker %q already scheduled", id)
 	}
-	e := &checkEntry{id: id, spec: spec, ck: ck, st: newCheckState(spec), index: -1}
+	e := &rsCheckEntry{id: id, spec: spec, ck: ck, st: newRSCheckState(spec), index: -1}
 	e.due = now.Add(q.jitter(spec.Warmup))
 	q.entries[id] = e
 	heap.Push(&q.h, e)
@@ -610,7 +610,7 @@ func (q *checkQueue) add(id string, spec *checkerSpec, ck checker, now time.Time
 }
 
 // remove unschedules a checker; a running attempt's result is dropped.
-func (q *checkQueue) remove(id string) {
+func (q *rsCheckQueue) remove(id string) {
 	e, ok := q.entries[id]
 	if !ok {
 		return
@@ -623,7 +623,7 @@ func (q *checkQueue) remove(id string) {
 }
 
 // next returns the earliest due time.
-func (q *checkQueue) next() (time.Time, bool) {
+func (q *rsCheckQueue) next() (time.Time, bool) {
 	if len(q.h) == 0 {
 		return time.Time{}, false
 	}
@@ -632,11 +632,11 @@ func (q *checkQueue) next() (time.Time, bool) {
 
 // popDue takes the earliest checker due at or before now, marking it
 // running; nil when none is due.
-func (q *checkQueue) popDue(now time.Time) *checkEntry {
+func (q *rsCheckQueue) popDue(now time.Time) *rsCheckEntry {
 	if len(q.h) == 0 || q.h[0].due.After(now) {
 		return nil
 	}
-	e := heap.Pop(&q.h).(*checkEntry)
+	e := heap.Pop(&q.h).(*rsCheckEntry)
 	e.running = true
 	e.started = now
 	return e
@@ -646,7 +646,7 @@ func (q *checkQueue) popDue(now time.Time) *checkEntry {
 // returns the transition to report, if any. MISC_CHECK counts its delay
 // from the start of the run (check_misc.c uses last_ran), the others from
 // the end of the attempt.
-func (q *checkQueue) done(e *checkEntry, out checkOutcome, now time.Time) (checkTransition, bool) {
+func (q *rsCheckQueue) done(e *rsCheckEntry, out checkOutcome, now time.Time) (checkTransition, bool) {
 	e.running = false
 	if e.removed {
 		return checkTransition{}, false
@@ -676,33 +676,33 @@ func (q *checkQueue) done(e *checkEntry, out checkOutcome, now time.Time) (check
 // ---------------------------------------------------------------------------
 // Driver.
 
-// checkScheduler runs checkers: one goroutine owns the timer heap and arms
+// rsCheckScheduler runs checkers: one goroutine owns the timer heap and arms
 // a single timer for the earliest due checker; due checkers run in
 // goroutines that exist only for the attempt, at most limit at once;
 // transitions go to notify, called from Run's goroutine in order.
-type checkScheduler struct {
+type rsCheckScheduler struct {
 	mu     sync.Mutex
-	q      *checkQueue
+	q      *rsCheckQueue
 	limit  int
 	notify func(checkTransition)
 	now    func() time.Time
 	wake   chan struct{}
 }
 
-// newCheckScheduler returns a scheduler running at most limit attempts at
+// newRSCheckScheduler returns a scheduler running at most limit attempts at
 // once (0 means 256). notify must not block for long.
-func newCheckScheduler(limit int, notify func(checkTransition)) *checkScheduler {
+func newRSCheckScheduler(limit int, notify func(checkTransition)) *rsCheckScheduler {
 	if limit <= 0 {
 		limit = 256
 	}
 	if notify == nil {
 		notify = func(checkTransition) {}
 	}
-	return &checkScheduler{q: newCheckQueue(), limit: limit, notify: notify, now: time.Now, wake: make(chan struct{}, 1)}
+	return &rsCheckScheduler{q: newRSCheckQueue(), limit: limit, notify: notify, now: time.Now, wake: make(chan struct{}, 1)}
 }
 
 // Add normalizes spec, builds its checker and schedules it under id.
-func (s *checkScheduler) Add(id string, spec *checkerSpec) error {
+func (s *rsCheckScheduler) Add(id string, spec *checkerSpec) error {
 	ck, err := newChecker(spec)
 	if err != nil {
 		return fmt.Errorf("%s: %w", id, err)
@@ -711,7 +711,7 @@ func (s *checkScheduler) Add(id string, spec *checkerSpec) error {
 }
 
 // AddChecker schedules a given checker implementation (tests use fakes).
-func (s *checkScheduler) AddChecker(id string, spec *checkerSpec, ck checker) error {
+func (s *rsCheckScheduler) AddChecker(id string, spec *checkerSpec, ck rsChecker) error {
 	if err := spec.normalize(); err != nil {
 		return fmt.Errorf("%s: %w", id, err)
 	}
@@ -723,7 +723,7 @@ func (s *checkScheduler) AddChecker(id string, spec *checkerSpec, ck checker) er
 }
 
 // Remove unschedules a checker.
-func (s *checkScheduler) Remove(id string) {
+func (s *rsCheckScheduler) Remove(id string) {
 	s.mu.Lock()
 	s.q.remove(id)
 	s.mu.Unlock()
@@ -731,7 +731,7 @@ func (s *checkScheduler) Remove(id string) {
 }
 
 // State returns whether a checker is up, and false when it is unknown.
-func (s *checkScheduler) State(id string) (up, ok bool) {
+func (s *rsCheckScheduler) State(id string) (up, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.q.entries[id]
@@ -741,22 +741,22 @@ func (s *checkScheduler) State(id string) (up, ok bool) {
 	return e.st.up, true
 }
 
-func (s *checkScheduler) poke() {
+func (s *rsCheckScheduler) poke() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
 }
 
-type checkResult struct {
-	e   *checkEntry
+type rsCheckResult struct {
+	e   *rsCheckEntry
 	out checkOutcome
 }
 
 // Run drives the checkers until ctx ends, then waits for running attempts
 // (which see ctx cancelled) and returns.
-func (s *checkScheduler) Run(ctx context.Context) error {
-	results := make(chan checkResult, s.limit)
+func (s *rsCheckScheduler) Run(ctx context.Context) error {
+	results := make(chan rsCheckResult, s.limit)
 	inflight := 0
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -769,9 +769,9 @@ func (s *checkScheduler) Run(ctx context.Context) error {
 				break
 			}
 			inflight++
-			go func(e *checkEntry) {
+			go func(e *rsCheckEntry) {
 				out := e.ck.Check(ctx)
-				results <- checkResult{e, out}
+				results <- rsCheckResult{e, out}
 			}(e)
 		}
 		wait := time.Hour
@@ -813,7 +813,7 @@ func (s *checkScheduler) Run(ctx context.Context) error {
 // Checkers.
 
 // newChecker builds the checker for a spec.
-func newChecker(spec *checkerSpec) (checker, error) {
+func newChecker(spec *checkerSpec) (rsChecker, error) {
 	if err := spec.normalize(); err != nil {
 		return nil, err
 	}
@@ -915,8 +915,8 @@ func checkDeadline(c net.Conn, spec *checkerSpec) {
 	_ = c.SetDeadline(time.Now().Add(spec.ConnectTimeout))
 }
 
-// closeOnCancel closes c when ctx ends, so that a blocked read returns.
-func closeOnCancel(ctx context.Context, c net.Conn) (stop func() bool) {
+// checkCloseOnCancel closes c when ctx ends, so that a blocked read returns.
+func checkCloseOnCancel(ctx context.Context, c net.Conn) (stop func() bool) {
 	return context.AfterFunc(ctx, func() { c.Close() })
 }
 
@@ -943,7 +943,7 @@ type httpChecker struct{ spec *checkerSpec }
 func (h *httpChecker) Check(ctx context.Context) checkOutcome {
 	for i := range h.spec.URLs {
 		u := &h.spec.URLs[i]
-		r, err := httpFetch(ctx, h.spec, u)
+		r, err := checkHTTPFetch(ctx, h.spec, u)
 		if err != nil {
 			return checkOutcome{Err: fmt.Errorf("url %s: %w", u.Path, err), Weight: -1}
 		}
@@ -954,8 +954,8 @@ func (h *httpChecker) Check(ctx context.Context) checkOutcome {
 	return checkOutcome{Weight: -1}
 }
 
-// httpResponse is what keepalived looks at in a reply.
-type httpResponse struct {
+// checkHTTPResponse is what keepalived looks at in a reply.
+type checkHTTPResponse struct {
 	Status int
 	Digest string // hex MD5 of the body
 	Body   []byte // kept only up to httpKeepBody, for regex
@@ -963,11 +963,11 @@ type httpResponse struct {
 }
 
 const (
-	httpMaxHeader = 64 << 10
-	httpKeepBody  = 1 << 20
+	checkHTTPMaxHeader = 64 << 10
+	checkHTTPKeepBody  = 1 << 20
 )
 
-func (r *httpResponse) verify(u *checkURL) error {
+func (r *checkHTTPResponse) verify(u *checkURL) error {
 	if !u.statusOK(r.Status) {
 		return fmt.Errorf("status %d not in %s", r.Status, u.statusText())
 	}
@@ -983,8 +983,8 @@ func (r *httpResponse) verify(u *checkURL) error {
 	return nil
 }
 
-// httpRequest builds keepalived's GET (check_http.c request_template).
-func httpRequest(spec *checkerSpec, u *checkURL) string {
+// checkHTTPRequest builds keepalived's GET (check_http.c request_template).
+func checkHTTPRequest(spec *checkerSpec, u *checkURL) string {
 	host := u.VirtualHost
 	if host == "" {
 		host = spec.VirtualHost
@@ -1002,15 +1002,15 @@ func httpRequest(spec *checkerSpec, u *checkURL) string {
 	return "GET " + u.Path + " HTTP/1." + minor + "\r\nUser-Agent: KeepAliveClient\r\n" + conn + "Host: " + host + "\r\n\r\n"
 }
 
-// httpFetch sends one GET and reads the reply until the server closes or
+// checkHTTPFetch sends one GET and reads the reply until the server closes or
 // Content-Length bytes arrived.
-func httpFetch(ctx context.Context, spec *checkerSpec, u *checkURL) (*httpResponse, error) {
+func checkHTTPFetch(ctx context.Context, spec *checkerSpec, u *checkURL) (*checkHTTPResponse, error) {
 	c, err := checkDial(ctx, spec, "tcp")
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	stop := closeOnCancel(ctx, c)
+	stop := checkCloseOnCancel(ctx, c)
 	defer stop()
 	if spec.Kind == checkSSL {
 		conf := spec.tlsConf.Clone()
@@ -1028,65 +1028,66 @@ func httpFetch(ctx context.Context, spec *checkerSpec, u *checkURL) (*httpRespon
 		c = tc
 	}
 	checkDeadline(c, spec)
-	if _, err := io.WriteString(c, httpRequest(spec, u)); err != nil {
+	if _, err := io.WriteString(c, checkHTTPRequest(spec, u)); err != nil {
 		return nil, checkNetErr("send request", spec, err)
 	}
-	return httpReadResponse(&deadlineReader{c, spec}, spec)
+	return checkHTTPReadResponse(&checkDeadlineReader{c, spec}, spec)
 }
 
-// deadlineReader re-arms connect_timeout before every read, as keepalived
+// checkDeadlineReader re-arms connect_timeout before every read, as keepalived
 // re-arms its read thread.
-type deadlineReader struct {
+type checkDeadlineReader struct {
 	c    net.Conn
 	spec *checkerSpec
 }
 
-func (d *deadlineReader) Read(p []byte) (int, error) {
+func (d *checkDeadlineReader) Read(p []byte) (int, error) {
 	checkDeadline(d.c, d.spec)
 	return d.c.Read(p)
 }
 
-// httpReadResponse parses the status line and header (keepalived's
+// checkHTTPReadResponse parses the status line and header (keepalived's
 // extract_status_code / extract_html) and hashes the body.
-func httpReadResponse(r io.Reader, spec *checkerSpec) (*httpResponse, error) {
+func checkHTTPReadResponse(r io.Reader, spec *checkerSpec) (*checkHTTPResponse, error) {
 	br := bufio.NewReaderSize(r, 4096)
 	var head []byte
 	for !bytes.HasSuffix(head, []byte("\r\n\r\n")) {
 		line, err := br.ReadSlice('\n')
 		head = append(head, line...)
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			if len(head) == 0 {
+			switch {
+			case !errors.Is(err, io.EOF):
+				return nil, checkNetErr("read", spec, err)
+			case len(head) == 0:
 				return nil, errors.New("read: no data received")
-			}
-			if errors.Is(err, io.EOF) {
+			default:
 				return nil, errors.New("read: reply ended inside the header")
 			}
-			return nil, checkNetErr("read", spec, err)
 		}
-		if len(head) > httpMaxHeader {
-			return nil, fmt.Errorf("read: header longer than %d bytes", httpMaxHeader)
+		if len(head) > checkHTTPMaxHeader {
+			return nil, fmt.Errorf("read: header longer than %d bytes", checkHTTPMaxHeader)
 		}
 	}
-	status, err := httpStatusCode(head)
+	status, err := checkHTTPStatus(head)
 	if err != nil {
 		return nil, err
 	}
-	length := httpContentLength(head)
+	length := checkHTTPContentLength(head)
 	var body io.Reader = br
 	if length >= 0 {
 		body = io.LimitReader(br, length)
 	}
 	hash := md5.New()
-	keep := &checkCapBuffer{max: httpKeepBody}
+	keep := &checkCapBuffer{max: checkHTTPKeepBody}
 	n, err := io.Copy(io.MultiWriter(hash, keep), body)
 	if err != nil {
 		return nil, checkNetErr("read body", spec, err)
 	}
-	return &httpResponse{Status: status, Digest: hex.EncodeToString(hash.Sum(nil)), Body: keep.b, Size: n}, nil
+	return &checkHTTPResponse{Status: status, Digest: hex.EncodeToString(hash.Sum(nil)), Body: keep.b, Size: n}, nil
 }
 
-// httpStatusCode reads "HTTP/1.x NNN ..." from the first header line.
-func httpStatusCode(head []byte) (int, error) {
+// checkHTTPStatus reads "HTTP/1.x NNN ..." from the first header line.
+func checkHTTPStatus(head []byte) (int, error) {
 	line, _, _ := bytes.Cut(head, []byte("\n"))
 	line = bytes.TrimRight(line, "\r")
 	if !bytes.HasPrefix(line, []byte("HTTP/")) {
@@ -1103,9 +1104,9 @@ func httpStatusCode(head []byte) (int, error) {
 	return code, nil
 }
 
-// httpContentLength returns the Content-Length header, -1 when absent or
+// checkHTTPContentLength returns the Content-Length header, -1 when absent or
 // malformed (the body then runs to EOF).
-func httpContentLength(head []byte) int64 {
+func checkHTTPContentLength(head []byte) int64 {
 	for _, line := range bytes.Split(head, []byte("\r\n"))[1:] {
 		name, val, ok := bytes.Cut(line, []byte(":"))
 		if ok && strings.EqualFold(string(bytes.TrimSpace(name)), "Content-Length") {
@@ -1177,11 +1178,11 @@ func (s *checkerSpec) buildTLS() (*tls.Config, error) {
 type miscChecker struct{ spec *checkerSpec }
 
 func (m *miscChecker) Check(ctx context.Context) checkOutcome {
-	argv, err := miscCommand(m.spec.MiscPath)
+	argv, err := checkMiscCommand(m.spec.MiscPath)
 	if err != nil {
 		return checkOutcome{Err: err, Weight: -1}
 	}
-	code, err := miscRun(ctx, argv, m.spec.MiscTimeout, m.spec.MiscUser)
+	code, err := checkMiscRun(ctx, argv, m.spec.MiscTimeout, m.spec.MiscUser)
 	if err != nil {
 		return checkOutcome{Err: err, Weight: -1}
 	}
@@ -1195,13 +1196,13 @@ func (m *miscChecker) Check(ctx context.Context) checkOutcome {
 }
 
 // miscShellChars are the characters that make a command line need a shell.
-const miscShellChars = "|&;<>()$`\\*?[]~{}#\n"
+const checkMiscShellChars = "|&;<>()$`\\*?[]~{}#\n"
 
-// miscCommand splits misc_path into argv like keepalived's
+// checkMiscCommand splits misc_path into argv like keepalived's
 // set_script_params_array (whitespace separated, quotes group, backslash
 // escapes); a command with shell syntax runs as /bin/sh -c CMD so configs
 // written for shells keep working.
-func miscCommand(cmd string) ([]string, error) {
+func checkMiscCommand(cmd string) ([]string, error) {
 	cmd = strings.TrimSpace(cmd)
 	if cmd == "" {
 		return nil, errors.New("empty misc_path")
@@ -1228,7 +1229,7 @@ func miscCommand(cmd string) ([]string, error) {
 				cur.Reset()
 				inArg = false
 			}
-		case strings.IndexByte(miscShellChars, c) >= 0:
+		case strings.IndexByte(checkMiscShellChars, c) >= 0:
 			return []string{"/bin/sh", "-c", cmd}, nil
 		default:
 			cur.WriteByte(c)
@@ -1244,10 +1245,10 @@ func miscCommand(cmd string) ([]string, error) {
 	return args, nil
 }
 
-// miscRun runs argv in its own process group and returns its exit status.
+// checkMiscRun runs argv in its own process group and returns its exit status.
 // At timeout (or ctx end) the whole group gets SIGTERM, then SIGKILL after
 // checkMiscKillGrace, as keepalived does; that is a failure.
-func miscRun(ctx context.Context, argv []string, timeout time.Duration, cred *syscall.Credential) (int, error) {
+func checkMiscRun(ctx context.Context, argv []string, timeout time.Duration, cred *syscall.Credential) (int, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 	// stdout/stderr go to /dev/null (nil): a pipe would keep Wait waiting
@@ -1265,7 +1266,7 @@ func miscRun(ctx context.Context, argv []string, timeout time.Duration, cred *sy
 	case err := <-done:
 		// Reap stragglers the script left in its group.
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		return miscExit(err)
+		return checkMiscExit(err)
 	case <-t.C:
 		why = fmt.Errorf("timed out after %v", timeout)
 	case <-ctx.Done():
@@ -1284,7 +1285,7 @@ func miscRun(ctx context.Context, argv []string, timeout time.Duration, cred *sy
 	return 0, why
 }
 
-func miscExit(err error) (int, error) {
+func checkMiscExit(err error) (int, error) {
 	if err == nil {
 		return 0, nil
 	}
@@ -1304,7 +1305,7 @@ type dnsChecker struct{ spec *checkerSpec }
 
 func (d *dnsChecker) Check(ctx context.Context) checkOutcome {
 	id := uint16(rand.UintN(1 << 16))
-	q, err := dnsQuery(id, d.spec.DNSName, d.spec.dnsType)
+	q, err := checkDNSQuery(id, d.spec.DNSName, d.spec.dnsType)
 	if err != nil {
 		return checkOutcome{Err: err, Weight: -1}
 	}
@@ -1313,7 +1314,7 @@ func (d *dnsChecker) Check(ctx context.Context) checkOutcome {
 		return checkOutcome{Err: err, Weight: -1}
 	}
 	defer c.Close()
-	stop := closeOnCancel(ctx, c)
+	stop := checkCloseOnCancel(ctx, c)
 	defer stop()
 	checkDeadline(c, d.spec) // one timeout for the whole exchange, as keepalived
 	if _, err := c.Write(q); err != nil {
@@ -1337,8 +1338,8 @@ func (d *dnsChecker) Check(ctx context.Context) checkOutcome {
 	}
 }
 
-// dnsQuery builds the query keepalived's dns_make_query sends.
-func dnsQuery(id uint16, name string, typ dnsmessage.Type) ([]byte, error) {
+// checkDNSQuery builds the query keepalived's dns_make_query sends.
+func checkDNSQuery(id uint16, name string, typ dnsmessage.Type) ([]byte, error) {
 	n, err := dnsmessage.NewName(name)
 	if err != nil {
 		return nil, fmt.Errorf("dns name %q: %v", name, err)
@@ -1364,7 +1365,7 @@ func (u *udpChecker) Check(ctx context.Context) checkOutcome {
 		return checkOutcome{Err: err, Weight: -1}
 	}
 	defer c.Close()
-	stop := closeOnCancel(ctx, c)
+	stop := checkCloseOnCancel(ctx, c)
 	defer stop()
 	checkDeadline(c, u.spec)
 	if _, err := c.Write(u.spec.UDPPayload); err != nil {
@@ -1382,13 +1383,13 @@ func (u *udpChecker) Check(ctx context.Context) checkOutcome {
 	if !u.spec.UDPRequireReply {
 		return checkOutcome{Weight: -1}
 	}
-	if err := udpMatch(buf[:n], u.spec); err != nil {
+	if err := checkUDPMatch(buf[:n], u.spec); err != nil {
 		return checkOutcome{Err: err, Weight: -1}
 	}
 	return checkOutcome{Weight: -1}
 }
 
-func udpMatch(got []byte, spec *checkerSpec) error {
+func checkUDPMatch(got []byte, spec *checkerSpec) error {
 	if len(got) < spec.UDPMinReply || len(got) > spec.UDPMaxReply {
 		return fmt.Errorf("reply length %d outside %d-%d", len(got), spec.UDPMinReply, spec.UDPMaxReply)
 	}
@@ -1498,17 +1499,17 @@ func (s *smtpChecker) Check(ctx context.Context) checkOutcome {
 		return checkOutcome{Err: err, Weight: -1}
 	}
 	defer c.Close()
-	stop := closeOnCancel(ctx, c)
+	stop := checkCloseOnCancel(ctx, c)
 	defer stop()
-	br := bufio.NewReader(&deadlineReader{c, s.spec})
-	if err := smtpExpect(br, 220, "banner", s.spec); err != nil {
+	br := bufio.NewReader(&checkDeadlineReader{c, s.spec})
+	if err := checkSMTPExpect(br, 220, "banner", s.spec); err != nil {
 		return checkOutcome{Err: err, Weight: -1}
 	}
 	checkDeadline(c, s.spec)
 	if _, err := io.WriteString(c, "HELO "+s.spec.SMTPHelo+"\r\n"); err != nil {
 		return checkOutcome{Err: checkNetErr("send HELO", s.spec, err), Weight: -1}
 	}
-	if err := smtpExpect(br, 250, "HELO", s.spec); err != nil {
+	if err := checkSMTPExpect(br, 250, "HELO", s.spec); err != nil {
 		return checkOutcome{Err: err, Weight: -1}
 	}
 	checkDeadline(c, s.spec)
@@ -1522,9 +1523,9 @@ func (s *smtpChecker) Check(ctx context.Context) checkOutcome {
 	return checkOutcome{Weight: -1}
 }
 
-// smtpExpect reads one reply (multi-line "220-..." continuations included)
+// checkSMTPExpect reads one reply (multi-line "220-..." continuations included)
 // and checks its code.
-func smtpExpect(br *bufio.Reader, want int, what string, spec *checkerSpec) error {
+func checkSMTPExpect(br *bufio.Reader, want int, what string, spec *checkerSpec) error {
 	for lines := 0; lines < 100; lines++ {
 		line, err := br.ReadString('\n')
 		if err != nil {

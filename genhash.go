@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"net/url"
@@ -32,7 +33,9 @@ type genhashCmd struct {
 }
 
 // Run fetches the page and prints its digest.
-func (g *genhashCmd) Run() error {
+func (g *genhashCmd) Run() error { return g.run(os.Stdout) }
+
+func (g *genhashCmd) run(w io.Writer) error {
 	spec, err := g.spec()
 	if err != nil {
 		return err
@@ -42,9 +45,9 @@ func (g *genhashCmd) Run() error {
 		return err
 	}
 	if g.Verbose {
-		fmt.Fprintf(os.Stdout, "status %d, %d body bytes\n", r.Status, r.Size)
+		fmt.Fprintf(w, "status %d, %d body bytes\n", r.Status, r.Size)
 	}
-	fmt.Fprintln(os.Stdout, r.Digest)
+	fmt.Fprintln(w, r.Digest)
 	return nil
 }
 
@@ -119,8 +122,8 @@ func (g *genhashCmd) spec() (*checkerSpec, error) {
 }
 
 // genhashFetch fetches the spec's single url as the checker would.
-func genhashFetch(ctx context.Context, spec *checkerSpec) (*httpResponse, error) {
-	r, err := httpFetch(ctx, spec, &spec.URLs[0])
+func genhashFetch(ctx context.Context, spec *checkerSpec) (*checkHTTPResponse, error) {
+	r, err := checkHTTPFetch(ctx, spec, &spec.URLs[0])
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", spec.addrPort(), err)
 	}
