@@ -124,11 +124,11 @@ type instanceEvent struct {
 	// Transition: From -> To because of Reason, at effective Priority.
 	Transition bool
 	From, To   state
-	Reason     reason
+	Reason     transReason
 	Detail     string
 	Priority   uint8
 	// Otherwise Log is the protocol event.
-	Log logLine
+	Log protoLog
 }
 
 // subscribe registers fn for every instanceEvent. fn runs on the runner's

@@ -101,11 +101,6 @@ func (f ipvsFlags) String() string {
 	return strings.Join(s, ",")
 }
 
-// ipvsSchedulers are the schedulers keepalived accepts for lb_algo/lvs_sched.
-// Whether the running kernel has one is only known when a service uses it
-// (Debian's 6.1 kernel has no twos).
-var ipvsSchedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "sh", "mh", "dh", "sed", "nq", "fo", "ovf", "twos"}
-
 // ipvsService is one IPVS virtual service: either an address, port and
 // protocol, or a firewall mark (FWMark != 0; then Addr, Port and Protocol
 // are unused and Family says which family the mark applies to).

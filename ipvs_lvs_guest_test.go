@@ -76,7 +76,7 @@ func sysctl(path, val string) error {
 
 // veth creates a veth pair in the current (root) namespace and moves the
 // peer into ns. The root end is returned, still down.
-func veth(t *testing.T, name, peer string, ns netns.NsHandle) netlink.Link {
+func guestVeth(t *testing.T, name, peer string, ns netns.NsHandle) netlink.Link {
 	t.Helper()
 	la := netlink.NewLinkAttrs()
 	la.Name = name
@@ -273,10 +273,10 @@ func TestIPVSGuestNAT(t *testing.T) {
 	if err := sysctl("net.ipv4.ip_forward", "1"); err != nil {
 		t.Fatal(err)
 	}
-	veth(t, "nat-c0", "eth0", client)
-	veth(t, "nat-r1", "eth0", rs1)
-	veth(t, "nat-r2", "eth0", rs2)
-	veth(t, "nat-s", "eth0", sorry)
+	guestVeth(t, "nat-c0", "eth0", client)
+	guestVeth(t, "nat-r1", "eth0", rs1)
+	guestVeth(t, "nat-r2", "eth0", rs2)
+	guestVeth(t, "nat-s", "eth0", sorry)
 	for _, e := range []error{
 		ifup("nat-c0", "", "10.0.0.1/24"),
 		ifup("nat-r1", "", "10.1.1.1/24"),
@@ -318,7 +318,7 @@ func TestIPVSGuestDR(t *testing.T) {
 		name string
 		ns   netns.NsHandle
 	}{{"dr-c", client}, {"dr-r1", rs1}, {"dr-r2", rs2}} {
-		l := veth(t, p.name, "eth0", p.ns)
+		l := guestVeth(t, p.name, "eth0", p.ns)
 		if err := netlink.LinkSetMaster(l, br); err != nil {
 			t.Fatal(err)
 		}
@@ -372,9 +372,9 @@ func TestIPVSGuestNAT6(t *testing.T) {
 	if err := sysctl("net.ipv6.conf.all.forwarding", "1"); err != nil {
 		t.Fatal(err)
 	}
-	veth(t, "nat6-c0", "eth0", client)
-	veth(t, "nat6-r1", "eth0", rs1)
-	veth(t, "nat6-r2", "eth0", rs2)
+	guestVeth(t, "nat6-c0", "eth0", client)
+	guestVeth(t, "nat6-r1", "eth0", rs1)
+	guestVeth(t, "nat6-r2", "eth0", rs2)
 	for _, e := range []error{
 		ifup("nat6-c0", "", "fd00:a::1/64"),
 		ifup("nat6-r1", "", "fd00:1::1/64"),

@@ -542,7 +542,7 @@ TCP 10.0.0.2:80 wrr
 TCP 192.0.2.9:22 wlc
 UDP 10.0.0.1:53 rr
 `
-	if got := table(t, k); got != want {
+	if got := ipvsTable(t, k); got != want {
 		t.Errorf("table at start:\n%s\nwant:\n%s", got, want)
 	}
 
@@ -565,7 +565,7 @@ TCP 192.0.2.9:22 wlc
 UDP 10.0.0.1:53 rr
   -> 10.1.1.2:53 NAT 1
 `
-	if got := table(t, k); got != want {
+	if got := ipvsTable(t, k); got != want {
 		t.Errorf("table below quorum (ops %v):\n%s\nwant:\n%s", ops, got, want)
 	}
 	web.Reals[1].Up = true
@@ -582,7 +582,7 @@ UDP 10.0.0.1:53 rr
 	if len(changes) != 1 || changes[0] != (ipvsQuorumChange{web, quorumLost}) {
 		t.Errorf("stop events: %v", changes)
 	}
-	if got, want := table(t, k), "TCP 192.0.2.9:22 wlc\n"; got != want {
+	if got, want := ipvsTable(t, k), "TCP 192.0.2.9:22 wlc\n"; got != want {
 		t.Errorf("after stop: %q, want %q", got, want)
 	}
 

@@ -416,17 +416,12 @@ func (r *runner) receive(msg []byte, meta frameMeta, now time.Time) {
 		}
 		return
 	}
-	var flags advertFlags
-	if v.IntervalMismatch {
-		flags |= advIntervalDiffers
-	}
 	if v.AddrMismatch {
-		flags |= advAddrsDiffer
 		if e := r.log.Debug(); e.Enabled() {
 			r.logf(e, "advert from %s carries other addresses than ours: %v", meta.Src, r.adv.Addresses)
 		}
 	}
-	r.exec(r.m.Step(event{Kind: evAdvert, Advert: &r.adv, Src: meta.Src, Flags: flags}, now))
+	r.exec(r.m.Step(event{Kind: evAdvert, Advert: &r.adv, Src: meta.Src}, now))
 }
 
 func (r *runner) onLink(ev linkEvent, now time.Time) {
