@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -71,6 +72,7 @@ func (c *runCmd) Run() error {
 	defer stop()
 	d := newDaemon(log, cfg, linuxSystem())
 	d.vrrp = !c.CheckOnly
+	d.cfgPath, d.loadOpt = c.UseFile, loadOptions{ConfigID: c.ConfigID}
 	log.Info().Str("version", version).Str("config", c.UseFile).Int("instances", len(cfg.Instances)).Msg("Starting vipd")
 	return d.run(ctx)
 }
@@ -103,15 +105,22 @@ func linuxSystem() *system {
 
 // daemon owns the runners and the shared receive hubs.
 type daemon struct {
-	log  zerolog.Logger
-	cfg  *Config
-	sys  *system
-	vrrp bool
+	log     zerolog.Logger
+	cfg     *Config
+	cfgPath string
+	loadOpt loadOptions
+	sys     *system
+	vrrp    bool
 
 	mu      sync.Mutex
 	runners []*runner
 	hubs    map[hubKey]*hub
 	subs    []func(instanceEvent)
+
+	wg       sync.WaitGroup // runner goroutines
+	reloadMu sync.Mutex     // one reload at a time
+	links    linkWatcher
+	linkSet  []string
 }
 
 // instanceEvent is what the rest of vipd (notify scripts, sync groups,
@@ -159,51 +168,40 @@ func (d *daemon) run(ctx context.Context) error {
 	if !d.vrrp || len(d.cfg.Instances) == 0 {
 		d.log.Info().Msg("no VRRP instances to run")
 	}
-	var links []string
 	if d.vrrp {
-		seen := map[string]bool{}
 		for _, ic := range d.cfg.Instances {
-			r := newRunner(d, ic)
-			d.runners = append(d.runners, r)
-			for _, n := range r.watched() {
-				if !seen[n] {
-					seen[n] = true
-					links = append(links, n)
-				}
-			}
+			d.startRunner(newRunner(d, ic))
 		}
 	}
-	var lw linkWatcher
-	if len(links) > 0 {
-		var err error
-		if lw, err = d.sys.watchLinks(links); err != nil {
-			return fmt.Errorf("watch interfaces: %w", err)
+	d.watchAll()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for loop := true; loop; {
+		select {
+		case <-ctx.Done():
+			loop = false
+		case <-hup:
+			d.reloadFrom(d.cfgPath, d.loadOpt)
 		}
-		defer lw.Close()
-	}
-	var wg sync.WaitGroup
-	for _, r := range d.runners {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.run()
-		}()
-	}
-	if lw != nil {
-		go func() {
-			for ev := range lw.Events() {
-				for _, r := range d.runners {
-					r.linkEvent(ev)
-				}
-			}
-		}()
 	}
 	<-ctx.Done()
 	d.log.Info().Msg("Stopping vipd")
-	for _, r := range d.runners {
-		r.stop()
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	d.mu.Lock()
+	runners := d.runners
+	d.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, r := range runners {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.stop() }()
 	}
 	wg.Wait()
+	d.wg.Wait()
+	if d.links != nil {
+		d.links.Close()
+	}
 	d.mu.Lock()
 	for k, h := range d.hubs {
 		h.conn.Close()
@@ -212,6 +210,63 @@ func (d *daemon) run(ctx context.Context) error {
 	d.mu.Unlock()
 	d.log.Info().Msg("Stopped vipd")
 	return nil
+}
+
+// startRunner runs r on its own goroutine.
+func (d *daemon) startRunner(r *runner) {
+	d.mu.Lock()
+	if !slices.Contains(d.runners, r) {
+		d.runners = append(d.runners, r)
+	}
+	d.mu.Unlock()
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		r.run()
+	}()
+}
+
+// watchAll (re)starts the link watcher for every interface the runners
+// care about; link events go to every runner, which picks its own.
+func (d *daemon) watchAll() {
+	d.mu.Lock()
+	var names []string
+	for _, r := range d.runners {
+		for _, n := range r.watched() {
+			if !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	d.mu.Unlock()
+	slices.Sort(names)
+	if slices.Equal(names, d.linkSet) && d.links != nil {
+		return
+	}
+	if d.links != nil {
+		d.links.Close()
+		d.links = nil
+	}
+	d.linkSet = names
+	if len(names) == 0 {
+		return
+	}
+	lw, err := d.sys.watchLinks(names)
+	if err != nil {
+		d.log.Error().Err(err).Msg("cannot watch interfaces: link changes will not be seen")
+		return
+	}
+	d.links = lw
+	go func() {
+		for ev := range lw.Events() {
+			d.mu.Lock()
+			runners := d.runners
+			d.mu.Unlock()
+			for _, r := range runners {
+				r.linkEvent(ev)
+			}
+		}
+	}()
 }
 
 // hubKey names one receive socket: multicast per interface, family and

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,7 +25,9 @@ type runnerInput struct {
 	meta  frameMeta
 	link  linkEvent
 	ev    event // inTrack, inForce
+	ic    *VRRPInstance
 	reply chan struct{}
+	err   chan error
 }
 
 type inputKind uint8
@@ -34,6 +37,8 @@ const (
 	inLink
 	inEvent // a state machine event from tracking or a sync group
 	inStop
+	inReconfig     // reload, phase 1: new settings, VIPs that went are removed
+	inReconfigAdds // reload, phase 2: VIPs that came are added
 )
 
 // runner is one instance's driver.
@@ -58,6 +63,13 @@ type runner struct {
 	buf     []byte // send scratch
 	linkUp  bool
 	garpAt  time.Time // next GARP/NA due; zero: none
+
+	// Reload: while reconfiguring, additions wait for phase 2 so that an
+	// address moving between instances is never removed after its add.
+	reconfiguring bool
+	oldVIPs       []vip
+	pendingAdds   []vip
+	pendingGARP   bool
 
 	mu     sync.Mutex
 	status runnerStatus
@@ -176,17 +188,8 @@ func (r *runner) setup() error {
 		}
 		vipDev = r.vmacIfi.Name
 	}
-	r.vips = r.vips[:0]
 	var advertised []netip.Addr
-	for i, list := range [][]VIP{ic.VIPs, ic.VIPsExcluded} {
-		for _, v := range list {
-			nv := toVIP(v, vipDev)
-			r.vips = append(r.vips, nv)
-			if i == 0 {
-				advertised = append(advertised, v.Prefix.Addr())
-			}
-		}
-	}
+	r.vips, advertised = resolveVIPs(ic, vipDev)
 	// Addresses of our configuration left by a crashed run are removed
 	// before we enter BACKUP; nothing else is touched.
 	if stale, err := sys.addrs.Present(r.vips); err != nil {
@@ -200,59 +203,12 @@ func (r *runner) setup() error {
 		}
 	}
 	if r.m == nil {
-		mc := instanceConfig{
-			Name:                 ic.Name,
-			VRID:                 uint8(ic.VRID),
-			Version:              uint8(ic.Version),
-			IPv6:                 ipv6,
-			Priority:             uint8(ic.Priority),
-			Interval:             uint16(ic.AdvertCentis),
-			NoPreempt:            !ic.Preempt,
-			PreemptDelay:         ic.PreemptDelay,
-			Primary:              src.WithZone(""),
-			VIPs:                 advertised,
-			InitialMaster:        ic.InitialState == "MASTER",
-			DownAdverts:          ic.DownTimerAdverts,
-			LowerPrioNoAdvert:    ic.LowerPrioNoAdvert,
-			HigherPrioSendAdvert: ic.HigherPrioSendAdvert,
-			GARPOnLowerPrio:      ic.Garp.LowerPrioRepeat > 0,
-		}
-		if r.m, err = newInstance(mc); err != nil {
+		if r.m, err = newInstance(machineConfig(ic, src, advertised)); err != nil {
 			return fmt.Errorf("%s: %w", ic.Pos, err)
 		}
 	}
-	r.pol = rxPolicy{
-		VRID:            uint8(ic.VRID),
-		Version:         uint8(ic.Version),
-		Interval:        uint16(ic.AdvertCentis),
-		Addresses:       advertised,
-		Owner:           ic.Priority == 255,
-		CheckUnicastSrc: ic.CheckUnicastSrc,
-		Group:           r.group,
-	}
-	switch ic.Auth.Type {
-	case "PASS":
-		r.pol.AuthType, r.pol.AuthPass = authSimple, ic.Auth.Pass
-	case "AH":
-		r.pol.AuthType = authAH
-	}
-	for _, p := range ic.UnicastPeers {
-		r.pol.Peers = append(r.pol.Peers, p.Addr)
-		if p.MinTTL > 0 && (r.pol.MinTTL == 0 || uint8(p.MinTTL) < r.pol.MinTTL) {
-			r.pol.MinTTL = uint8(p.MinTTL)
-		}
-		if p.MaxTTL > 0 && p.MaxTTL < 255 && uint8(p.MaxTTL) > r.pol.MaxTTL {
-			r.pol.MaxTTL = uint8(p.MaxTTL)
-		}
-	}
-	r.garp = newGARPSched(garpConfig{
-		Repeat:        ic.Garp.MasterRepeat,
-		Delay:         ic.Garp.MasterDelay,
-		Refresh:       ic.Garp.MasterRefresh,
-		RefreshRepeat: ic.Garp.MasterRefreshRepeat,
-		Interval:      ic.Garp.Interval,
-		NAInterval:    ic.Garp.NAInterval,
-	})
+	r.pol = rxPolicyFor(ic, advertised, r.group)
+	r.garp = newGARPSched(garpConfigFor(ic))
 	// Sockets last, so that a failure above leaves none open.
 	if len(ic.UnicastPeers) > 0 {
 		key := hubKey{unicast: true, addr: src}
@@ -279,6 +235,81 @@ func (r *runner) setup() error {
 		}
 	}
 	return nil
+}
+
+// resolveVIPs returns ic's virtual and excluded addresses on their
+// devices (dev: where an address without "dev" goes), and the addresses
+// its adverts carry.
+func resolveVIPs(ic *VRRPInstance, dev string) (vips []vip, advertised []netip.Addr) {
+	for _, v := range ic.VIPs {
+		vips = append(vips, toVIP(v, dev))
+		advertised = append(advertised, v.Prefix.Addr())
+	}
+	for _, v := range ic.VIPsExcluded {
+		vips = append(vips, toVIP(v, dev))
+	}
+	return vips, advertised
+}
+
+// machineConfig is what the state machine needs of ic.
+func machineConfig(ic *VRRPInstance, src netip.Addr, advertised []netip.Addr) instanceConfig {
+	return instanceConfig{
+		Name:                 ic.Name,
+		VRID:                 uint8(ic.VRID),
+		Version:              uint8(ic.Version),
+		IPv6:                 ic.Family == 6,
+		Priority:             uint8(ic.Priority),
+		Interval:             uint16(ic.AdvertCentis),
+		NoPreempt:            !ic.Preempt,
+		PreemptDelay:         ic.PreemptDelay,
+		Primary:              src.WithZone(""),
+		VIPs:                 advertised,
+		InitialMaster:        ic.InitialState == "MASTER",
+		DownAdverts:          ic.DownTimerAdverts,
+		LowerPrioNoAdvert:    ic.LowerPrioNoAdvert,
+		HigherPrioSendAdvert: ic.HigherPrioSendAdvert,
+		GARPOnLowerPrio:      ic.Garp.LowerPrioRepeat > 0,
+	}
+}
+
+// rxPolicyFor is what ic expects of received adverts (RFC 5798 section 7.1).
+func rxPolicyFor(ic *VRRPInstance, advertised []netip.Addr, group netip.Addr) rxPolicy {
+	p := rxPolicy{
+		VRID:            uint8(ic.VRID),
+		Version:         uint8(ic.Version),
+		Interval:        uint16(ic.AdvertCentis),
+		Addresses:       advertised,
+		Owner:           ic.Priority == 255,
+		CheckUnicastSrc: ic.CheckUnicastSrc,
+		Group:           group,
+	}
+	switch ic.Auth.Type {
+	case "PASS":
+		p.AuthType, p.AuthPass = authSimple, ic.Auth.Pass
+	case "AH":
+		p.AuthType = authAH
+	}
+	for _, peer := range ic.UnicastPeers {
+		p.Peers = append(p.Peers, peer.Addr)
+		if peer.MinTTL > 0 && (p.MinTTL == 0 || uint8(peer.MinTTL) < p.MinTTL) {
+			p.MinTTL = uint8(peer.MinTTL)
+		}
+		if peer.MaxTTL > 0 && peer.MaxTTL < 255 && uint8(peer.MaxTTL) > p.MaxTTL {
+			p.MaxTTL = uint8(peer.MaxTTL)
+		}
+	}
+	return p
+}
+
+func garpConfigFor(ic *VRRPInstance) garpConfig {
+	return garpConfig{
+		Repeat:        ic.Garp.MasterRepeat,
+		Delay:         ic.Garp.MasterDelay,
+		Refresh:       ic.Garp.MasterRefresh,
+		RefreshRepeat: ic.Garp.MasterRefreshRepeat,
+		Interval:      ic.Garp.Interval,
+		NAInterval:    ic.Garp.NAInterval,
+	}
 }
 
 // toVIP resolves a configured address onto its device.
@@ -353,6 +384,11 @@ func (r *runner) run() {
 				r.shutdown()
 				close(in.reply)
 				return
+			case inReconfig:
+				in.err <- r.reconfigure(in.ic, now)
+			case inReconfigAdds:
+				r.commitAdds(now)
+				close(in.reply)
 			}
 		case <-timer.C:
 			now := time.Now()
@@ -451,20 +487,27 @@ func (r *runner) exec(acts []action) {
 		case actSendAdvert:
 			r.sendAdvert(a.Priority)
 		case actAddVIPs:
-			for _, v := range r.vips {
-				if err := r.d.sys.addrs.Add(v); err != nil {
-					r.logf(r.log.Error(), "add %s: %v", v, err)
-				}
+			vs := r.selectVIPs(a.Addrs, r.vips)
+			if r.reconfiguring {
+				r.pendingAdds = append(r.pendingAdds, vs...)
+				continue
 			}
+			r.addVIPs(vs)
 		case actRemoveVIPs:
-			for _, v := range r.vips {
-				if err := r.d.sys.addrs.Del(v); err != nil {
-					r.logf(r.log.Error(), "remove %s: %v", v, err)
-				}
+			list := r.vips
+			if r.reconfiguring {
+				list = r.oldVIPs
 			}
-			r.garp.Stop()
-			r.garpAt = time.Time{}
+			r.delVIPs(r.selectVIPs(a.Addrs, list))
+			if !r.reconfiguring {
+				r.garp.Stop()
+				r.garpAt = time.Time{}
+			}
 		case actGARP:
+			if r.reconfiguring {
+				r.pendingGARP = true
+				continue
+			}
 			targets := make([]garpTarget, 0, len(r.vips))
 			for _, v := range r.vips {
 				targets = append(targets, garpTarget{Addr: v.Prefix.Addr(), Dev: v.Dev})
@@ -488,6 +531,36 @@ func (r *runner) exec(acts []action) {
 	r.status.Master, r.status.MasterPrio = r.m.Master()
 	r.status.IntervalCS = r.m.MasterAdverInterval()
 	r.mu.Unlock()
+}
+
+// selectVIPs returns the entries of list whose address is in addrs. When
+// addrs is every advertised address (entering or leaving MASTER), the
+// excluded addresses (virtual_ipaddress_excluded) go with them.
+func (r *runner) selectVIPs(addrs []netip.Addr, list []vip) []vip {
+	all := !r.reconfiguring && len(addrs) == len(r.pol.Addresses)
+	var out []vip
+	for _, v := range list {
+		if all || slices.Contains(addrs, v.Prefix.Addr()) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func (r *runner) addVIPs(vs []vip) {
+	for _, v := range vs {
+		if err := r.d.sys.addrs.Add(v); err != nil {
+			r.logf(r.log.Error(), "add %s: %v", v, err)
+		}
+	}
+}
+
+func (r *runner) delVIPs(vs []vip) {
+	for _, v := range vs {
+		if err := r.d.sys.addrs.Del(v); err != nil {
+			r.logf(r.log.Error(), "remove %s: %v", v, err)
+		}
+	}
 }
 
 func (r *runner) transition(a action, now time.Time) {

@@ -1,0 +1,193 @@
+package main
+
+// reload.go applies a re-read configuration to a running daemon (SIGHUP,
+// `vipd reload`) without losing what did not change: an unchanged instance
+// keeps its state, VIPs and timers; a changed one is updated in place where
+// the protocol allows; a removed one releases like a stop; a new one starts.
+//
+// keepalived's reload failures that this order avoids: VIPs dropped on
+// reload (nothing unchanged is removed), a VIP moved between instances lost
+// (every removal happens before any addition), a reload forcing BACKUP
+// (instances are updated in place, not restarted).
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+)
+
+// errRestart says an instance's identity changed (interface, VRID,
+// family, version, addressing): it is replaced rather than updated.
+var errRestart = errors.New("identity changed")
+
+// identity is what cannot change in place: the socket, the advert's VRID
+// and version, and where the VIPs live.
+func identity(ic *VRRPInstance) string {
+	return fmt.Sprintf("%s|%d|%d|%d|%s|%s|%v|%v|%s|%v|%s|%s|%v",
+		ic.Interface, ic.VRID, ic.Family, ic.Version, ic.UnicastSrcIP, ic.McastSrcIP,
+		len(ic.UnicastPeers) > 0, ic.UseVMAC, ic.VMACName, ic.VMACXmitBase, ic.McastGroup4, ic.McastGroup6, ic.Priority == 255)
+}
+
+// reconfigure is reload's phase 1 on the runner's goroutine: it takes the
+// new settings, removes the VIPs that went and keeps the additions for
+// commitAdds.
+func (r *runner) reconfigure(nic *VRRPInstance, now time.Time) error {
+	if identity(nic) != identity(r.ic) {
+		return errRestart
+	}
+	if r.m == nil || r.hub == nil {
+		// Not running yet (interface missing): the next setup uses it.
+		r.ic = nic
+		return nil
+	}
+	dev := r.ic.Interface
+	if r.vmacIfi != nil {
+		dev = r.vmacIfi.Name
+	}
+	vips, advertised := resolveVIPs(nic, dev)
+	oldVIPs, oldAdvertised := r.vips, r.pol.Addresses
+	r.reconfiguring, r.oldVIPs = true, oldVIPs
+	defer func() { r.reconfiguring, r.oldVIPs = false, nil }()
+	acts, err := r.m.Reconfigure(machineConfig(nic, r.src, advertised), now)
+	if err != nil {
+		return fmt.Errorf("%s: %w", nic.Pos, err)
+	}
+	r.ic, r.vips = nic, vips
+	r.pol = rxPolicyFor(nic, advertised, r.group)
+	if r.m.State() != stateMaster {
+		r.garp = newGARPSched(garpConfigFor(nic))
+	}
+	r.exec(acts) // advertised VIPs that went are removed, those that came wait
+	if r.m.State() != stateMaster {
+		return nil
+	}
+	// What the state machine cannot see, as adverts carry addresses only:
+	// excluded addresses that went or came, and addresses whose attributes
+	// (prefix, label, device, ...) changed.
+	var gone []vip
+	for _, v := range oldVIPs {
+		a := v.Prefix.Addr()
+		switch {
+		case slices.Contains(vips, v):
+		case !slices.Contains(oldAdvertised, a) || containsAddr(vips, a):
+			gone = append(gone, v)
+		}
+	}
+	r.delVIPs(gone)
+	for _, v := range vips {
+		a := v.Prefix.Addr()
+		if !slices.Contains(oldVIPs, v) && !containsAddr(r.pendingAdds, a) {
+			r.pendingAdds = append(r.pendingAdds, v)
+		}
+	}
+	return nil
+}
+
+func containsAddr(vs []vip, a netip.Addr) bool {
+	return slices.ContainsFunc(vs, func(v vip) bool { return v.Prefix.Addr() == a })
+}
+
+// commitAdds is reload's phase 2: the additions kept by reconfigure, then
+// their announcements.
+func (r *runner) commitAdds(now time.Time) {
+	adds, garp := r.pendingAdds, r.pendingGARP
+	r.pendingAdds, r.pendingGARP = nil, false
+	if len(adds) == 0 || r.m == nil || r.m.State() != stateMaster {
+		return
+	}
+	r.addVIPs(adds)
+	if garp || len(adds) > 0 { // every new address is announced
+		targets := make([]garpTarget, 0, len(adds))
+		for _, v := range adds {
+			targets = append(targets, garpTarget{Addr: v.Prefix.Addr(), Dev: v.Dev})
+		}
+		r.garp.Start(now, targets)
+		r.announce(now)
+	}
+}
+
+// reloadFrom loads path and applies it. A configuration with errors is
+// rejected whole, with its errors logged, and the running one is kept.
+func (d *daemon) reloadFrom(path string, opt loadOptions) error {
+	cfg, diags, err := loadConfig(path, opt)
+	for _, dg := range diags {
+		ev := d.log.Warn()
+		if dg.Severity == sevError {
+			ev = d.log.Error()
+		}
+		ev.Msg(dg.String())
+	}
+	if err != nil {
+		d.log.Error().Msg("Reload rejected: the configuration is not usable; the running configuration is kept")
+		return fmt.Errorf("%s: configuration is not usable", path)
+	}
+	d.apply(cfg)
+	return nil
+}
+
+// apply moves the daemon to cfg (see the file comment for the order).
+func (d *daemon) apply(cfg *Config) {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	d.log.Info().Msg("Reloading configuration")
+	d.mu.Lock()
+	old := map[string]*runner{}
+	for _, r := range d.runners {
+		old[r.ic.Name] = r
+	}
+	d.mu.Unlock()
+
+	var keep, stop []*runner
+	var start []*VRRPInstance
+	if d.vrrp {
+		for _, ic := range cfg.Instances {
+			r := old[ic.Name]
+			if r == nil {
+				start = append(start, ic)
+				continue
+			}
+			delete(old, ic.Name)
+			e := make(chan error, 1)
+			r.in <- runnerInput{kind: inReconfig, ic: ic, err: e}
+			switch err := <-e; {
+			case err == nil:
+				keep = append(keep, r)
+			case errors.Is(err, errRestart):
+				r.logf(d.log.Info(), "interface, VRID, version or addressing changed: restarting the instance")
+				stop = append(stop, r)
+				start = append(start, ic)
+			default:
+				r.logf(d.log.Error(), "reload: %v; restarting the instance", err)
+				stop = append(stop, r)
+				start = append(start, ic)
+			}
+		}
+	}
+	for _, r := range old {
+		r.logf(d.log.Info(), "removed from the configuration: releasing")
+		stop = append(stop, r)
+	}
+	var wg sync.WaitGroup
+	for _, r := range stop {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.stop() }()
+	}
+	wg.Wait()
+	for _, r := range keep {
+		done := make(chan struct{})
+		r.in <- runnerInput{kind: inReconfigAdds, reply: done}
+		<-done
+	}
+	d.mu.Lock()
+	d.runners = keep
+	d.cfg = cfg
+	d.mu.Unlock()
+	for _, ic := range start {
+		d.startRunner(newRunner(d, ic))
+	}
+	d.watchAll()
+	d.log.Info().Int("kept", len(keep)).Int("restarted_or_removed", len(stop)).Int("started", len(start)).Msg("Reload done")
+}
