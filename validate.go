@@ -257,8 +257,10 @@ func validate(meta rxMeta, msg []byte, p *rxPolicy, a *Advert) verdict {
 		return verdict{Reason: dropOwner, Form: form, Err: fmt.Errorf("we own the addresses (priority 255) and accept no adverts")}
 	}
 
-	if p.CheckUnicastSrc && !multicast && !slices.Contains(p.Peers, meta.Src.Unmap()) {
-		return verdict{Reason: dropUnicastSrc, Form: form, Err: fmt.Errorf("unicast source %v is not a configured peer", meta.Src)}
+	// A socket may hand over a v4-mapped or zoned address; peers are
+	// configured plain.
+	if p.CheckUnicastSrc && !multicast && !slices.Contains(p.Peers, meta.Src.Unmap().WithZone("")) {
+		return verdict{Reason: reasonUnicastSrc, Form: form, Err: fmt.Errorf("unicast source %v is not a configured peer", meta.Src)}
 	}
 	return v
 }

@@ -147,6 +147,22 @@ func TestLadderIPv6(t *testing.T) {
 	if v := validate(rxMeta{Src: peer6, Dst: vrrpGroup6, TTL: 64}, msg, p, &b); v.Reason != dropTTL {
 		t.Errorf("hop limit 64: verdict %v", v.Reason)
 	}
+	// Unicast from a zoned link-local source: the zone does not hide the
+	// configured peer (check_unicast_src).
+	dst := netip.MustParseAddr("fe80::2")
+	uni, err := a.Append(nil, peer6, dst, ChecksumPseudo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pu := *p
+	pu.CheckUnicastSrc, pu.Peers = true, []netip.Addr{peer6}
+	if v := validate(rxMeta{Src: peer6.WithZone("eth0"), Dst: dst, TTL: 64}, uni, &pu, &b); !v.OK() {
+		t.Errorf("zoned unicast peer: verdict %v %v", v.Reason, v.Err)
+	}
+	pu.Peers = []netip.Addr{netip.MustParseAddr("fe80::9")}
+	if v := validate(rxMeta{Src: peer6.WithZone("eth0"), Dst: dst, TTL: 64}, uni, &pu, &b); v.Reason != reasonUnicastSrc {
+		t.Errorf("unknown unicast peer: verdict %v", v.Reason)
+	}
 	msg[0] = 0x21
 	if v := validate(rxMeta{Src: peer6, Dst: vrrpGroup6, TTL: 255}, msg, nil, &b); v.Reason != dropVersion {
 		t.Errorf("v2 over ipv6: verdict %v", v.Reason)
