@@ -11,7 +11,7 @@ package main
 // Commands:
 //
 //	config version=3 prio=100 interval=100 [nopreempt] [preempt_delay=5s]
-//	       [state=MASTER] [strict] [down_adverts=N] [higher_prio_send_advert]
+//	       [strict] [down_adverts=N] [higher_prio_send_advert]
 //	       [garp_lower_prio] [sync_group] [vips=A,B]
 //	at TIME EVENT     TIME is an offset from the start ("1.5s") or "deadline"
 //
@@ -171,8 +171,6 @@ func scenarioConfig(c *instanceConfig, args []string) error {
 				return err
 			}
 			c.PreemptDelay = d
-		case "state":
-			c.InitialMaster = v == "MASTER"
 		case "strict":
 			c.LowerPrioNoAdvert = true
 		case "down_adverts":

@@ -223,18 +223,6 @@ func TestStartup(t *testing.T) {
 			t.Errorf("Master_Down_Timer %v, want %v", got, want)
 		}
 	})
-	t.Run("state MASTER waits one interval plus minimal skew", func(t *testing.T) {
-		c := fsmConfig(100)
-		c.InitialMaster = true
-		i := fsmInstance(t, c)
-		i.Step(event{Kind: evStartup}, fsmT0)
-		if i.State() != stateBackup {
-			t.Fatalf("state %s, want BACKUP", i.State())
-		}
-		if got, want := i.Deadline().Sub(fsmT0), time.Second+3906250*time.Nanosecond; got != want {
-			t.Errorf("first timer %v, want %v", got, want)
-		}
-	})
 	t.Run("faulted at startup", func(t *testing.T) {
 		i := fsmInstance(t, fsmConfig(255))
 		i.Step(event{Kind: evLinkDown}, fsmT0)
@@ -594,7 +582,7 @@ func TestSplitBrain(t *testing.T) {
 }
 
 // keepalived: two address owners is a configuration error; the one that
-// hears the other steps down to 254 and the higher address wins.
+// hears the other first steps down to 254 and yields.
 func TestOwnerConflict(t *testing.T) {
 	i := fsmInstance(t, fsmConfig(255))
 	i.Step(event{Kind: evStartup}, fsmT0)
@@ -709,7 +697,6 @@ func FuzzStep(f *testing.F) {
 		}
 		c.NoPreempt = data[0]&2 != 0
 		c.LowerPrioNoAdvert = data[0]&4 != 0
-		c.InitialMaster = data[0]&8 != 0
 		if data[0]&16 != 0 {
 			c.PreemptDelay = 5 * time.Second
 		}
