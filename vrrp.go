@@ -57,12 +57,7 @@ func (s state) String() string {
 // adverts to Master_Down_Interval, re-assert on lower priority adverts);
 // check fills the rest.
 //
-// keepalived's "state MASTER|BACKUP" has no field: for a non-owner it
-// changes nothing in the protocol (keepalived's vrrp_init_state starts it
-// in BACKUP with a full Master_Down_Interval, like any backup), and an
-// owner (priority 255) becomes MASTER at Startup whatever its state. The
-// config parser uses it only for the default priority (255 with state
-// MASTER, 100 otherwise, when priority is not given).
+
 type instanceConfig struct {
 	Name    string // the instance name, as in "(VI_1) ..." log lines
 	VRID    uint8  // 1..255
@@ -86,6 +81,13 @@ type instanceConfig struct {
 	Primary netip.Addr
 	// VIPs are the virtual addresses, all of the instance's family.
 	VIPs []netip.Addr
+	// InitialMaster is keepalived's "state MASTER", kept for status and
+	// reload. It does not change the protocol: keepalived's vrrp_init_state
+	// starts a non-owner in BACKUP with a full Master_Down_Interval like
+	// any backup, and an owner (priority 255) becomes MASTER at Startup
+	// whatever its state. (The config parser uses state MASTER for the
+	// default priority: 255 when priority is not given.)
+	InitialMaster bool
 	// SyncGroup makes the instance a vrrp_sync_group member: when its
 	// Master_Down_Timer fires it does not take over by itself but emits
 	// actWantMaster and stays BACKUP; the group moves all members to
@@ -604,7 +606,7 @@ func (i *instance) backupAdvert(ev event, now time.Time) {
 		i.log(protoLog{Kind: plOwnAddress, Src: ev.Src})
 		return
 	}
-	if i.cfg.Version == 2 && a.Interval != i.cfg.Interval {
+	if i.cfg.Version == 2 && (a.Interval != i.cfg.Interval || ev.Flags&advIntervalDiffers != 0) {
 		// RFC 3768 section 7.1: validation discards these; never follow
 		// a master whose timers we do not share.
 		return

@@ -11,7 +11,7 @@ package main
 // Commands:
 //
 //	config version=3 prio=100 interval=100 [nopreempt] [preempt_delay=5s]
-//	       [strict] [down_adverts=N] [higher_prio_send_advert]
+//	       [state=MASTER] [strict] [down_adverts=N] [higher_prio_send_advert]
 //	       [garp_lower_prio] [sync_group] [vips=A,B]
 //	at TIME EVENT     TIME is an offset from the start ("1.5s") or "deadline"
 //
@@ -177,6 +177,8 @@ func scenarioConfig(c *instanceConfig, args []string) error {
 			c.DownAdverts = n
 		case "higher_prio_send_advert":
 			c.HigherPrioSendAdvert = true
+		case "state":
+			c.InitialMaster = v == "MASTER"
 		case "sync_group":
 			c.SyncGroup = true
 		case "garp_lower_prio":
