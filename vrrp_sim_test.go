@@ -372,7 +372,7 @@ func TestSimHealExactlyOneMaster(t *testing.T) {
 		}
 		checking = false
 	}
-	t.Logf("%d seeded runs, %d heals: exactly one master, the best, within Master_Down_Interval + delay after each", seeds, heals)
+	t.Logf("%d seeded runs, %d heals: exactly one master (with the top priority when preempting) within Master_Down_Interval + delay after each", seeds, heals)
 }
 
 // Property (keepalived's tracking): when priorities change, the router
@@ -517,7 +517,9 @@ func TestSimLoss20(t *testing.T) {
 	for _, v := range []uint8{2, 3} {
 		var takes, expected float64
 		for seed := uint64(1); seed <= uint64(seeds); seed++ {
-			st := runLossy(t, seed, v, 0.2, 3, dur)
+			// Version 2 and 3 share these timers: distinct seeds make
+			// the samples independent.
+			st := runLossy(t, seed+100*uint64(v), v, 0.2, 3, dur)
 			if st.masterTrans != 0 {
 				t.Errorf("v%d seed %d: the best master made %d transitions", v, seed, st.masterTrans)
 			}
