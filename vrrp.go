@@ -56,6 +56,8 @@ func (s state) String() string {
 // zero values are keepalived's defaults where one exists (preempt on, 3
 // adverts to Master_Down_Interval, re-assert on lower priority adverts);
 // check fills the rest.
+//
+
 type instanceConfig struct {
 	Name    string // the instance name, as in "(VI_1) ..." log lines
 	VRID    uint8  // 1..255
@@ -79,10 +81,12 @@ type instanceConfig struct {
 	Primary netip.Addr
 	// VIPs are the virtual addresses, all of the instance's family.
 	VIPs []netip.Addr
-	// InitialMaster is keepalived's "state MASTER". A non-owner still
-	// starts in BACKUP, but waits only Master_Adver_Interval plus the
-	// smallest skew before taking over (keepalived's vrrp_init_state), not
-	// the full Master_Down_Interval.
+	// InitialMaster is keepalived's "state MASTER", kept for status and
+	// reload. It does not change the protocol: keepalived's vrrp_init_state
+	// starts a non-owner in BACKUP with a full Master_Down_Interval like
+	// any backup, and an owner (priority 255) becomes MASTER at Startup
+	// whatever its state. (The config parser uses state MASTER for the
+	// default priority: 255 when priority is not given.)
 	InitialMaster bool
 	// SyncGroup makes the instance a vrrp_sync_group member: when its
 	// Master_Down_Timer fires it does not take over by itself but emits
@@ -449,11 +453,6 @@ func (i *instance) startup(now time.Time) {
 		i.transition(stateFault, r, "")
 	case i.owner():
 		i.becomeMaster(now, reasonOwner, "")
-	case i.cfg.InitialMaster:
-		// keepalived: Master_Adver_Interval plus the smallest skew, so a
-		// configured master takes over quickly when no one answers.
-		i.becomeBackup(now, reasonStartup, "",
-			csDuration(i.masterAdverCS)+skewTime(i.cfg.Version, prioOwner, i.masterAdverCS))
 	default:
 		i.becomeBackup(now, reasonStartup, "", i.downInterval())
 	}
@@ -607,7 +606,7 @@ func (i *instance) backupAdvert(ev event, now time.Time) {
 		i.log(protoLog{Kind: plOwnAddress, Src: ev.Src})
 		return
 	}
-	if i.cfg.Version == 2 && a.Interval != i.cfg.Interval {
+	if i.cfg.Version == 2 && (a.Interval != i.cfg.Interval || ev.Flags&advIntervalDiffers != 0) {
 		// RFC 3768 section 7.1: validation discards these; never follow
 		// a master whose timers we do not share.
 		return
@@ -669,8 +668,8 @@ func (i *instance) masterAdvert(ev event, now time.Time) {
 		return
 	}
 	if a.Priority == prioOwner && i.prio == prioOwner {
-		// Two address owners: keepalived steps down to 254 so that one
-		// of them wins by address.
+		// Two address owners: keepalived steps down to 254, so the first
+		// to hear the other yields and the flapping stops.
 		i.log(protoLog{Kind: plOwnerConflict, Src: ev.Src})
 		i.ownerConflict = true
 		i.prio = i.effective()

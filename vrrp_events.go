@@ -14,10 +14,7 @@ const (
 	// how a stopped instance is started again.
 	evStartup
 	// evAdvert is a received advertisement that passed receive validation
-	// (RFC 5798 section 7.1; RFC 3768 section 7.1 drops a version 2 advert
-	// whose interval is not ours): Advert and Src are set. Validation
-	// counts and logs its own findings (address list mismatch and the
-	// like); the machine reads the advert's priority and interval.
+	// (RFC 5798 section 7.1): Advert, Src and Flags are set.
 	evAdvert
 	// evTimer says the deadline returned by Deadline may have passed; the
 	// instance compares it with now, so an early or spurious wake-up is
@@ -49,15 +46,32 @@ func (k eventKind) String() string {
 	return fmt.Sprintf("event(%d)", uint8(k))
 }
 
+// advertFlags are the findings of receive validation that do not drop an
+// advertisement.
+type advertFlags uint8
+
+const (
+	// advIntervalDiffers: the advertised interval is not ours. RFC 3768
+	// section 7.1 discards such a version 2 advert (the machine does, if
+	// validation let it through); version 3 accepts it and a backup adopts
+	// the master's interval (RFC 5798 section 6.4.2).
+	advIntervalDiffers advertFlags = 1 << iota
+	// advAddrsDiffer: the address list is not ours. keepalived counts and
+	// logs it and otherwise processes the advert; so does the machine (the
+	// validator logs it).
+	advAddrsDiffer
+)
+
 // event is one input to instance.Step. Only the fields of its Kind are
 // read; it is a plain value so that Step allocates nothing.
 type event struct {
 	Kind eventKind
 
-	// evAdvert: the validated advert and its IP source address. The
-	// instance does not keep Advert.
+	// evAdvert: the validated advert, its IP source address and the
+	// validation findings. The instance does not keep Advert.
 	Advert *Advert
 	Src    netip.Addr
+	Flags  advertFlags
 
 	// evTrack.
 	Weight int

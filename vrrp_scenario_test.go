@@ -171,14 +171,14 @@ func scenarioConfig(c *instanceConfig, args []string) error {
 				return err
 			}
 			c.PreemptDelay = d
-		case "state":
-			c.InitialMaster = v == "MASTER"
 		case "strict":
 			c.LowerPrioNoAdvert = true
 		case "down_adverts":
 			c.DownAdverts = n
 		case "higher_prio_send_advert":
 			c.HigherPrioSendAdvert = true
+		case "state":
+			c.InitialMaster = v == "MASTER"
 		case "sync_group":
 			c.SyncGroup = true
 		case "garp_lower_prio":

@@ -319,6 +319,10 @@ func TestSimHealExactlyOneMaster(t *testing.T) {
 		if version == 3 {
 			interval = []uint16{20, 50, 100, 300}[r.IntN(4)]
 		}
+		// Half the runs keep RFC 5798's silence towards a lower priority
+		// master, a quarter run with nopreempt (then only the count of
+		// masters is checked).
+		strict, nopreempt := r.IntN(2) == 0, r.IntN(4) == 0
 		var cfgs []instanceConfig
 		for k := 2 + r.IntN(4); k > 0; k-- {
 			c := simConfig(version, uint8(1+r.IntN(254)))
@@ -326,6 +330,7 @@ func TestSimHealExactlyOneMaster(t *testing.T) {
 			if r.IntN(4) == 0 {
 				c.Priority = 100 // ties, broken by address
 			}
+			c.LowerPrioNoAdvert, c.NoPreempt = strict, nopreempt
 			cfgs = append(cfgs, c)
 		}
 		n := newSimNet(t, seed, cfgs...)
@@ -359,7 +364,7 @@ func TestSimHealExactlyOneMaster(t *testing.T) {
 			if len(m) != 1 {
 				t.Fatalf("seed %d round %d: %v after heal: masters %v (version %d, interval %dcs)", seed, round, bound, m, version, interval)
 			}
-			if p, top := n.nodes[m[0]].inst.Priority(), n.topPriority(); p != top {
+			if p, top := n.nodes[m[0]].inst.Priority(), n.topPriority(); p != top && !nopreempt {
 				t.Fatalf("seed %d round %d: master %d has priority %d, top is %d", seed, round, m[0], p, top)
 			}
 			checking = true
@@ -367,7 +372,7 @@ func TestSimHealExactlyOneMaster(t *testing.T) {
 		}
 		checking = false
 	}
-	t.Logf("%d seeded runs, %d heals: exactly one master, the best, within Master_Down_Interval + delay after each", seeds, heals)
+	t.Logf("%d seeded runs, %d heals: exactly one master (with the top priority when preempting) within Master_Down_Interval + delay after each", seeds, heals)
 }
 
 // Property (keepalived's tracking): when priorities change, the router
@@ -512,7 +517,9 @@ func TestSimLoss20(t *testing.T) {
 	for _, v := range []uint8{2, 3} {
 		var takes, expected float64
 		for seed := uint64(1); seed <= uint64(seeds); seed++ {
-			st := runLossy(t, seed, v, 0.2, 3, dur)
+			// Version 2 and 3 share these timers: distinct seeds make
+			// the samples independent.
+			st := runLossy(t, seed+100*uint64(v), v, 0.2, 3, dur)
 			if st.masterTrans != 0 {
 				t.Errorf("v%d seed %d: the best master made %d transitions", v, seed, st.masterTrans)
 			}

@@ -223,18 +223,6 @@ func TestStartup(t *testing.T) {
 			t.Errorf("Master_Down_Timer %v, want %v", got, want)
 		}
 	})
-	t.Run("state MASTER waits one interval plus minimal skew", func(t *testing.T) {
-		c := fsmConfig(100)
-		c.InitialMaster = true
-		i := fsmInstance(t, c)
-		i.Step(event{Kind: evStartup}, fsmT0)
-		if i.State() != stateBackup {
-			t.Fatalf("state %s, want BACKUP", i.State())
-		}
-		if got, want := i.Deadline().Sub(fsmT0), time.Second+3906250*time.Nanosecond; got != want {
-			t.Errorf("first timer %v, want %v", got, want)
-		}
-	})
 	t.Run("faulted at startup", func(t *testing.T) {
 		i := fsmInstance(t, fsmConfig(255))
 		i.Step(event{Kind: evLinkDown}, fsmT0)
@@ -594,7 +582,7 @@ func TestSplitBrain(t *testing.T) {
 }
 
 // keepalived: two address owners is a configuration error; the one that
-// hears the other steps down to 254 and the higher address wins.
+// hears the other first steps down to 254 and yields.
 func TestOwnerConflict(t *testing.T) {
 	i := fsmInstance(t, fsmConfig(255))
 	i.Step(event{Kind: evStartup}, fsmT0)
@@ -709,11 +697,11 @@ func FuzzStep(f *testing.F) {
 		}
 		c.NoPreempt = data[0]&2 != 0
 		c.LowerPrioNoAdvert = data[0]&4 != 0
-		c.InitialMaster = data[0]&8 != 0
 		if data[0]&16 != 0 {
 			c.PreemptDelay = 5 * time.Second
 		}
 		c.SyncGroup = data[0]&32 != 0
+		c.InitialMaster = data[0]&8 != 0
 		i, err := newInstance(c)
 		if err != nil {
 			t.Fatalf("config %+v: %v", c, err)
@@ -809,5 +797,45 @@ func fsmApply(t *testing.T, acts []action, held map[netip.Addr]bool, before stat
 	}
 	if !master && len(held) != 0 {
 		t.Fatalf("%s still holds %v", i.State(), held)
+	}
+}
+
+// keepalived's "state MASTER" (vrrp_init_state): a non-owner starts in
+// BACKUP with the full Master_Down_Interval, exactly like state BACKUP.
+func TestInitialMasterWaitsMasterDownInterval(t *testing.T) {
+	c := fsmConfig(100)
+	c.InitialMaster = true
+	i := fsmInstance(t, c)
+	fsmWant(t, i.Step(event{Kind: evStartup}, fsmT0), "notify INIT->BACKUP (startup)")
+	if got, want := i.Deadline().Sub(fsmT0), masterDownInterval(3, 100, 100, 3); got != want {
+		t.Errorf("first Master_Down_Timer %v, want %v", got, want)
+	}
+}
+
+// RFC 3768 section 7.1: a version 2 advert whose interval differs from
+// ours is discarded, whether validation flagged it or the value shows it.
+func TestV2IntervalMismatchDiscarded(t *testing.T) {
+	c := fsmConfig(100)
+	c.Version = 2
+	for _, tt := range []struct {
+		interval uint16
+		flags    advertFlags
+	}{{200, 0}, {100, advIntervalDiffers}} {
+		i := fsmBackup(t, c)
+		before := i.Deadline()
+		ev := fsmAdvert(fsmUpperAddr, 200, tt.interval)
+		ev.Flags = tt.flags
+		fsmWant(t, i.Step(ev, fsmT0.Add(time.Second)))
+		if !i.Deadline().Equal(before) {
+			t.Errorf("interval %d flags %d: Master_Down_Timer reset", tt.interval, tt.flags)
+		}
+	}
+	// An address mismatch is processed like any advert (keepalived).
+	i := fsmBackup(t, c)
+	ev := fsmAdvert(fsmUpperAddr, 200, 100)
+	ev.Flags = advAddrsDiffer
+	i.Step(ev, fsmT0.Add(time.Second))
+	if got := i.Deadline().Sub(fsmT0.Add(time.Second)); got != masterDownInterval(2, 100, 100, 3) {
+		t.Errorf("address mismatch: Master_Down_Timer %v", got)
 	}
 }
