@@ -357,10 +357,11 @@ func (r *runner) run() {
 		retry = time.After(time.Second)
 	} else {
 		r.linkUp = r.ifi.Flags&(net.FlagUp|net.FlagRunning) == net.FlagUp|net.FlagRunning
-		r.exec(r.m.Step(event{Kind: evStartup}, time.Now()))
 		if !r.linkUp {
+			// Straight to FAULT, not INIT -> BACKUP -> FAULT.
 			r.exec(r.m.Step(event{Kind: evLinkDown}, time.Now()))
 		}
+		r.exec(r.m.Step(event{Kind: evStartup}, time.Now()))
 	}
 	for {
 		select {
@@ -452,12 +453,17 @@ func (r *runner) receive(msg []byte, meta frameMeta, now time.Time) {
 		}
 		return
 	}
+	var flags advertFlags
+	if v.IntervalMismatch {
+		flags |= advIntervalDiffers
+	}
 	if v.AddrMismatch {
+		flags |= advAddrsDiffer
 		if e := r.log.Debug(); e.Enabled() {
 			r.logf(e, "advert from %s carries other addresses than ours: %v", meta.Src, r.adv.Addresses)
 		}
 	}
-	r.exec(r.m.Step(event{Kind: evAdvert, Advert: &r.adv, Src: meta.Src}, now))
+	r.exec(r.m.Step(event{Kind: evAdvert, Advert: &r.adv, Src: meta.Src, Flags: flags}, now))
 }
 
 func (r *runner) onLink(ev linkEvent, now time.Time) {

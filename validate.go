@@ -260,7 +260,7 @@ func validate(meta rxMeta, msg []byte, p *rxPolicy, a *Advert) verdict {
 	// A socket may hand over a v4-mapped or zoned address; peers are
 	// configured plain.
 	if p.CheckUnicastSrc && !multicast && !slices.Contains(p.Peers, meta.Src.Unmap().WithZone("")) {
-		return verdict{Reason: reasonUnicastSrc, Form: form, Err: fmt.Errorf("unicast source %v is not a configured peer", meta.Src)}
+		return verdict{Reason: dropUnicastSrc, Form: form, Err: fmt.Errorf("unicast source %v is not a configured peer", meta.Src)}
 	}
 	return v
 }

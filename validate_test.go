@@ -160,7 +160,7 @@ func TestLadderIPv6(t *testing.T) {
 		t.Errorf("zoned unicast peer: verdict %v %v", v.Reason, v.Err)
 	}
 	pu.Peers = []netip.Addr{netip.MustParseAddr("fe80::9")}
-	if v := validate(rxMeta{Src: peer6.WithZone("eth0"), Dst: dst, TTL: 64}, uni, &pu, &b); v.Reason != reasonUnicastSrc {
+	if v := validate(rxMeta{Src: peer6.WithZone("eth0"), Dst: dst, TTL: 64}, uni, &pu, &b); v.Reason != dropUnicastSrc {
 		t.Errorf("unknown unicast peer: verdict %v", v.Reason)
 	}
 	msg[0] = 0x21
