@@ -34,6 +34,7 @@ type runCmd struct {
 	CheckOnly  bool   `name:"check" short:"C" help:"Run only IPVS virtual servers and their checkers (no VRRP)."`
 	ConfigID   string `short:"i" name:"config-id" help:"Config id selecting @ID lines (default: the short host name)."`
 	logOptions
+	controlFlag
 }
 
 // Run runs the daemon until SIGTERM or SIGINT.
@@ -73,6 +74,13 @@ func (c *runCmd) Run() error {
 	d := newDaemon(log, cfg, linuxSystem())
 	d.vrrp = !c.CheckOnly
 	d.cfgPath, d.loadOpt = c.UseFile, loadOptions{ConfigID: c.ConfigID}
+	ctl, err := d.listenControl(c.Control)
+	if err != nil {
+		return err
+	}
+	if ctl != nil {
+		defer ctl.Close()
+	}
 	log.Info().Str("version", version).Str("config", c.UseFile).Int("instances", len(cfg.Instances)).Msg("Starting vipd")
 	return d.run(ctx)
 }
@@ -111,6 +119,7 @@ type daemon struct {
 	loadOpt loadOptions
 	sys     *system
 	vrrp    bool
+	started time.Time
 
 	mu      sync.Mutex
 	runners []*runner
@@ -159,7 +168,7 @@ func (d *daemon) publish(ev instanceEvent) {
 }
 
 func newDaemon(log zerolog.Logger, cfg *Config, sys *system) *daemon {
-	return &daemon{log: log, cfg: cfg, sys: sys, vrrp: true, hubs: map[hubKey]*hub{}}
+	return &daemon{log: log, cfg: cfg, sys: sys, vrrp: true, hubs: map[hubKey]*hub{}, started: time.Now()}
 }
 
 // run starts every instance and blocks until ctx is done, then stops them:

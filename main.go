@@ -19,6 +19,8 @@ type cli struct {
 	Version kong.VersionFlag `short:"v" help:"Print the version and exit."`
 	Run     runCmd           `cmd:"" default:"withargs" help:"Run the VRRP daemon (the default command; keepalived's flags)."`
 	Lab     labCmd           `cmd:"" help:"Try vipd on one machine: a LAN of network namespaces where the master fails (root)."`
+	Status  statusCmd        `cmd:"" help:"Show the running daemon's instances: state, priorities, master, counters."`
+	Reload  reloadCmd        `cmd:"" help:"Make the running daemon re-read its configuration (like SIGHUP)."`
 	Inspect inspectCmd       `cmd:"" help:"Print the VRRP adverts in pcap/pcapng captures with the verdict vipd would give each."`
 	Config  configCmd        `cmd:"" help:"Check or print the configuration."`
 	Genhash genhashCmd       `cmd:"" help:"Print the MD5 digest an HTTP_GET/SSL_GET url block expects (keepalived's genhash)."`
