@@ -88,6 +88,10 @@ type loadOptions struct {
 	// filepath.Glob for includes.
 	ReadFile func(string) ([]byte, error)
 	Glob     func(string) ([]string, error)
+	// MaxLines bounds the lines the configuration may expand to (after
+	// includes, ~SEQ and parameters); 0 means maxConfigLines. keepalived's
+	// own man page example generates about 900,000.
+	MaxLines int
 }
 
 // errConfig is wrapped by the error loadConfig returns when the
@@ -108,6 +112,9 @@ func loadConfig(path string, opt loadOptions) (*Config, []diag, error) {
 	}
 	if opt.Glob == nil {
 		opt.Glob = filepath.Glob
+	}
+	if opt.MaxLines <= 0 {
+		opt.MaxLines = maxConfigLines
 	}
 	pp := &preproc{opt: opt, defs: map[string]*paramDef{}}
 	pp.readFile(path, path, 0, 0)
@@ -158,13 +165,15 @@ type paramDef struct {
 }
 
 type preproc struct {
-	opt    loadOptions
-	defs   map[string]*paramDef
-	lines  []srcLine
-	diags  []diag
-	bytes  int
-	fatal  bool // a limit was crossed; stop producing lines
-	seqVar map[string]bool
+	opt   loadOptions
+	defs  map[string]*paramDef
+	lines []srcLine
+	diags []diag
+	bytes int
+	fatal bool // a limit was crossed; stop producing lines
+	// work counts processed (also dropped) lines, so that generators of
+	// empty or conditional-out lines cannot spin forever.
+	work int
 }
 
 func (p *preproc) errorf(file string, line int, format string, a ...any) {
@@ -261,6 +270,12 @@ func (p *preproc) processText(t, file string, line, depth, d int) {
 		p.fatal = true
 		return
 	}
+	p.work++
+	if p.work > 4*p.opt.MaxLines {
+		p.errorf(file, line, "configuration expands to more than %d lines", p.opt.MaxLines)
+		p.fatal = true
+		return
+	}
 	t = strings.TrimSpace(t)
 	if t == "" {
 		return
@@ -342,8 +357,8 @@ func (p *preproc) processText(t, file string, line, depth, d int) {
 		}
 	}
 	p.bytes += len(t)
-	if len(p.lines) >= maxConfigLines || p.bytes > maxConfigBytes {
-		p.errorf(file, line, "configuration expands to more than %d lines or %d bytes", maxConfigLines, maxConfigBytes)
+	if len(p.lines) >= p.opt.MaxLines || p.bytes > maxConfigBytes {
+		p.errorf(file, line, "configuration expands to more than %d lines or %d bytes", p.opt.MaxLines, maxConfigBytes)
 		p.fatal = true
 		return
 	}
@@ -573,9 +588,14 @@ func (p *preproc) generate(t, file string, line, depth, d int) {
 		if (step > 0 && end < start) || (step < 0 && end > start) {
 			return // an empty sequence, as keepalived
 		}
+		const lim = 1 << 40 // keeps (end-start)/step from overflowing
+		if start < -lim || start > lim || end < -lim || end > lim || step < -lim || step > lim {
+			p.errorf(file, line, "~%s(%s): values must be within ±%d", kind, inner, int64(lim))
+			return
+		}
 		n := (end-start)/step + 1
-		if n < 0 || n > maxConfigLines {
-			p.errorf(file, line, "~%s generates %d lines; at most %d are allowed", kind, n, maxConfigLines)
+		if n < 0 || n > int64(p.opt.MaxLines) {
+			p.errorf(file, line, "~%s generates %d lines; at most %d are allowed", kind, n, p.opt.MaxLines)
 			p.fatal = true
 			return
 		}
