@@ -124,10 +124,18 @@ func loadConfig(path string, opt loadOptions) (*Config, []diag, error) {
 		l.walkTop(root)
 		l.finish()
 	}
+	// Report by file (in the order files were read), then line.
 	diags := l.diags
+	fileIdx := map[string]int{}
+	for _, f := range pp.files {
+		if _, ok := fileIdx[f]; !ok {
+			fileIdx[f] = len(fileIdx)
+		}
+	}
 	sort.SliceStable(diags, func(i, j int) bool {
-		if diags[i].File != diags[j].File {
-			return false // keep file order as read
+		fi, fj := fileIdx[diags[i].File], fileIdx[diags[j].File]
+		if fi != fj {
+			return fi < fj
 		}
 		return diags[i].Line < diags[j].Line
 	})
@@ -170,7 +178,8 @@ type preproc struct {
 	lines []srcLine
 	diags []diag
 	bytes int
-	fatal bool // a limit was crossed; stop producing lines
+	fatal bool     // a limit was crossed; stop producing lines
+	files []string // in the order read
 	// work counts processed (also dropped) lines, so that generators of
 	// empty or conditional-out lines cannot spin forever.
 	work int
@@ -190,6 +199,7 @@ func (p *preproc) readFile(path, name string, depth int, fromLine int) {
 	if p.fatal {
 		return
 	}
+	p.files = append(p.files, name)
 	data, err := p.opt.ReadFile(path)
 	if err != nil {
 		p.errorf(name, 0, "cannot read configuration: %v", unwrapPathErr(err))
@@ -199,7 +209,8 @@ func (p *preproc) readFile(path, name string, depth int, fromLine int) {
 		p.errorf(name, 0, "file is larger than %d bytes", maxConfigBytes)
 		return
 	}
-	raw := strings.Split(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n")
+	text := strings.TrimPrefix(string(data), "\ufeff") // a UTF-8 byte order mark
+	raw := strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n")
 	for i := 0; i < len(raw); i++ {
 		if p.fatal {
 			return
