@@ -391,7 +391,15 @@ func (p *preproc) include(words []word, file string, line, depth int) {
 		if !filepath.IsAbs(pat) {
 			pat = filepath.Join(filepath.Dir(file), pat)
 		}
-		matches, err := p.opt.Glob(pat)
+		var matches []string
+		var err error
+		for _, pp := range expandBraces(pat, 64) {
+			var m []string
+			if m, err = p.opt.Glob(pp); err != nil {
+				break
+			}
+			matches = append(matches, m...)
+		}
 		if err != nil {
 			p.errorf(file, line, "include %q: %v", w.S, err)
 			continue
@@ -411,6 +419,54 @@ func (p *preproc) include(words []word, file string, line, depth int) {
 			p.readFile(m, m, depth+1, line)
 		}
 	}
+}
+
+// expandBraces expands csh-style {a,b} alternatives (as glibc's glob
+// with GLOB_BRACE, which keepalived uses for include), nested, into at
+// most limit patterns.
+func expandBraces(s string, limit int) []string {
+	open := strings.IndexByte(s, '{')
+	if open < 0 {
+		return []string{s}
+	}
+	depth, close := 0, -1
+	var commas []int
+	for i := open; i < len(s) && close < 0; i++ {
+		switch s[i] {
+		case '{':
+			depth++
+		case '}':
+			depth--
+			if depth == 0 {
+				close = i
+			}
+		case ',':
+			if depth == 1 {
+				commas = append(commas, i)
+			}
+		}
+	}
+	if close < 0 || len(commas) == 0 {
+		// Not an alternative list: keep the brace literally.
+		rest := expandBraces(s[open+1:], limit)
+		out := make([]string, 0, len(rest))
+		for _, r := range rest {
+			out = append(out, s[:open+1]+r)
+		}
+		return out
+	}
+	var out []string
+	start := open + 1
+	for _, end := range append(commas, close) {
+		for _, e := range expandBraces(s[:open]+s[start:end]+s[close+1:], limit) {
+			if len(out) >= limit {
+				return out
+			}
+			out = append(out, e)
+		}
+		start = end + 1
+	}
+	return out
 }
 
 // expand replaces $NAME (followed by whitespace or end of line) and

@@ -411,7 +411,7 @@ var topTable = newTable[*Config]("top level",
 	sup("track_file", parseTrackFile, "alias of vrrp_track_file"),
 	sup("vrrp_track_process", parseTrackProcess),
 	sup("vrrp_sync_group", parseSyncGroup),
-	sup("garp_group", parseGarpGroup),
+	parsedOnly("garp_group", parseGarpGroup, "vrrp_garp_interval / vrrp_gna_interval apply"),
 	sup("virtual_server", parseVirtualServer),
 	sup("virtual_server_group", parseVSGroup),
 	parsedOnly("static_ipaddress", func(l *loader, n *node, c *Config) {
@@ -1001,9 +1001,7 @@ var instanceTable = newTable[*VRRPInstance]("vrrp_instance",
 			}
 		}
 	}),
-	parsedOnly("lvs_sync_daemon_interface", func(l *loader, n *node, v *VRRPInstance) {
-		l.warnf(n, "not supported by vipd: lvs_sync_daemon_interface")
-	}, "old keyword; reported unsupported"),
+	unsup[*VRRPInstance]("lvs_sync_daemon_interface", "old keyword; keepalived wants global lvs_sync_daemon"),
 	unsup[*VRRPInstance]("use_vmac_addr"),
 	unsup[*VRRPInstance]("use_ipvlan"),
 	unsup[*VRRPInstance]("vrf"),
