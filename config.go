@@ -88,6 +88,10 @@ type loadOptions struct {
 	// filepath.Glob for includes.
 	ReadFile func(string) ([]byte, error)
 	Glob     func(string) ([]string, error)
+	// MaxLines bounds the lines the configuration may expand to (after
+	// includes, ~SEQ and parameters); 0 means maxConfigLines. keepalived's
+	// own man page example generates about 900,000.
+	MaxLines int
 }
 
 // errConfig is wrapped by the error loadConfig returns when the
@@ -109,6 +113,9 @@ func loadConfig(path string, opt loadOptions) (*Config, []diag, error) {
 	if opt.Glob == nil {
 		opt.Glob = filepath.Glob
 	}
+	if opt.MaxLines <= 0 {
+		opt.MaxLines = maxConfigLines
+	}
 	pp := &preproc{opt: opt, defs: map[string]*paramDef{}}
 	pp.readFile(path, path, 0, 0)
 	root := buildTree(pp.lines, pp)
@@ -117,10 +124,18 @@ func loadConfig(path string, opt loadOptions) (*Config, []diag, error) {
 		l.walkTop(root)
 		l.finish()
 	}
+	// Report by file (in the order files were read), then line.
 	diags := l.diags
+	fileIdx := map[string]int{}
+	for _, f := range pp.files {
+		if _, ok := fileIdx[f]; !ok {
+			fileIdx[f] = len(fileIdx)
+		}
+	}
 	sort.SliceStable(diags, func(i, j int) bool {
-		if diags[i].File != diags[j].File {
-			return false // keep file order as read
+		fi, fj := fileIdx[diags[i].File], fileIdx[diags[j].File]
+		if fi != fj {
+			return fi < fj
 		}
 		return diags[i].Line < diags[j].Line
 	})
@@ -158,13 +173,16 @@ type paramDef struct {
 }
 
 type preproc struct {
-	opt    loadOptions
-	defs   map[string]*paramDef
-	lines  []srcLine
-	diags  []diag
-	bytes  int
-	fatal  bool // a limit was crossed; stop producing lines
-	seqVar map[string]bool
+	opt   loadOptions
+	defs  map[string]*paramDef
+	lines []srcLine
+	diags []diag
+	bytes int
+	fatal bool     // a limit was crossed; stop producing lines
+	files []string // in the order read
+	// work counts processed (also dropped) lines, so that generators of
+	// empty or conditional-out lines cannot spin forever.
+	work int
 }
 
 func (p *preproc) errorf(file string, line int, format string, a ...any) {
@@ -181,6 +199,7 @@ func (p *preproc) readFile(path, name string, depth int, fromLine int) {
 	if p.fatal {
 		return
 	}
+	p.files = append(p.files, name)
 	data, err := p.opt.ReadFile(path)
 	if err != nil {
 		p.errorf(name, 0, "cannot read configuration: %v", unwrapPathErr(err))
@@ -190,7 +209,8 @@ func (p *preproc) readFile(path, name string, depth int, fromLine int) {
 		p.errorf(name, 0, "file is larger than %d bytes", maxConfigBytes)
 		return
 	}
-	raw := strings.Split(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n")
+	text := strings.TrimPrefix(string(data), "\ufeff") // a UTF-8 byte order mark
+	raw := strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n")
 	for i := 0; i < len(raw); i++ {
 		if p.fatal {
 			return
@@ -258,6 +278,12 @@ func (p *preproc) processText(t, file string, line, depth, d int) {
 	}
 	if d > maxExpandDepth {
 		p.errorf(file, line, "parameter expansion nested deeper than %d (recursive definition?)", maxExpandDepth)
+		p.fatal = true
+		return
+	}
+	p.work++
+	if p.work > 4*p.opt.MaxLines {
+		p.errorf(file, line, "configuration expands to more than %d lines", p.opt.MaxLines)
 		p.fatal = true
 		return
 	}
@@ -342,8 +368,8 @@ func (p *preproc) processText(t, file string, line, depth, d int) {
 		}
 	}
 	p.bytes += len(t)
-	if len(p.lines) >= maxConfigLines || p.bytes > maxConfigBytes {
-		p.errorf(file, line, "configuration expands to more than %d lines or %d bytes", maxConfigLines, maxConfigBytes)
+	if len(p.lines) >= p.opt.MaxLines || p.bytes > maxConfigBytes {
+		p.errorf(file, line, "configuration expands to more than %d lines or %d bytes", p.opt.MaxLines, maxConfigBytes)
 		p.fatal = true
 		return
 	}
@@ -365,7 +391,15 @@ func (p *preproc) include(words []word, file string, line, depth int) {
 		if !filepath.IsAbs(pat) {
 			pat = filepath.Join(filepath.Dir(file), pat)
 		}
-		matches, err := p.opt.Glob(pat)
+		var matches []string
+		var err error
+		for _, pp := range expandBraces(pat, 64) {
+			var m []string
+			if m, err = p.opt.Glob(pp); err != nil {
+				break
+			}
+			matches = append(matches, m...)
+		}
 		if err != nil {
 			p.errorf(file, line, "include %q: %v", w.S, err)
 			continue
@@ -385,6 +419,54 @@ func (p *preproc) include(words []word, file string, line, depth int) {
 			p.readFile(m, m, depth+1, line)
 		}
 	}
+}
+
+// expandBraces expands csh-style {a,b} alternatives (as glibc's glob
+// with GLOB_BRACE, which keepalived uses for include), nested, into at
+// most limit patterns.
+func expandBraces(s string, limit int) []string {
+	open := strings.IndexByte(s, '{')
+	if open < 0 {
+		return []string{s}
+	}
+	depth, close := 0, -1
+	var commas []int
+	for i := open; i < len(s) && close < 0; i++ {
+		switch s[i] {
+		case '{':
+			depth++
+		case '}':
+			depth--
+			if depth == 0 {
+				close = i
+			}
+		case ',':
+			if depth == 1 {
+				commas = append(commas, i)
+			}
+		}
+	}
+	if close < 0 || len(commas) == 0 {
+		// Not an alternative list: keep the brace literally.
+		rest := expandBraces(s[open+1:], limit)
+		out := make([]string, 0, len(rest))
+		for _, r := range rest {
+			out = append(out, s[:open+1]+r)
+		}
+		return out
+	}
+	var out []string
+	start := open + 1
+	for _, end := range append(commas, close) {
+		for _, e := range expandBraces(s[:open]+s[start:end]+s[close+1:], limit) {
+			if len(out) >= limit {
+				return out
+			}
+			out = append(out, e)
+		}
+		start = end + 1
+	}
+	return out
 }
 
 // expand replaces $NAME (followed by whitespace or end of line) and
@@ -573,9 +655,14 @@ func (p *preproc) generate(t, file string, line, depth, d int) {
 		if (step > 0 && end < start) || (step < 0 && end > start) {
 			return // an empty sequence, as keepalived
 		}
+		const lim = 1 << 40 // keeps (end-start)/step from overflowing
+		if start < -lim || start > lim || end < -lim || end > lim || step < -lim || step > lim {
+			p.errorf(file, line, "~%s(%s): values must be within ±%d", kind, inner, int64(lim))
+			return
+		}
 		n := (end-start)/step + 1
-		if n < 0 || n > maxConfigLines {
-			p.errorf(file, line, "~%s generates %d lines; at most %d are allowed", kind, n, maxConfigLines)
+		if n < 0 || n > int64(p.opt.MaxLines) {
+			p.errorf(file, line, "~%s generates %d lines; at most %d are allowed", kind, n, p.opt.MaxLines)
 			p.fatal = true
 			return
 		}

@@ -22,7 +22,8 @@ type kwStatus int
 
 const (
 	kwSupported   kwStatus = iota
-	kwUnsupported          // parsed but not supported: warns
+	kwUnsupported          // known, not implemented: one warning, skipped
+	kwParsedOnly           // parsed into the model, not acted on yet: warns
 )
 
 // kwInfo documents one keyword.
@@ -77,6 +78,12 @@ func (t *table[T]) infos() []kwInfo {
 // sup and unsup build table rows.
 func sup[T any](name string, fn func(*loader, *node, T), note ...string) kw[T] {
 	return kw[T]{kwInfo{Name: name, Status: kwSupported, Note: strings.Join(note, " ")}, fn}
+}
+
+// parsedOnly is a keyword whose values go into the model (so --dump shows
+// them) but which vipd does not act on yet; fn must warn.
+func parsedOnly[T any](name string, fn func(*loader, *node, T), note ...string) kw[T] {
+	return kw[T]{kwInfo{Name: name, Status: kwParsedOnly, Note: strings.Join(note, " ")}, fn}
 }
 
 func unsup[T any](name string, note ...string) kw[T] {
@@ -404,30 +411,31 @@ var topTable = newTable[*Config]("top level",
 	sup("track_file", parseTrackFile, "alias of vrrp_track_file"),
 	sup("vrrp_track_process", parseTrackProcess),
 	sup("vrrp_sync_group", parseSyncGroup),
-	sup("garp_group", parseGarpGroup),
+	parsedOnly("garp_group", parseGarpGroup, "vrrp_garp_interval / vrrp_gna_interval apply"),
 	sup("virtual_server", parseVirtualServer),
 	sup("virtual_server_group", parseVSGroup),
-	sup("static_ipaddress", func(l *loader, n *node, c *Config) {
+	parsedOnly("static_ipaddress", func(l *loader, n *node, c *Config) {
 		for _, it := range l.items(n) {
 			if v, ok := l.vip(it); ok {
 				c.StaticAddresses = append(c.StaticAddresses, v)
 			}
 		}
 	}, "parsed; vipd does not add static addresses yet (warns)"),
-	sup("static_routes", func(l *loader, n *node, c *Config) {
+	parsedOnly("static_routes", func(l *loader, n *node, c *Config) {
 		for _, it := range l.items(n) {
 			c.StaticRoutes = append(c.StaticRoutes, l.route(it))
 		}
 	}, "parsed; vipd does not install routes yet (warns)"),
-	sup("static_rules", func(l *loader, n *node, c *Config) {
+	parsedOnly("static_rules", func(l *loader, n *node, c *Config) {
 		for _, it := range l.items(n) {
 			c.StaticRules = append(c.StaticRules, Rule{Raw: words(it), Pos: it.pos()})
 		}
 	}, "parsed; vipd does not install rules yet (warns)"),
-	sup("linkbeat_interfaces", func(l *loader, n *node, c *Config) {
+	parsedOnly("linkbeat_interfaces", func(l *loader, n *node, c *Config) {
 		for _, it := range l.items(n) {
 			c.LinkbeatInterfaces = append(c.LinkbeatInterfaces, it.Key)
 		}
+		l.warnf(n, "not supported by vipd: linkbeat_interfaces (vipd follows netlink link events)")
 	}, "vipd always uses netlink link events"),
 	unsup[*Config]("track_group"),
 	unsup[*Config]("bfd_instance"),
@@ -929,13 +937,13 @@ var instanceTable = newTable[*VRRPInstance]("vrrp_instance",
 			}
 		}
 	}),
-	sup("virtual_routes", func(l *loader, n *node, v *VRRPInstance) {
+	parsedOnly("virtual_routes", func(l *loader, n *node, v *VRRPInstance) {
 		for _, it := range l.items(n) {
 			v.VirtualRoutes = append(v.VirtualRoutes, l.route(it))
 		}
 		l.warnf(n, "not supported by vipd: virtual_routes (parsed, not installed)")
 	}, "parsed but not installed (warns)"),
-	sup("virtual_rules", func(l *loader, n *node, v *VRRPInstance) {
+	parsedOnly("virtual_rules", func(l *loader, n *node, v *VRRPInstance) {
 		for _, it := range l.items(n) {
 			v.VirtualRules = append(v.VirtualRules, Rule{Raw: words(it), Pos: it.pos()})
 		}
@@ -993,9 +1001,7 @@ var instanceTable = newTable[*VRRPInstance]("vrrp_instance",
 			}
 		}
 	}),
-	sup("lvs_sync_daemon_interface", func(l *loader, n *node, v *VRRPInstance) {
-		l.warnf(n, "not supported by vipd: lvs_sync_daemon_interface")
-	}, "old keyword; reported unsupported"),
+	unsup[*VRRPInstance]("lvs_sync_daemon_interface", "old keyword; keepalived wants global lvs_sync_daemon"),
 	unsup[*VRRPInstance]("use_vmac_addr"),
 	unsup[*VRRPInstance]("use_ipvlan"),
 	unsup[*VRRPInstance]("vrf"),
@@ -2505,9 +2511,10 @@ func keywordsMarkdown() string {
 	b.WriteString("Generated from the parser's keyword tables (config_keywords.go) by\n")
 	b.WriteString("`go test -run TestKeywordsDoc -update`; do not edit by hand.\n\n")
 	b.WriteString("vipd reads keepalived.conf unchanged. A keyword marked *supported* is applied.\n")
-	b.WriteString("One marked *parsed, not supported* is accepted with one warning naming it\n")
-	b.WriteString("(`file:line: not supported by vipd: KEYWORD`), so a configuration written for\n")
-	b.WriteString("keepalived still loads. A keyword in neither list gets a warning with the\n")
+	b.WriteString("One marked *not supported* is accepted with one warning naming it\n")
+	b.WriteString("(`file:line: not supported by vipd: KEYWORD`) and otherwise ignored, so a\n")
+	b.WriteString("configuration written for keepalived still loads; *parsed, not supported*\n")
+	b.WriteString("keywords are also checked and kept in the model. A keyword in no table gets a\n")
 	b.WriteString("closest known spelling. `vipd -t -f FILE` lists them all; `--dump` prints\n")
 	b.WriteString("the configuration as vipd understood it, defaults included.\n\n")
 	b.WriteString("The parser also implements keepalived's `include` (glob, relative to the\n")
@@ -2521,8 +2528,11 @@ func keywordsMarkdown() string {
 	for _, t := range docTables {
 		for _, k := range t.infos() {
 			st := "supported"
-			if k.Status == kwUnsupported {
-				st = "parsed, not supported (warns)"
+			switch k.Status {
+			case kwUnsupported:
+				st = "not supported (warns, ignored)"
+			case kwParsedOnly:
+				st = "parsed, not supported (warns; shown by --dump)"
 			}
 			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", k.Name, t.blockName(), st, strings.ReplaceAll(k.Note, "|", "\\|"))
 		}

@@ -63,6 +63,16 @@ type Config struct {
 	LinkbeatInterfaces []string
 }
 
+// Instance returns the vrrp_instance called name, or nil.
+func (c *Config) Instance(name string) *VRRPInstance {
+	for _, v := range c.Instances {
+		if v.Name == name {
+			return v
+		}
+	}
+	return nil
+}
+
 // Script is a command line to run, as written (tracking splits it into
 // arguments or runs it under /bin/sh -c), and the user and group to run
 // it as (empty: global script_user, else keepalived_script, else root).

@@ -537,3 +537,20 @@ func TestNoPartialConfig(t *testing.T) {
 		t.Fatalf("got a model from a configuration with errors")
 	}
 }
+
+func TestExpandBraces(t *testing.T) {
+	for in, want := range map[string]string{
+		"a/*.conf":             "a/*.conf",
+		"{foo/{,cat,dog},bar}": "foo/ foo/cat foo/dog bar",
+		"x{1,2}y{a,b}":         "x1ya x1yb x2ya x2yb",
+		"odd{brace":            "odd{brace",
+		"{single}":             "{single}",
+	} {
+		if got := strings.Join(expandBraces(in, 64), " "); got != want {
+			t.Errorf("expandBraces(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if n := len(expandBraces(strings.Repeat("{a,b}", 20), 64)); n != 64 {
+		t.Errorf("limit: got %d patterns", n)
+	}
+}

@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/alecthomas/kong"
 	"io"
 	"net/netip"
 	"os"
@@ -14,6 +15,11 @@ import (
 )
 
 // configCmd is `vipd config [-f FILE] [-i ID] [--dump]`.
+//
+// When the root command gets keepalived's global -f/--use-file and
+// -i/--config-id flags, delete File and ConfigID here (kong rejects a
+// flag declared twice on one command path): Run reads the flags by name
+// from wherever they are declared.
 type configCmd struct {
 	File     string `short:"f" name:"use-file" default:"/etc/keepalived/keepalived.conf" help:"Configuration file."`
 	ConfigID string `short:"i" name:"config-id" help:"Config id selecting @ID lines (default: the short host name)."`
@@ -22,8 +28,21 @@ type configCmd struct {
 
 // Run checks (and with --dump prints) the configuration; it exits with
 // runConfigTest's status.
-func (c *configCmd) Run() error {
-	if rc := runConfigTest(c.File, c.ConfigID, c.Dump, os.Stdout, os.Stderr); rc != 0 {
+func (c *configCmd) Run(ctx *kong.Context) error {
+	file, id := c.File, c.ConfigID
+	for _, f := range ctx.Flags() {
+		v, ok := ctx.FlagValue(f).(string)
+		if !ok {
+			continue
+		}
+		switch f.Name {
+		case "use-file":
+			file = v
+		case "config-id":
+			id = v
+		}
+	}
+	if rc := runConfigTest(file, id, c.Dump, os.Stdout, os.Stderr); rc != 0 {
 		os.Exit(rc)
 	}
 	return nil
