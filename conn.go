@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/bpf"
@@ -451,8 +455,22 @@ func listenUnicast(src netip.Addr) (*unicastConn, error) {
 		return nil, errors.New("unicast conn: no source address")
 	}
 	u := &unicastConn{src: src}
+	// Freebind: unicast_src_ip may not be configured yet (interface
+	// missing or down at start); the conn works once it is.
+	lc := net.ListenConfig{Control: func(network, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			if strings.HasSuffix(network, "6") {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_IPV6, unix.IPV6_FREEBIND, 1)
+			} else {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_FREEBIND, 1)
+			}
+		})
+		return errors.Join(err, serr)
+	}}
+	ctx := context.Background()
 	if src.Is4() {
-		c, err := net.ListenPacket("ip4:112", src.String())
+		c, err := lc.ListenPacket(ctx, "ip4:112", src.String())
 		if err != nil {
 			return nil, fmt.Errorf("unicast conn: %w", err)
 		}
@@ -469,7 +487,7 @@ func listenUnicast(src netip.Addr) (*unicastConn, error) {
 		}
 		return u, nil
 	}
-	c, err := net.ListenPacket("ip6:112", src.String())
+	c, err := lc.ListenPacket(ctx, "ip6:112", src.String())
 	if err != nil {
 		return nil, fmt.Errorf("unicast conn: %w", err)
 	}
@@ -550,3 +568,130 @@ func (u *unicastConn) ReadAdvert(buf []byte) (int, frameMeta, error) {
 
 // Close implements advertConn.
 func (u *unicastConn) Close() error { return u.c.Close() }
+
+// interfaceSource returns the address keepalived uses as the source of
+// multicast adverts when none is configured: the interface's first IPv4
+// address, or for IPv6 its link-local one (RFC 5798 section 5.1.2.1). It
+// reads the calling thread's namespace.
+func interfaceSource(ifi *net.Interface, v6 bool) (netip.Addr, error) {
+	as, err := ifi.Addrs()
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("addresses of %s: %w", ifi.Name, err)
+	}
+	for _, a := range as {
+		n, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(n.IP)
+		if !ok {
+			continue
+		}
+		ip = ip.Unmap()
+		if !v6 && ip.Is4() {
+			return ip, nil
+		}
+		if v6 && ip.Is6() && ip.IsLinkLocalUnicast() {
+			return ip, nil
+		}
+	}
+	fam := "IPv4"
+	if v6 {
+		fam = "IPv6 link-local"
+	}
+	return netip.Addr{}, fmt.Errorf("%s has no %s address", ifi.Name, fam)
+}
+
+// memLAN is an in-memory Ethernet segment of advertConns, for tests of
+// the daemon and driver without root or sockets. A multicast write (dst
+// invalid or multicast) reaches every other conn on the LAN; a unicast
+// write reaches the conn whose source is dst. Delivery is synchronous
+// into a buffer per conn; a full buffer drops, as a socket does.
+type memLAN struct {
+	mu    sync.Mutex
+	conns []*memConn
+	// Drop, when set, is asked for every delivery; true loses the frame
+	// (loss, partitions).
+	Drop func(from, to netip.Addr) bool
+}
+
+type memFrame struct {
+	msg  []byte
+	meta frameMeta
+}
+
+// memConn is one router's advertConn on a memLAN.
+type memConn struct {
+	lan     *memLAN
+	src     netip.Addr
+	mac     net.HardwareAddr
+	ifindex int
+	ch      chan memFrame
+	closed  chan struct{}
+	once    sync.Once
+}
+
+// Conn attaches a conn with source address src and MAC mac.
+func (l *memLAN) Conn(src netip.Addr, mac net.HardwareAddr) *memConn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := &memConn{lan: l, src: src, mac: mac, ifindex: len(l.conns) + 1,
+		ch: make(chan memFrame, 256), closed: make(chan struct{})}
+	l.conns = append(l.conns, c)
+	return c
+}
+
+// WriteAdvert implements advertConn.
+func (c *memConn) WriteAdvert(msg []byte, dst netip.Addr) error {
+	select {
+	case <-c.closed:
+		return fmt.Errorf("mem conn %s: %w", c.src, net.ErrClosed)
+	default:
+	}
+	unicast := dst.IsValid() && !dst.IsMulticast()
+	if !dst.IsValid() {
+		dst = vrrpGroup4
+		if c.src.Is6() {
+			dst = vrrpGroup6
+		}
+	}
+	c.lan.mu.Lock()
+	defer c.lan.mu.Unlock()
+	for _, o := range c.lan.conns {
+		if o == c || (unicast && o.src != dst) || o.src.Is4() != c.src.Is4() {
+			continue
+		}
+		if c.lan.Drop != nil && c.lan.Drop(c.src, o.src) {
+			continue
+		}
+		f := memFrame{msg: append([]byte(nil), msg...), meta: frameMeta{
+			Src: c.src, Dst: dst, TTL: vrrpTTL, Ifindex: o.ifindex, Unicast: unicast}}
+		if !unicast {
+			f.meta.SrcMAC = c.mac
+		}
+		select {
+		case o.ch <- f:
+		default:
+		}
+	}
+	return nil
+}
+
+// ReadAdvert implements advertConn.
+func (c *memConn) ReadAdvert(buf []byte) (int, frameMeta, error) {
+	select {
+	case f := <-c.ch:
+		if len(f.msg) > len(buf) {
+			return 0, frameMeta{}, fmt.Errorf("mem conn %s: advert of %d bytes does not fit %d", c.src, len(f.msg), len(buf))
+		}
+		return copy(buf, f.msg), f.meta, nil
+	case <-c.closed:
+		return 0, frameMeta{}, fmt.Errorf("mem conn %s: %w", c.src, net.ErrClosed)
+	}
+}
+
+// Close implements advertConn.
+func (c *memConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return nil
+}

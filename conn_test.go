@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -417,4 +418,87 @@ func FuzzParseFrame(f *testing.F) {
 			t.Fatalf("round trip: %x %+v -> %x %+v", payload, m, p2, m2)
 		}
 	})
+}
+
+// TestUnicastFreebind opens a unicast conn on an address not configured
+// yet (the interface of unicast_src_ip may come later) and uses it once
+// the address appears.
+func TestUnicastFreebind(t *testing.T) {
+	l := newTestLAN(t, 2)
+	later := netip.MustParseAddr(fmt.Sprintf("10.%d.0.50", l.Net))
+	var c1, c2 *unicastConn
+	l.Hosts[0].MustDo(func() (err error) { c1, err = listenUnicast(later); return err })
+	defer c1.Close()
+	l.Hosts[0].IP("addr", "add", later.String()+"/24", "dev", "eth0")
+	l.Hosts[1].MustDo(func() (err error) { c2, err = listenUnicast(l.Addr4(1).Addr()); return err })
+	defer c2.Close()
+	if err := c2.WriteAdvert(testAdvert(20), later); err != nil {
+		t.Fatal(err)
+	}
+	if _, m := readWithin(t, c1); m.Src != l.Addr4(1).Addr() || m.Dst != later || m.TTL != 255 {
+		t.Fatalf("meta %+v", m)
+	}
+}
+
+func TestInterfaceSource(t *testing.T) {
+	l := newTestLAN(t, 1)
+	ifi := l.Hosts[0].Interface("eth0")
+	var s4, s6 netip.Addr
+	l.Hosts[0].MustDo(func() (err error) {
+		if s4, err = interfaceSource(ifi, false); err != nil {
+			return err
+		}
+		s6, err = interfaceSource(ifi, true)
+		return err
+	})
+	if s4 != l.Addr4(0).Addr() || s6 != l.LinkLocal(t, 0) {
+		t.Fatalf("sources %s %s", s4, s6)
+	}
+	lo := l.Hosts[0].Interface("lo")
+	l.Hosts[0].MustDo(func() error {
+		if _, err := interfaceSource(lo, true); err == nil {
+			return errors.New("lo has an IPv6 link-local source?")
+		}
+		return nil
+	})
+}
+
+func TestMemLAN(t *testing.T) {
+	var l memLAN
+	a4, b4, c4 := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3")
+	a := l.Conn(a4, net.HardwareAddr{2, 0, 0, 0, 0, 1})
+	b := l.Conn(b4, net.HardwareAddr{2, 0, 0, 0, 0, 2})
+	c := l.Conn(c4, net.HardwareAddr{2, 0, 0, 0, 0, 3})
+	v6 := l.Conn(netip.MustParseAddr("fe80::1"), nil)
+	msg := testAdvert(20)
+	if err := a.WriteAdvert(msg, netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*memConn{b, c} {
+		got, m := readWithin(t, r)
+		if !bytes.Equal(got, msg) || m.Src != a4 || m.Dst != vrrpGroup4 || m.TTL != 255 || m.Unicast || m.SrcMAC[5] != 1 {
+			t.Fatalf("multicast: %x %+v", got, m)
+		}
+	}
+	// Unicast to c only; a partition drops b -> c.
+	l.Drop = func(from, to netip.Addr) bool { return from == b4 && to == c4 }
+	a.WriteAdvert(msg, c4)
+	b.WriteAdvert(msg, netip.Addr{})
+	if _, m := readWithin(t, c); m.Src != a4 || !m.Unicast || m.Dst != c4 {
+		t.Fatalf("unicast: %+v", m)
+	}
+	if _, m := readWithin(t, a); m.Src != b4 {
+		t.Fatalf("a got %+v", m)
+	}
+	select {
+	case f := <-c.ch:
+		t.Fatalf("c got %+v across the partition", f.meta)
+	case f := <-v6.ch:
+		t.Fatalf("IPv6 conn got IPv4 frame %+v", f.meta)
+	default:
+	}
+	c.Close()
+	if _, _, err := c.ReadAdvert(make([]byte, 100)); !isClosed(err) {
+		t.Fatalf("read after close: %v", err)
+	}
 }
