@@ -117,12 +117,14 @@ func (n netlinkAddrs) Add(v vip) error {
 	return nil
 }
 
-// Del implements addrs.
+// Del implements addrs. It removes the address whatever prefix length,
+// label or peer it has now, so that an address left by a crashed run with
+// an older configuration still goes; addresses that differ from v's are
+// never touched.
 func (n netlinkAddrs) Del(v vip) error {
 	h := n.handle()
-	na, err := v.toNetlink()
-	if err != nil {
-		return err
+	if !v.Prefix.IsValid() {
+		return fmt.Errorf("vip %q: no address", v.Prefix)
 	}
 	link, err := h.LinkByName(v.Dev)
 	if err != nil {
@@ -132,11 +134,22 @@ func (n netlinkAddrs) Del(v vip) error {
 		}
 		return fmt.Errorf("delete %s: %w", v, err)
 	}
-	err = h.AddrDel(link, na)
-	// The kernel says EADDRNOTAVAIL (IPv4) or ENODEV/ENOENT (IPv6) for
-	// an address that is not there.
-	if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENODEV) && !errors.Is(err, unix.ENOENT) {
+	list, err := h.AddrList(link, netlink.FAMILY_ALL)
+	if err != nil {
 		return fmt.Errorf("delete %s: %w", v, err)
+	}
+	want := v.Prefix.Addr().Unmap()
+	for _, a := range list {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || ip.Unmap() != want {
+			continue
+		}
+		err := h.AddrDel(link, &a)
+		// The kernel says EADDRNOTAVAIL (IPv4) or ENODEV/ENOENT (IPv6)
+		// when it went meanwhile.
+		if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENODEV) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("delete %s: %w", v, err)
+		}
 	}
 	return nil
 }

@@ -100,6 +100,15 @@ func TestVIPAddDel(t *testing.T) {
 	if got, _ := a.Present(vips); len(got) != 0 {
 		t.Errorf("Present after delete = %v", got)
 	}
+	// Crash cleanup after a configuration change: an address left with
+	// another prefix and label still goes.
+	n.IP("addr", "add", "10.77.0.30/16", "dev", "eth0", "label", "eth0:old")
+	if err := a.Del(vip{Prefix: netip.MustParsePrefix("10.77.0.30/24"), Dev: "eth0"}); err != nil {
+		t.Fatal(err)
+	}
+	if show := n.IP("-o", "addr"); strings.Contains(show, "10.77.0.30") || !strings.Contains(show, "10.77.0.1/24") {
+		t.Errorf("after deleting 10.77.0.30:\n%s", show)
+	}
 	if err := a.Add(vip{Prefix: netip.MustParsePrefix("10.1.1.1/32"), Dev: "nosuch0"}); err == nil {
 		t.Error("add on a missing interface succeeded")
 	}
