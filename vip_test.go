@@ -262,13 +262,27 @@ func TestVMACClientSeesVMAC(t *testing.T) {
 	if err := (netlinkAddrs{H: r.Netlink()}).Add(vip{Prefix: netip.PrefixFrom(v, 24), Dev: "vrrp.7"}); err != nil {
 		t.Fatal(err)
 	}
+	// IPv6: its own VMAC, 00:00:5e:00:02:VRID.
+	r.MustDo(func() error {
+		_, err := m.Create(vmacConfig{Parent: "eth0", VRID: 7, IPv6: true, Name: "vrrp6.7"})
+		return err
+	})
+	v6 := netip.MustParseAddr(fmt.Sprintf("fd00:%d::100", l.Net))
+	if err := (netlinkAddrs{H: r.Netlink()}).Add(vip{Prefix: netip.PrefixFrom(v6, 64), Dev: "vrrp6.7"}); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < 5; i++ {
 		client.IP("neigh", "flush", "dev", "eth0")
-		if out, err := client.Exec("ping", "-c1", "-W2", v.String()); err != nil {
-			t.Fatalf("ping the VIP on the VMAC: %v: %s", err, out)
-		}
-		if n := client.IP("neigh", "show", v.String()); !strings.Contains(n, "00:00:5e:00:01:07") {
-			t.Fatalf("client resolved the VIP to %q, want the VMAC", n)
+		for _, tc := range []struct {
+			ip  netip.Addr
+			mac string
+		}{{v, "00:00:5e:00:01:07"}, {v6, "00:00:5e:00:02:07"}} {
+			if out, err := client.Exec("ping", "-c1", "-W2", tc.ip.String()); err != nil {
+				t.Fatalf("ping the VIP on the VMAC: %v: %s", err, out)
+			}
+			if n := client.IP("neigh", "show", tc.ip.String()); !strings.Contains(n, tc.mac) {
+				t.Fatalf("client resolved %s to %q, want the VMAC %s", tc.ip, n, tc.mac)
+			}
 		}
 	}
 }
