@@ -20,6 +20,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// The Linux I/O layer below the daemon driver, one seam per concern, each
+// with a real and a fake implementation:
+//
+//	advertConn  (conn.go)  VRRP messages in and out: listenMulticast
+//	                       (AF_PACKET), listenUnicast (raw IP); memLAN fake
+//	addrs       (vip.go)   VIPs via rtnetlink: netlinkAddrs; fakeAddrs
+//	vmacs       (vip.go)   use_vmac macvlan: netlinkVMACs
+//	announcer   (arp.go)   gratuitous ARP / unsolicited NA: newAnnouncer;
+//	                       fakeAnnouncer; garpSched decides when (pure)
+//	linkWatcher (link.go)  link up/down: watchLinks; fakeLinks
+//
+// Constructors open sockets in the calling thread's network namespace;
+// the results can then be used from any goroutine. A driver per instance:
+//
+//	c, _ := listenMulticast(ifi, mcastConfig{Src: src, SrcMAC: vmac})
+//	go func() { for { n, meta, err := c.ReadAdvert(buf); if isClosed(err) { return } ... } }()
+//	on MASTER: addrs.Add(each VIP); garp.Start(now, targets); send garp.Due(now)
+//	           with announceAll, re-arm a timer for the returned deadline
+//	on leaving: garp.Stop(); addrs.Del(each VIP)
+
 // VRRP on the wire: RFC 3768 section 5.2 and RFC 5798 sections 5.1, 7.3.
 const (
 	vrrpProto    = 112 // IP protocol number, RFC 5798 section 5.1.1.3
@@ -50,7 +70,8 @@ type advertConn interface {
 	// (trimmed to the IP length, so Ethernet padding is gone) and returns
 	// its length and where it came from. Frames that are not VRRP or that
 	// are malformed at the IP layer are dropped and counted, not returned.
-	// After Close it returns an error for which isClosed is true.
+	// After Close it returns an error for which isClosed is true. One
+	// goroutine reads; another may write at the same time.
 	ReadAdvert(buf []byte) (n int, meta frameMeta, err error)
 	Close() error
 }
