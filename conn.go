@@ -241,15 +241,19 @@ func joinIPGroup(ifi *net.Interface, group netip.Addr) (net.PacketConn, error) {
 	return c, nil
 }
 
-// vrrpFilter is a BPF program passing only Ethernet frames that carry
-// IPv4 (or IPv6) with protocol (next header) 112, so the kernel does not
-// wake us for all other IP traffic on the interface.
+// vrrpFilter is a BPF program passing only untagged Ethernet frames that
+// carry IPv4 (or IPv6) with protocol (next header) 112, so the kernel does
+// not wake us for all other traffic on the interface.
 func vrrpFilter(v6 bool) []bpf.RawInstruction {
 	etype, protoOff := uint32(unix.ETH_P_IP), uint32(ethHdrLen+9)
 	if v6 {
 		etype, protoOff = unix.ETH_P_IPV6, ethHdrLen+6
 	}
 	prog, err := bpf.Assemble([]bpf.Instruction{
+		// A frame whose VLAN tag the NIC moved to metadata belongs to the
+		// VLAN interface, not to this one, though a tap here sees it.
+		bpf.LoadExtension{Num: bpf.ExtVLANTagPresent},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0, SkipTrue: 5},
 		bpf.LoadAbsolute{Off: 12, Size: 2},
 		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: etype, SkipTrue: 3},
 		bpf.LoadAbsolute{Off: protoOff, Size: 1},

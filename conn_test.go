@@ -502,3 +502,93 @@ func TestMemLAN(t *testing.T) {
 		t.Fatalf("read after close: %v", err)
 	}
 }
+
+// TestMulticastVLANSeparation: a conn on eth0 must not take adverts that
+// arrived tagged for VLAN 10 (they belong to a conn on eth0.10), even
+// though an AF_PACKET tap on eth0 sees them with the tag stripped into
+// metadata by VLAN offload.
+func TestMulticastVLANSeparation(t *testing.T) {
+	l := newTestLAN(t, 2)
+	h1, h2 := l.Hosts[0], l.Hosts[1]
+	for i, h := range l.Hosts {
+		if out, err := h.TryIP("link", "add", "link", "eth0", "name", "eth0.10", "type", "vlan", "id", "10"); err != nil {
+			t.Skipf("no VLAN support in this kernel (8021q): %s", out)
+		}
+		h.IP("link", "set", "eth0.10", "up")
+		h.IP("addr", "add", fmt.Sprintf("10.250.%d.%d/24", l.Net, i+1), "dev", "eth0.10")
+	}
+	var vlan1, plain2, vlan2 *mcastConn
+	h1.MustDo(func() (err error) {
+		vlan1, err = listenMulticast(h1.Interface("eth0.10"), mcastConfig{Src: netip.MustParseAddr(fmt.Sprintf("10.250.%d.1", l.Net))})
+		return err
+	})
+	defer vlan1.Close()
+	h2.MustDo(func() (err error) {
+		if plain2, err = listenMulticast(h2.Interface("eth0"), mcastConfig{Src: l.Addr4(1).Addr()}); err != nil {
+			return err
+		}
+		vlan2, err = listenMulticast(h2.Interface("eth0.10"), mcastConfig{Src: netip.MustParseAddr(fmt.Sprintf("10.250.%d.2", l.Net))})
+		return err
+	})
+	defer plain2.Close()
+	defer vlan2.Close()
+	if err := vlan1.WriteAdvert(testAdvert(24), netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := readWithin(t, vlan2); len(got) != 24 {
+		t.Fatalf("eth0.10 read %d bytes", len(got))
+	}
+	// Now an untagged advert; plain2's first read must be it, not the
+	// tagged one.
+	var c1 *mcastConn
+	h1.MustDo(func() (err error) {
+		c1, err = listenMulticast(h1.Interface("eth0"), mcastConfig{Src: l.Addr4(0).Addr()})
+		return err
+	})
+	defer c1.Close()
+	if err := c1.WriteAdvert(testAdvert(28), netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, m := readWithin(t, plain2); len(got) != 28 {
+		t.Fatalf("eth0 conn read the VLAN 10 advert (%d bytes from %s)", len(got), m.Src)
+	}
+}
+
+// TestMulticastDropsTagged injects a VLAN-tagged advert (802.1Q, VID 10)
+// on the wire; the kernel moves the tag to metadata before taps see it,
+// and a conn on the untagged interface must not take it.
+func TestMulticastDropsTagged(t *testing.T) {
+	l := newTestLAN(t, 2)
+	h1, h2 := l.Hosts[0], l.Hosts[1]
+	if1 := h1.Interface("eth0")
+	var c1, c2 *mcastConn
+	var pc *packet.Conn
+	h1.MustDo(func() (err error) {
+		if c1, err = listenMulticast(if1, mcastConfig{Src: l.Addr4(0).Addr()}); err != nil {
+			return err
+		}
+		pc, err = packet.Listen(if1, packet.Raw, 0, nil)
+		return err
+	})
+	defer c1.Close()
+	defer pc.Close()
+	h2.MustDo(func() (err error) {
+		c2, err = listenMulticast(h2.Interface("eth0"), mcastConfig{Src: l.Addr4(1).Addr()})
+		return err
+	})
+	defer c2.Close()
+	f, err := buildFrame(if1.HardwareAddr, multicastMAC(vrrpGroup4), l.Addr4(0).Addr(), vrrpGroup4, 1, testAdvert(24))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tagged := append(append(append([]byte(nil), f[:12]...), 0x81, 0x00, 0x00, 10), f[12:]...)
+	if _, err := pc.WriteTo(tagged, &packet.Addr{HardwareAddr: multicastMAC(vrrpGroup4)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c1.WriteAdvert(testAdvert(28), netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := readWithin(t, c2); len(got) != 28 {
+		t.Fatalf("conn on eth0 read the VLAN 10 advert (%d bytes)", len(got))
+	}
+}
