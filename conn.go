@@ -372,6 +372,14 @@ func (c *mcastConn) ReadAdvert(buf []byte) (int, frameMeta, error) {
 			}
 			return 0, frameMeta{}, fmt.Errorf("multicast conn on %s: read: %w", c.ifi.Name, err)
 		}
+		if rerr == unix.ENETDOWN {
+			// The kernel reports the interface going down once on each
+			// packet socket; the link watcher tells the daemon, and
+			// reading goes on when the link is back. (After the interface
+			// is deleted nothing more arrives: reopen the conn when the
+			// watcher reports a new index.)
+			continue
+		}
 		if rerr != nil {
 			return 0, frameMeta{}, fmt.Errorf("multicast conn on %s: read: %w", c.ifi.Name, rerr)
 		}

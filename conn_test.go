@@ -592,3 +592,53 @@ func TestMulticastDropsTagged(t *testing.T) {
 		t.Fatalf("conn on eth0 read the VLAN 10 advert (%d bytes)", len(got))
 	}
 }
+
+// TestMulticastSurvivesLinkFlap: a link going down and up (RFC 5798
+// section 6.4: FAULT and back) must not end the conn's read loop; the
+// link watcher reports the flap, the conn just keeps reading.
+func TestMulticastSurvivesLinkFlap(t *testing.T) {
+	l := newTestLAN(t, 2)
+	h1, h2 := l.Hosts[0], l.Hosts[1]
+	var c1, c2 *mcastConn
+	h1.MustDo(func() (err error) {
+		c1, err = listenMulticast(h1.Interface("eth0"), mcastConfig{Src: l.Addr4(0).Addr()})
+		return err
+	})
+	defer c1.Close()
+	h2.MustDo(func() (err error) {
+		c2, err = listenMulticast(h2.Interface("eth0"), mcastConfig{Src: l.Addr4(1).Addr()})
+		return err
+	})
+	defer c2.Close()
+	type res struct {
+		n   int
+		err error
+	}
+	got := make(chan res, 1)
+	go func() {
+		n, _, err := c2.ReadAdvert(make([]byte, 1500))
+		got <- res{n, err}
+	}()
+	h2.IP("link", "set", "eth0", "down")
+	if err := c2.WriteAdvert(testAdvert(20), netip.Addr{}); err == nil {
+		t.Error("send on a down interface succeeded")
+	}
+	h2.IP("link", "set", "eth0", "up")
+	// Carrier comes back after a moment; send until one gets through.
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if err := c1.WriteAdvert(testAdvert(20), netip.Addr{}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case r := <-got:
+			if r.err != nil || r.n != 20 {
+				t.Fatalf("read across the flap: %d bytes, %v", r.n, r.err)
+			}
+			return
+		default:
+		}
+		if time.Now().After(end) {
+			t.Fatal("no advert after the link came back")
+		}
+	}
+}
