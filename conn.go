@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/bpf"
@@ -16,7 +20,27 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Frame sizes and the TOS of adverts (vrrpProto, vrrpTTL and the groups are in packet.go).
+// The Linux I/O layer below the daemon driver, one seam per concern, each
+// with a real and a fake implementation:
+//
+//	advertConn  (conn.go)  VRRP messages in and out: listenMulticast
+//	                       (AF_PACKET), listenUnicast (raw IP); memLAN fake
+//	addrs       (vip.go)   VIPs via rtnetlink: netlinkAddrs; fakeAddrs
+//	vmacs       (vip.go)   use_vmac macvlan: netlinkVMACs
+//	announcer   (arp.go)   gratuitous ARP / unsolicited NA: newAnnouncer;
+//	                       fakeAnnouncer; garpSched decides when (pure)
+//	linkWatcher (link.go)  link up/down: watchLinks; fakeLinks
+//
+// Constructors open sockets in the calling thread's network namespace;
+// the results can then be used from any goroutine. A driver per instance:
+//
+//	c, _ := listenMulticast(ifi, mcastConfig{Src: src, SrcMAC: vmac})
+//	go func() { for { n, meta, err := c.ReadAdvert(buf); if isClosed(err) { return } ... } }()
+//	on MASTER: addrs.Add(each VIP); garp.Start(now, targets); send garp.Due(now)
+//	           with announceAll, re-arm a timer for the returned deadline
+//	on leaving: garp.Stop(); addrs.Del(each VIP)
+
+// VRRP on the wire: RFC 3768 section 5.2 and RFC 5798 sections 5.1, 7.3.
 const (
 	vrrpTOS      = 0xc0
 	ethHdrLen    = 14
@@ -37,7 +61,8 @@ type advertConn interface {
 	// (trimmed to the IP length, so Ethernet padding is gone) and returns
 	// its length and where it came from. Frames that are not VRRP or that
 	// are malformed at the IP layer are dropped and counted, not returned.
-	// After Close it returns an error for which isClosed is true.
+	// After Close it returns an error for which isClosed is true. One
+	// goroutine reads; another may write at the same time.
 	ReadAdvert(buf []byte) (n int, meta frameMeta, err error)
 	Close() error
 }
@@ -207,15 +232,19 @@ func joinIPGroup(ifi *net.Interface, group netip.Addr) (net.PacketConn, error) {
 	return c, nil
 }
 
-// vrrpFilter is a BPF program passing only Ethernet frames that carry
-// IPv4 (or IPv6) with protocol (next header) 112, so the kernel does not
-// wake us for all other IP traffic on the interface.
+// vrrpFilter is a BPF program passing only untagged Ethernet frames that
+// carry IPv4 (or IPv6) with protocol (next header) 112, so the kernel does
+// not wake us for all other traffic on the interface.
 func vrrpFilter(v6 bool) []bpf.RawInstruction {
 	etype, protoOff := uint32(unix.ETH_P_IP), uint32(ethHdrLen+9)
 	if v6 {
 		etype, protoOff = unix.ETH_P_IPV6, ethHdrLen+6
 	}
 	prog, err := bpf.Assemble([]bpf.Instruction{
+		// A frame whose VLAN tag the NIC moved to metadata belongs to the
+		// VLAN interface, not to this one, though a tap here sees it.
+		bpf.LoadExtension{Num: bpf.ExtVLANTagPresent},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0, SkipTrue: 5},
 		bpf.LoadAbsolute{Off: 12, Size: 2},
 		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: etype, SkipTrue: 3},
 		bpf.LoadAbsolute{Off: protoOff, Size: 1},
@@ -334,6 +363,14 @@ func (c *mcastConn) ReadAdvert(buf []byte) (int, frameMeta, error) {
 			}
 			return 0, frameMeta{}, fmt.Errorf("multicast conn on %s: read: %w", c.ifi.Name, err)
 		}
+		if rerr == unix.ENETDOWN {
+			// The kernel reports the interface going down once on each
+			// packet socket; the link watcher tells the daemon, and
+			// reading goes on when the link is back. (After the interface
+			// is deleted nothing more arrives: reopen the conn when the
+			// watcher reports a new index.)
+			continue
+		}
 		if rerr != nil {
 			return 0, frameMeta{}, fmt.Errorf("multicast conn on %s: read: %w", c.ifi.Name, rerr)
 		}
@@ -442,8 +479,22 @@ func listenUnicast(src netip.Addr) (*unicastConn, error) {
 		return nil, errors.New("unicast conn: no source address")
 	}
 	u := &unicastConn{src: src}
+	// Freebind: unicast_src_ip may not be configured yet (interface
+	// missing or down at start); the conn works once it is.
+	lc := net.ListenConfig{Control: func(network, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			if strings.HasSuffix(network, "6") {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_IPV6, unix.IPV6_FREEBIND, 1)
+			} else {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_FREEBIND, 1)
+			}
+		})
+		return errors.Join(err, serr)
+	}}
+	ctx := context.Background()
 	if src.Is4() {
-		c, err := net.ListenPacket("ip4:112", src.String())
+		c, err := lc.ListenPacket(ctx, "ip4:112", src.String())
 		if err != nil {
 			return nil, fmt.Errorf("unicast conn: %w", err)
 		}
@@ -460,7 +511,7 @@ func listenUnicast(src netip.Addr) (*unicastConn, error) {
 		}
 		return u, nil
 	}
-	c, err := net.ListenPacket("ip6:112", src.String())
+	c, err := lc.ListenPacket(ctx, "ip6:112", src.String())
 	if err != nil {
 		return nil, fmt.Errorf("unicast conn: %w", err)
 	}
@@ -541,3 +592,130 @@ func (u *unicastConn) ReadAdvert(buf []byte) (int, frameMeta, error) {
 
 // Close implements advertConn.
 func (u *unicastConn) Close() error { return u.c.Close() }
+
+// interfaceSource returns the address keepalived uses as the source of
+// multicast adverts when none is configured: the interface's first IPv4
+// address, or for IPv6 its link-local one (RFC 5798 section 5.1.2.1). It
+// reads the calling thread's namespace.
+func interfaceSource(ifi *net.Interface, v6 bool) (netip.Addr, error) {
+	as, err := ifi.Addrs()
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("addresses of %s: %w", ifi.Name, err)
+	}
+	for _, a := range as {
+		n, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(n.IP)
+		if !ok {
+			continue
+		}
+		ip = ip.Unmap()
+		if !v6 && ip.Is4() {
+			return ip, nil
+		}
+		if v6 && ip.Is6() && ip.IsLinkLocalUnicast() {
+			return ip, nil
+		}
+	}
+	fam := "IPv4"
+	if v6 {
+		fam = "IPv6 link-local"
+	}
+	return netip.Addr{}, fmt.Errorf("%s has no %s address", ifi.Name, fam)
+}
+
+// memLAN is an in-memory Ethernet segment of advertConns, for tests of
+// the daemon and driver without root or sockets. A multicast write (dst
+// invalid or multicast) reaches every other conn on the LAN; a unicast
+// write reaches the conn whose source is dst. Delivery is synchronous
+// into a buffer per conn; a full buffer drops, as a socket does.
+type memLAN struct {
+	mu    sync.Mutex
+	conns []*memConn
+	// Drop, when set, is asked for every delivery; true loses the frame
+	// (loss, partitions).
+	Drop func(from, to netip.Addr) bool
+}
+
+type memFrame struct {
+	msg  []byte
+	meta frameMeta
+}
+
+// memConn is one router's advertConn on a memLAN.
+type memConn struct {
+	lan     *memLAN
+	src     netip.Addr
+	mac     net.HardwareAddr
+	ifindex int
+	ch      chan memFrame
+	closed  chan struct{}
+	once    sync.Once
+}
+
+// Conn attaches a conn with source address src and MAC mac.
+func (l *memLAN) Conn(src netip.Addr, mac net.HardwareAddr) *memConn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := &memConn{lan: l, src: src, mac: mac, ifindex: len(l.conns) + 1,
+		ch: make(chan memFrame, 256), closed: make(chan struct{})}
+	l.conns = append(l.conns, c)
+	return c
+}
+
+// WriteAdvert implements advertConn.
+func (c *memConn) WriteAdvert(msg []byte, dst netip.Addr) error {
+	select {
+	case <-c.closed:
+		return fmt.Errorf("mem conn %s: %w", c.src, net.ErrClosed)
+	default:
+	}
+	unicast := dst.IsValid() && !dst.IsMulticast()
+	if !dst.IsValid() {
+		dst = vrrpGroup4
+		if c.src.Is6() {
+			dst = vrrpGroup6
+		}
+	}
+	c.lan.mu.Lock()
+	defer c.lan.mu.Unlock()
+	for _, o := range c.lan.conns {
+		if o == c || (unicast && o.src != dst) || o.src.Is4() != c.src.Is4() {
+			continue
+		}
+		if c.lan.Drop != nil && c.lan.Drop(c.src, o.src) {
+			continue
+		}
+		f := memFrame{msg: append([]byte(nil), msg...), meta: frameMeta{
+			Src: c.src, Dst: dst, TTL: vrrpTTL, Ifindex: o.ifindex, Unicast: unicast}}
+		if !unicast {
+			f.meta.SrcMAC = c.mac
+		}
+		select {
+		case o.ch <- f:
+		default:
+		}
+	}
+	return nil
+}
+
+// ReadAdvert implements advertConn.
+func (c *memConn) ReadAdvert(buf []byte) (int, frameMeta, error) {
+	select {
+	case f := <-c.ch:
+		if len(f.msg) > len(buf) {
+			return 0, frameMeta{}, fmt.Errorf("mem conn %s: advert of %d bytes does not fit %d", c.src, len(f.msg), len(buf))
+		}
+		return copy(buf, f.msg), f.meta, nil
+	case <-c.closed:
+		return 0, frameMeta{}, fmt.Errorf("mem conn %s: %w", c.src, net.ErrClosed)
+	}
+}
+
+// Close implements advertConn.
+func (c *memConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return nil
+}

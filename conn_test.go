@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -417,4 +418,227 @@ func FuzzParseFrame(f *testing.F) {
 			t.Fatalf("round trip: %x %+v -> %x %+v", payload, m, p2, m2)
 		}
 	})
+}
+
+// TestUnicastFreebind opens a unicast conn on an address not configured
+// yet (the interface of unicast_src_ip may come later) and uses it once
+// the address appears.
+func TestUnicastFreebind(t *testing.T) {
+	l := newTestLAN(t, 2)
+	later := netip.MustParseAddr(fmt.Sprintf("10.%d.0.50", l.Net))
+	var c1, c2 *unicastConn
+	l.Hosts[0].MustDo(func() (err error) { c1, err = listenUnicast(later); return err })
+	defer c1.Close()
+	l.Hosts[0].IP("addr", "add", later.String()+"/24", "dev", "eth0")
+	l.Hosts[1].MustDo(func() (err error) { c2, err = listenUnicast(l.Addr4(1).Addr()); return err })
+	defer c2.Close()
+	if err := c2.WriteAdvert(testAdvert(20), later); err != nil {
+		t.Fatal(err)
+	}
+	if _, m := readWithin(t, c1); m.Src != l.Addr4(1).Addr() || m.Dst != later || m.TTL != 255 {
+		t.Fatalf("meta %+v", m)
+	}
+}
+
+func TestInterfaceSource(t *testing.T) {
+	l := newTestLAN(t, 1)
+	ifi := l.Hosts[0].Interface("eth0")
+	var s4, s6 netip.Addr
+	l.Hosts[0].MustDo(func() (err error) {
+		if s4, err = interfaceSource(ifi, false); err != nil {
+			return err
+		}
+		s6, err = interfaceSource(ifi, true)
+		return err
+	})
+	if s4 != l.Addr4(0).Addr() || s6 != l.LinkLocal(t, 0) {
+		t.Fatalf("sources %s %s", s4, s6)
+	}
+	lo := l.Hosts[0].Interface("lo")
+	l.Hosts[0].MustDo(func() error {
+		if _, err := interfaceSource(lo, true); err == nil {
+			return errors.New("lo has an IPv6 link-local source?")
+		}
+		return nil
+	})
+}
+
+func TestMemLAN(t *testing.T) {
+	var l memLAN
+	a4, b4, c4 := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3")
+	a := l.Conn(a4, net.HardwareAddr{2, 0, 0, 0, 0, 1})
+	b := l.Conn(b4, net.HardwareAddr{2, 0, 0, 0, 0, 2})
+	c := l.Conn(c4, net.HardwareAddr{2, 0, 0, 0, 0, 3})
+	v6 := l.Conn(netip.MustParseAddr("fe80::1"), nil)
+	msg := testAdvert(20)
+	if err := a.WriteAdvert(msg, netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*memConn{b, c} {
+		got, m := readWithin(t, r)
+		if !bytes.Equal(got, msg) || m.Src != a4 || m.Dst != vrrpGroup4 || m.TTL != 255 || m.Unicast || m.SrcMAC[5] != 1 {
+			t.Fatalf("multicast: %x %+v", got, m)
+		}
+	}
+	// Unicast to c only; a partition drops b -> c.
+	l.Drop = func(from, to netip.Addr) bool { return from == b4 && to == c4 }
+	a.WriteAdvert(msg, c4)
+	b.WriteAdvert(msg, netip.Addr{})
+	if _, m := readWithin(t, c); m.Src != a4 || !m.Unicast || m.Dst != c4 {
+		t.Fatalf("unicast: %+v", m)
+	}
+	if _, m := readWithin(t, a); m.Src != b4 {
+		t.Fatalf("a got %+v", m)
+	}
+	select {
+	case f := <-c.ch:
+		t.Fatalf("c got %+v across the partition", f.meta)
+	case f := <-v6.ch:
+		t.Fatalf("IPv6 conn got IPv4 frame %+v", f.meta)
+	default:
+	}
+	c.Close()
+	if _, _, err := c.ReadAdvert(make([]byte, 100)); !isClosed(err) {
+		t.Fatalf("read after close: %v", err)
+	}
+}
+
+// TestMulticastVLANSeparation: a conn on eth0 must not take adverts that
+// arrived tagged for VLAN 10 (they belong to a conn on eth0.10), even
+// though an AF_PACKET tap on eth0 sees them with the tag stripped into
+// metadata by VLAN offload.
+func TestMulticastVLANSeparation(t *testing.T) {
+	l := newTestLAN(t, 2)
+	h1, h2 := l.Hosts[0], l.Hosts[1]
+	for i, h := range l.Hosts {
+		if out, err := h.TryIP("link", "add", "link", "eth0", "name", "eth0.10", "type", "vlan", "id", "10"); err != nil {
+			t.Skipf("no VLAN support in this kernel (8021q): %s", out)
+		}
+		h.IP("link", "set", "eth0.10", "up")
+		h.IP("addr", "add", fmt.Sprintf("10.250.%d.%d/24", l.Net, i+1), "dev", "eth0.10")
+	}
+	var vlan1, plain2, vlan2 *mcastConn
+	h1.MustDo(func() (err error) {
+		vlan1, err = listenMulticast(h1.Interface("eth0.10"), mcastConfig{Src: netip.MustParseAddr(fmt.Sprintf("10.250.%d.1", l.Net))})
+		return err
+	})
+	defer vlan1.Close()
+	h2.MustDo(func() (err error) {
+		if plain2, err = listenMulticast(h2.Interface("eth0"), mcastConfig{Src: l.Addr4(1).Addr()}); err != nil {
+			return err
+		}
+		vlan2, err = listenMulticast(h2.Interface("eth0.10"), mcastConfig{Src: netip.MustParseAddr(fmt.Sprintf("10.250.%d.2", l.Net))})
+		return err
+	})
+	defer plain2.Close()
+	defer vlan2.Close()
+	if err := vlan1.WriteAdvert(testAdvert(24), netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := readWithin(t, vlan2); len(got) != 24 {
+		t.Fatalf("eth0.10 read %d bytes", len(got))
+	}
+	// Now an untagged advert; plain2's first read must be it, not the
+	// tagged one.
+	var c1 *mcastConn
+	h1.MustDo(func() (err error) {
+		c1, err = listenMulticast(h1.Interface("eth0"), mcastConfig{Src: l.Addr4(0).Addr()})
+		return err
+	})
+	defer c1.Close()
+	if err := c1.WriteAdvert(testAdvert(28), netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, m := readWithin(t, plain2); len(got) != 28 {
+		t.Fatalf("eth0 conn read the VLAN 10 advert (%d bytes from %s)", len(got), m.Src)
+	}
+}
+
+// TestMulticastDropsTagged injects a VLAN-tagged advert (802.1Q, VID 10)
+// on the wire; the kernel moves the tag to metadata before taps see it,
+// and a conn on the untagged interface must not take it.
+func TestMulticastDropsTagged(t *testing.T) {
+	l := newTestLAN(t, 2)
+	h1, h2 := l.Hosts[0], l.Hosts[1]
+	if1 := h1.Interface("eth0")
+	var c1, c2 *mcastConn
+	var pc *packet.Conn
+	h1.MustDo(func() (err error) {
+		if c1, err = listenMulticast(if1, mcastConfig{Src: l.Addr4(0).Addr()}); err != nil {
+			return err
+		}
+		pc, err = packet.Listen(if1, packet.Raw, 0, nil)
+		return err
+	})
+	defer c1.Close()
+	defer pc.Close()
+	h2.MustDo(func() (err error) {
+		c2, err = listenMulticast(h2.Interface("eth0"), mcastConfig{Src: l.Addr4(1).Addr()})
+		return err
+	})
+	defer c2.Close()
+	f, err := buildFrame(if1.HardwareAddr, multicastMAC(vrrpGroup4), l.Addr4(0).Addr(), vrrpGroup4, 1, testAdvert(24))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tagged := append(append(append([]byte(nil), f[:12]...), 0x81, 0x00, 0x00, 10), f[12:]...)
+	if _, err := pc.WriteTo(tagged, &packet.Addr{HardwareAddr: multicastMAC(vrrpGroup4)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c1.WriteAdvert(testAdvert(28), netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := readWithin(t, c2); len(got) != 28 {
+		t.Fatalf("conn on eth0 read the VLAN 10 advert (%d bytes)", len(got))
+	}
+}
+
+// TestMulticastSurvivesLinkFlap: a link going down and up (RFC 5798
+// section 6.4: FAULT and back) must not end the conn's read loop; the
+// link watcher reports the flap, the conn just keeps reading.
+func TestMulticastSurvivesLinkFlap(t *testing.T) {
+	l := newTestLAN(t, 2)
+	h1, h2 := l.Hosts[0], l.Hosts[1]
+	var c1, c2 *mcastConn
+	h1.MustDo(func() (err error) {
+		c1, err = listenMulticast(h1.Interface("eth0"), mcastConfig{Src: l.Addr4(0).Addr()})
+		return err
+	})
+	defer c1.Close()
+	h2.MustDo(func() (err error) {
+		c2, err = listenMulticast(h2.Interface("eth0"), mcastConfig{Src: l.Addr4(1).Addr()})
+		return err
+	})
+	defer c2.Close()
+	type res struct {
+		n   int
+		err error
+	}
+	got := make(chan res, 1)
+	go func() {
+		n, _, err := c2.ReadAdvert(make([]byte, 1500))
+		got <- res{n, err}
+	}()
+	h2.IP("link", "set", "eth0", "down")
+	if err := c2.WriteAdvert(testAdvert(20), netip.Addr{}); err == nil {
+		t.Error("send on a down interface succeeded")
+	}
+	h2.IP("link", "set", "eth0", "up")
+	// Carrier comes back after a moment; send until one gets through.
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if err := c1.WriteAdvert(testAdvert(20), netip.Addr{}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case r := <-got:
+			if r.err != nil || r.n != 20 {
+				t.Fatalf("read across the flap: %d bytes, %v", r.n, r.err)
+			}
+			return
+		default:
+		}
+		if time.Now().After(end) {
+			t.Fatal("no advert after the link came back")
+		}
+	}
 }

@@ -83,6 +83,12 @@ func (n *testNS) IP(args ...string) string {
 	return string(out)
 }
 
+// TryIP is IP returning the error instead of failing.
+func (n *testNS) TryIP(args ...string) (string, error) {
+	out, err := exec.Command("ip", append([]string{"-n", n.Name}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
 // Exec runs a command inside the namespace.
 func (n *testNS) Exec(name string, args ...string) (string, error) {
 	out, err := exec.Command("ip", append([]string{"netns", "exec", n.Name, name}, args...)...).CombinedOutput()

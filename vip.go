@@ -117,12 +117,14 @@ func (n netlinkAddrs) Add(v vip) error {
 	return nil
 }
 
-// Del implements addrs.
+// Del implements addrs. It removes the address whatever prefix length,
+// label or peer it has now, so that an address left by a crashed run with
+// an older configuration still goes; addresses that differ from v's are
+// never touched.
 func (n netlinkAddrs) Del(v vip) error {
 	h := n.handle()
-	na, err := v.toNetlink()
-	if err != nil {
-		return err
+	if !v.Prefix.IsValid() {
+		return fmt.Errorf("vip %q: no address", v.Prefix)
 	}
 	link, err := h.LinkByName(v.Dev)
 	if err != nil {
@@ -132,11 +134,22 @@ func (n netlinkAddrs) Del(v vip) error {
 		}
 		return fmt.Errorf("delete %s: %w", v, err)
 	}
-	err = h.AddrDel(link, na)
-	// The kernel says EADDRNOTAVAIL (IPv4) or ENODEV/ENOENT (IPv6) for
-	// an address that is not there.
-	if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENODEV) && !errors.Is(err, unix.ENOENT) {
+	list, err := h.AddrList(link, netlink.FAMILY_ALL)
+	if err != nil {
 		return fmt.Errorf("delete %s: %w", v, err)
+	}
+	want := v.Prefix.Addr().Unmap()
+	for _, a := range list {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || ip.Unmap() != want {
+			continue
+		}
+		err := h.AddrDel(link, &a)
+		// The kernel says EADDRNOTAVAIL (IPv4) or ENODEV/ENOENT (IPv6)
+		// when it went meanwhile.
+		if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENODEV) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("delete %s: %w", v, err)
+		}
 	}
 	return nil
 }
@@ -267,8 +280,13 @@ type vmacs interface {
 // accept_local=1 (hear the other routers' adverts sent with our VMAC),
 // rp_filter=0 (receive with no address) and promote_secondaries=1, and on
 // the parent arp_ignore=1 and arp_filter=1 so that the parent never
-// answers ARP for the VIPs with its own MAC; Delete restores the parent's
-// previous values when its last VMAC goes.
+// answers ARP for the VIPs with its own MAC. Beyond keepalived it sets
+// arp_announce=2 on the parent: replies from a VIP leave through the
+// parent (its connected route comes first), and with the default
+// arp_announce=0 the parent's ARP request for the client says "tell VIP"
+// from the parent's MAC, which moves the client's entry for the VIP off
+// the VMAC. Delete restores the parent's previous values when its last
+// VMAC goes.
 type netlinkVMACs struct {
 	H *netlink.Handle // nil: the calling thread's namespace
 
@@ -277,9 +295,12 @@ type netlinkVMACs struct {
 }
 
 type parentSysctls struct {
-	refs                 int
-	arpIgnore, arpFilter string
+	vmacs map[string]bool // names of the VMACs on this parent
+	old   map[string]string
 }
+
+// parentARPSysctls are set on a VMAC's parent; see netlinkVMACs.
+var parentARPSysctls = [][2]string{{"arp_ignore", "1"}, {"arp_filter", "1"}, {"arp_announce", "2"}}
 
 func (n *netlinkVMACs) handle() *netlink.Handle {
 	return netlinkAddrs{H: n.H}.handle()
@@ -333,7 +354,7 @@ func (n *netlinkVMACs) Create(c vmacConfig) (*net.Interface, error) {
 				return nil, fmt.Errorf("vmac %s: %w", name, err)
 			}
 		}
-		if err := n.holdParent(c.Parent); err != nil {
+		if err := n.holdParent(c.Parent, name); err != nil {
 			return nil, fmt.Errorf("vmac %s: %w", name, err)
 		}
 	}
@@ -379,49 +400,49 @@ func parentLinkLocal(h *netlink.Handle, parent netlink.Link) (netip.Addr, error)
 	return netip.AddrFrom16([16]byte{0xfe, 0x80, 8: m[0] ^ 2, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]}), nil
 }
 
-func (n *netlinkVMACs) holdParent(parent string) error {
+func (n *netlinkVMACs) holdParent(parent, vmac string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.saved == nil {
 		n.saved = map[string]*parentSysctls{}
 	}
 	if s, ok := n.saved[parent]; ok {
-		s.refs++
+		s.vmacs[vmac] = true
 		return nil
 	}
-	ign, err := readSysctl("ipv4", parent, "arp_ignore")
-	if err != nil {
-		return err
+	ps := &parentSysctls{vmacs: map[string]bool{vmac: true}, old: map[string]string{}}
+	for _, kv := range parentARPSysctls {
+		v, err := readSysctl("ipv4", parent, kv[0])
+		if err != nil {
+			return err
+		}
+		ps.old[kv[0]] = v
 	}
-	filt, err := readSysctl("ipv4", parent, "arp_filter")
-	if err != nil {
-		return err
+	for _, kv := range parentARPSysctls {
+		if err := writeSysctl("ipv4", parent, kv[0], kv[1]); err != nil {
+			return err
+		}
 	}
-	if err := writeSysctl("ipv4", parent, "arp_ignore", "1"); err != nil {
-		return err
-	}
-	if err := writeSysctl("ipv4", parent, "arp_filter", "1"); err != nil {
-		return err
-	}
-	n.saved[parent] = &parentSysctls{refs: 1, arpIgnore: ign, arpFilter: filt}
+	n.saved[parent] = ps
 	return nil
 }
 
-func (n *netlinkVMACs) releaseParent(parent string) error {
+func (n *netlinkVMACs) releaseParent(parent, vmac string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	s, ok := n.saved[parent]
 	if !ok {
 		return nil
 	}
-	if s.refs--; s.refs > 0 {
+	if delete(s.vmacs, vmac); len(s.vmacs) > 0 {
 		return nil
 	}
 	delete(n.saved, parent)
-	return errors.Join(
-		writeSysctl("ipv4", parent, "arp_ignore", s.arpIgnore),
-		writeSysctl("ipv4", parent, "arp_filter", s.arpFilter),
-	)
+	var errs []error
+	for _, kv := range parentARPSysctls {
+		errs = append(errs, writeSysctl("ipv4", parent, kv[0], s.old[kv[0]]))
+	}
+	return errors.Join(errs...)
 }
 
 // Delete implements vmacs.
@@ -430,7 +451,7 @@ func (n *netlinkVMACs) Delete(c vmacConfig) error {
 	name := c.name()
 	var rerr error
 	if !c.IPv6 {
-		rerr = n.releaseParent(c.Parent)
+		rerr = n.releaseParent(c.Parent, name)
 	}
 	link, err := h.LinkByName(name)
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"strings"
@@ -100,6 +101,15 @@ func TestVIPAddDel(t *testing.T) {
 	if got, _ := a.Present(vips); len(got) != 0 {
 		t.Errorf("Present after delete = %v", got)
 	}
+	// Crash cleanup after a configuration change: an address left with
+	// another prefix and label still goes.
+	n.IP("addr", "add", "10.77.0.30/16", "dev", "eth0", "label", "eth0:old")
+	if err := a.Del(vip{Prefix: netip.MustParsePrefix("10.77.0.30/24"), Dev: "eth0"}); err != nil {
+		t.Fatal(err)
+	}
+	if show := n.IP("-o", "addr"); strings.Contains(show, "10.77.0.30") || !strings.Contains(show, "10.77.0.1/24") {
+		t.Errorf("after deleting 10.77.0.30:\n%s", show)
+	}
 	if err := a.Add(vip{Prefix: netip.MustParsePrefix("10.1.1.1/32"), Dev: "nosuch0"}); err == nil {
 		t.Error("add on a missing interface succeeded")
 	}
@@ -180,7 +190,7 @@ func TestVMAC(t *testing.T) {
 			t.Errorf("vrrp.42 %s = %s, want %s", key, got, want)
 		}
 	}
-	for key, want := range map[string]string{"arp_ignore": "1", "arp_filter": "1"} {
+	for key, want := range map[string]string{"arp_ignore": "1", "arp_filter": "1", "arp_announce": "2"} {
 		if got := sys("eth0", key); got != want {
 			t.Errorf("eth0 %s = %s, want %s", key, got, want)
 		}
@@ -200,7 +210,15 @@ func TestVMAC(t *testing.T) {
 		t.Errorf("IPv6 VMAC has a link-local made from the VMAC:\n%s", d6)
 	}
 
-	for _, c := range []vmacConfig{cfg, cfg6} {
+	// A second IPv4 VMAC on the same parent keeps the parent's sysctls
+	// until both are gone.
+	cfg2 := vmacConfig{Parent: "eth0", VRID: 43}
+	n.MustDo(func() error { _, err := m.Create(cfg2); return err })
+	n.MustDo(func() error { return m.Delete(cfg) })
+	if got := sys("eth0", "arp_ignore"); got != "1" {
+		t.Errorf("eth0 arp_ignore = %s with vrrp.43 still there, want 1", got)
+	}
+	for _, c := range []vmacConfig{cfg, cfg2, cfg6} {
 		if err := n.Do(func() error { return m.Delete(c) }); err != nil {
 			t.Fatal(err)
 		}
@@ -211,7 +229,7 @@ func TestVMAC(t *testing.T) {
 	if out := n.IP("link"); strings.Contains(out, "vrrp") {
 		t.Errorf("VMAC left behind:\n%s", out)
 	}
-	for key, want := range map[string]string{"arp_ignore": "0", "arp_filter": "0"} {
+	for key, want := range map[string]string{"arp_ignore": "0", "arp_filter": "0", "arp_announce": "0"} {
 		if got := sys("eth0", key); got != want {
 			t.Errorf("eth0 %s = %s after delete, want %s restored", key, got, want)
 		}
@@ -227,5 +245,44 @@ func TestVMAC(t *testing.T) {
 	}
 	if !strings.Contains(n.IP("link"), "vrrp.9") {
 		t.Error("the veth vrrp.9 was removed")
+	}
+}
+
+// TestVMACClientSeesVMAC: with the VIP on the VMAC interface, a client
+// resolving the VIP always gets 00:00:5e:00:01:VRID (RFC 5798 section
+// 7.3), never the parent's MAC; that is what the parent's arp_ignore=1
+// is for. Flushed and resolved several times, since two replies would
+// race.
+func TestVMACClientSeesVMAC(t *testing.T) {
+	l := newTestLAN(t, 2)
+	r, client := l.Hosts[0], l.Hosts[1]
+	m := &netlinkVMACs{H: r.Netlink()}
+	r.MustDo(func() error { _, err := m.Create(vmacConfig{Parent: "eth0", VRID: 7}); return err })
+	v := netip.MustParseAddr(fmt.Sprintf("10.%d.0.100", l.Net))
+	if err := (netlinkAddrs{H: r.Netlink()}).Add(vip{Prefix: netip.PrefixFrom(v, 24), Dev: "vrrp.7"}); err != nil {
+		t.Fatal(err)
+	}
+	// IPv6: its own VMAC, 00:00:5e:00:02:VRID.
+	r.MustDo(func() error {
+		_, err := m.Create(vmacConfig{Parent: "eth0", VRID: 7, IPv6: true, Name: "vrrp6.7"})
+		return err
+	})
+	v6 := netip.MustParseAddr(fmt.Sprintf("fd00:%d::100", l.Net))
+	if err := (netlinkAddrs{H: r.Netlink()}).Add(vip{Prefix: netip.PrefixFrom(v6, 64), Dev: "vrrp6.7"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		client.IP("neigh", "flush", "dev", "eth0")
+		for _, tc := range []struct {
+			ip  netip.Addr
+			mac string
+		}{{v, "00:00:5e:00:01:07"}, {v6, "00:00:5e:00:02:07"}} {
+			if out, err := client.Exec("ping", "-c1", "-W2", tc.ip.String()); err != nil {
+				t.Fatalf("ping the VIP on the VMAC: %v: %s", err, out)
+			}
+			if n := client.IP("neigh", "show", tc.ip.String()); !strings.Contains(n, tc.mac) {
+				t.Fatalf("client resolved %s to %q, want the VMAC %s", tc.ip, n, tc.mac)
+			}
+		}
 	}
 }
