@@ -269,19 +269,34 @@ func (l *lvsRig) run() {
 // servers 10.1.{1,2}.2:8080 whose default route is the director.
 func TestIPVSGuestNAT(t *testing.T) {
 	k := needGuest(t)
-	client, rs1, rs2, sorry := newNS(t), newNS(t), newNS(t), newNS(t)
+	client, rs1, rs2, sorry := natTopology(t, "nat")
+	serveName(t, rs1, "10.1.1.2:8080", "rs1")
+	serveName(t, rs2, "10.1.2.2:8080", "rs2")
+	serveName(t, sorry, "10.1.3.2:8080", "sorry")
+	sorryDest := nat("10.1.3.2:8080", 1)
+	vs := &ipvsVirtualServer{Services: []ipvsService{tcpSvc("10.0.0.1:80", "rr")}, Pool: poolConfig{Sorry: &sorryDest},
+		Reals: []poolMember{{Dest: nat("10.1.1.2:8080", 1)}, {Dest: nat("10.1.2.2:8080", 1)}}}
+	newLVSRig(t, k, vs, client, "10.0.0.1:80").run()
+}
+
+// natTopology builds the LVS-NAT network: client 10.0.0.2 on the director's
+// 10.0.0.0/24, real servers 10.1.1.2, 10.1.2.2 and 10.1.3.2 (the sorry
+// server), each routed through the director.
+func natTopology(t *testing.T, prefix string) (client, rs1, rs2, sorry netns.NsHandle) {
+	t.Helper()
+	client, rs1, rs2, sorry = newNS(t), newNS(t), newNS(t), newNS(t)
 	if err := sysctl("net.ipv4.ip_forward", "1"); err != nil {
 		t.Fatal(err)
 	}
-	guestVeth(t, "nat-c0", "eth0", client)
-	guestVeth(t, "nat-r1", "eth0", rs1)
-	guestVeth(t, "nat-r2", "eth0", rs2)
-	guestVeth(t, "nat-s", "eth0", sorry)
+	veth(t, prefix+"-c0", "eth0", client)
+	veth(t, prefix+"-r1", "eth0", rs1)
+	veth(t, prefix+"-r2", "eth0", rs2)
+	veth(t, prefix+"-s", "eth0", sorry)
 	for _, e := range []error{
-		ifup("nat-c0", "", "10.0.0.1/24"),
-		ifup("nat-r1", "", "10.1.1.1/24"),
-		ifup("nat-r2", "", "10.1.2.1/24"),
-		ifup("nat-s", "", "10.1.3.1/24"),
+		ifup(prefix+"-c0", "", "10.0.0.1/24"),
+		ifup(prefix+"-r1", "", "10.1.1.1/24"),
+		ifup(prefix+"-r2", "", "10.1.2.1/24"),
+		ifup(prefix+"-s", "", "10.1.3.1/24"),
 		inNS(client, func() error { return ifup("eth0", "", "10.0.0.2/24") }),
 		inNS(rs1, func() error { return ifup("eth0", "10.1.1.1", "10.1.1.2/24") }),
 		inNS(rs2, func() error { return ifup("eth0", "10.1.2.1", "10.1.2.2/24") }),
@@ -291,13 +306,82 @@ func TestIPVSGuestNAT(t *testing.T) {
 			t.Fatal(e)
 		}
 	}
+	return client, rs1, rs2, sorry
+}
+
+// serveNameUDP answers every datagram to addr inside ns with name.
+func serveNameUDP(t *testing.T, ns netns.NsHandle, addr, name string) {
+	t.Helper()
+	var pc net.PacketConn
+	if err := inNS(ns, func() (err error) {
+		pc, err = net.ListenPacket("udp", addr)
+		return err
+	}); err != nil {
+		t.Fatalf("listen udp %s in %s: %v", addr, name, err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			_, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo([]byte(name), from)
+		}
+	}()
+}
+
+// Persistence (persistence_timeout) sends one client to one real server;
+// UDP services balance datagrams from new source ports.
+func TestIPVSGuestNATPersistenceUDP(t *testing.T) {
+	k := needGuest(t)
+	client, rs1, rs2, _ := natTopology(t, "pers")
 	serveName(t, rs1, "10.1.1.2:8080", "rs1")
 	serveName(t, rs2, "10.1.2.2:8080", "rs2")
-	serveName(t, sorry, "10.1.3.2:8080", "sorry")
-	sorryDest := nat("10.1.3.2:8080", 1)
-	vs := &ipvsVirtualServer{Services: []ipvsService{tcpSvc("10.0.0.1:80", "rr")}, Pool: poolConfig{Sorry: &sorryDest},
-		Reals: []poolMember{{Dest: nat("10.1.1.2:8080", 1)}, {Dest: nat("10.1.2.2:8080", 1)}}}
-	newLVSRig(t, k, vs, client, "10.0.0.1:80").run()
+	serveNameUDP(t, rs1, "10.1.1.2:5353", "rs1")
+	serveNameUDP(t, rs2, "10.1.2.2:5353", "rs2")
+	r := newIPVSReconciler(k)
+	t.Cleanup(func() { r.Release(false) })
+	persistent := ipvsService{Protocol: protoTCP, Addr: netip.MustParseAddr("10.0.0.1"), Port: 80, Scheduler: "rr", Timeout: 300}
+	udp := ipvsService{Protocol: protoUDP, Addr: netip.MustParseAddr("10.0.0.1"), Port: 53, Scheduler: "rr"}
+	if _, err := r.Apply([]ipvsVirtual{
+		{persistent, []ipvsDest{nat("10.1.1.2:8080", 1), nat("10.1.2.2:8080", 1)}},
+		{udp, []ipvsDest{nat("10.1.1.2:5353", 1), nat("10.1.2.2:5353", 1)}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := hits(t, client, "10.0.0.1:80", 10); len(got) != 1 {
+		t.Errorf("persistent service spread one client over %v", got)
+	}
+	got := make(map[string]int)
+	err := inNS(client, func() error {
+		for i := 0; i < 10; i++ {
+			c, err := net.Dial("udp", "10.0.0.1:53")
+			if err != nil {
+				return err
+			}
+			c.SetDeadline(time.Now().Add(3 * time.Second))
+			b := make([]byte, 64)
+			_, err = c.Write([]byte("q"))
+			var n int
+			if err == nil {
+				n, err = c.Read(b)
+			}
+			c.Close()
+			if err != nil {
+				return fmt.Errorf("udp query %d: %w", i, err)
+			}
+			got[string(b[:n])]++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["rs1"] == 0 || got["rs2"] == 0 || got["rs1"]+got["rs2"] != 10 {
+		t.Errorf("udp answers %v, want both real servers", got)
+	}
 }
 
 // LVS-DR: client, director and real servers share one bridge; the VIP

@@ -591,3 +591,96 @@ UDP 10.0.0.1:53 rr
 		t.Errorf("flush: %v, left %v", err, k.svcs)
 	}
 }
+
+// fuzzTable decodes bytes into a small IPVS table: each service takes 3
+// bytes (address/port, scheduler, flags), then a count of destinations of 2
+// bytes each (address, weight/method).
+func fuzzTable(b []byte) []ipvsVirtual {
+	var out []ipvsVirtual
+	seen := map[ipvsKey]bool{}
+	for len(b) >= 4 {
+		s := ipvsService{
+			Protocol:  []ipvsProtocol{protoTCP, protoUDP, protoSCTP}[b[0]%3],
+			Addr:      netip.AddrFrom4([4]byte{10, 0, 0, b[0] >> 4}),
+			Port:      uint16(b[0] & 3),
+			Scheduler: ipvsSchedulers[int(b[1])%(len(ipvsSchedulers)-1)],
+			Flags:     ipvsFlags(b[2]) & (svcOnePacket | svcSHFallback | svcSHPort),
+		}
+		if b[2]&0x80 != 0 {
+			s.Timeout = uint32(b[2] & 0x70)
+		}
+		if b[2]&0x40 != 0 && b[2]&0x80 == 0 {
+			s = ipvsService{FWMark: uint32(b[0]) + 1, Scheduler: s.Scheduler}
+		}
+		n := int(b[3] % 4)
+		b = b[4:]
+		v := ipvsVirtual{Service: s}
+		dseen := map[ipvsDestKey]bool{}
+		for ; n > 0 && len(b) >= 2; n-- {
+			d := ipvsDest{Addr: netip.AddrFrom4([4]byte{10, 1, 0, b[0] % 8}), Port: 80, Weight: int(b[1] >> 2), Method: []ipvsMethod{methodNAT, methodDR, methodTUN, methodNAT}[b[1]&3]}
+			b = b[2:]
+			if !dseen[d.key()] {
+				dseen[d.key()] = true
+				v.Dests = append(v.Dests, d)
+			}
+		}
+		if !seen[s.key()] {
+			seen[s.key()] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Whatever the kernel holds and whatever is asked, one Apply makes the
+// desired services exactly as asked, leaves the others alone, and a second
+// Apply has nothing to do.
+func FuzzIPVSReconcile(f *testing.F) {
+	f.Add([]byte{0x11, 0, 0, 2, 1, 4, 2, 8}, []byte{0x11, 1, 0x80, 1, 1, 9})
+	f.Add([]byte{0x40, 3, 0x40, 0}, []byte{0x21, 2, 0x11, 3, 0, 1, 1, 2, 2, 3})
+	f.Fuzz(func(t *testing.T, before, after []byte) {
+		k := newFakeIPVS()
+		cur, want := fuzzTable(before), fuzzTable(after)
+		for _, v := range cur {
+			k.CreateService(v.Service)
+			for _, d := range v.Dests {
+				k.CreateDest(v.Service, d)
+			}
+		}
+		r := newIPVSReconciler(k)
+		if _, err := r.Apply(want); err != nil {
+			t.Fatal(err)
+		}
+		wantKeys := map[ipvsKey]bool{}
+		for _, v := range want {
+			wantKeys[v.Service.key()] = true
+			ds, err := k.Dests(v.Service)
+			if err != nil {
+				t.Fatalf("%s missing: %v", v.Service, err)
+			}
+			if ops := ipvsDiff([]ipvsVirtual{{k.svcs[k.find(v.Service)], ds}}, []ipvsVirtual{v}, nil); len(ops) != 0 {
+				t.Fatalf("%s not as asked: %v", v.Service, ops)
+			}
+			if len(ds) != len(v.Dests) {
+				t.Fatalf("%s has %d real servers, want %d", v.Service, len(ds), len(v.Dests))
+			}
+		}
+		for _, v := range cur {
+			if !wantKeys[v.Service.key()] && k.find(v.Service) < 0 {
+				t.Fatalf("foreign %s removed", v.Service)
+			}
+		}
+		k.calls = nil
+		if ops, err := r.Apply(want); err != nil || len(ops) != 0 || len(k.calls) != 0 {
+			t.Fatalf("second apply: %v %v %v", ops, k.calls, err)
+		}
+		if err := r.Release(false); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range want {
+			if k.find(v.Service) >= 0 {
+				t.Fatalf("%s not released", v.Service)
+			}
+		}
+	})
+}

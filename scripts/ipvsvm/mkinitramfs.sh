@@ -8,11 +8,17 @@
 #
 # ARGS and the -e environment are stored in the image, one per line, not on
 # the kernel command line (which limits their number and mangles quotes).
+#
+# The image is two concatenated cpio archives (the kernel unpacks both): a
+# base (busybox, modules, host binaries, /init) cached in
+# $IPVSVM_CACHE (default ~/.cache/vipd-ipvsvm) keyed by kernel, binaries and
+# this script, and the payload with its args and environment.
 set -eu
 PATH=$PATH:/usr/sbin:/sbin
 
+usage() { echo "usage: $0 [-k KVER] [-b BIN]... [-e N=V]... OUT PAYLOAD [-- ARGS...]" >&2; exit 2; }
 kver=
-bins=
+bins=ipvsadm
 envs=
 while getopts k:b:e: opt; do
 	case $opt in
@@ -20,11 +26,11 @@ while getopts k:b:e: opt; do
 	b) bins="$bins $OPTARG" ;;
 	e) envs="$envs
 $OPTARG" ;;
-	*) echo "usage: $0 [-k KVER] [-b BIN]... [-e N=V]... OUT PAYLOAD [-- ARGS...]" >&2; exit 2 ;;
+	*) usage ;;
 	esac
 done
 shift $((OPTIND - 1))
-[ $# -ge 2 ] || { echo "usage: $0 [-k KVER] [-b BIN]... [-e N=V]... OUT PAYLOAD [-- ARGS...]" >&2; exit 2; }
+[ $# -ge 2 ] || usage
 out=$1
 payload=$2
 shift 2
@@ -37,60 +43,49 @@ if [ -z "$kver" ]; then
 	done
 fi
 [ -n "$kver" ] || { echo "mkinitramfs: no /lib/modules/*/ with ip_vs; install linux-image-amd64" >&2; exit 1; }
+[ -d "/lib/modules/$kver" ] || { echo "mkinitramfs: /lib/modules/$kver not found" >&2; exit 1; }
 [ -f "$payload" ] || { echo "mkinitramfs: payload $payload not found" >&2; exit 1; }
 
-root=$(mktemp -d "${TMPDIR:-/tmp}/ipvsvm-root.XXXXXX")
-trap 'rm -rf "$root"' EXIT
-mkdir -p "$root/bin" "$root/sbin" "$root/usr/bin" "$root/usr/sbin" "$root/dev" "$root/proc" \
-	"$root/sys" "$root/tmp" "$root/run" "$root/etc" "$root/lib/modules/$kver"
+cache=${IPVSVM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vipd-ipvsvm}
+mkdir -p "$cache"
+key=$( (echo "$kver $bins"; cat "$0"; ls -l "/lib/modules/$kver/modules.dep") | cksum | cut -d' ' -f1)
+base=$cache/base-$kver-$key.cpio
 
-bb=$(command -v busybox)
-if ldd "$bb" >/dev/null 2>&1; then echo "mkinitramfs: $bb is not static; install busybox-static" >&2; exit 1; fi
-cp "$bb" "$root/bin/busybox"
-for a in $("$bb" --list); do
-	[ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"
-done
+work=$(mktemp -d "${TMPDIR:-/tmp}/ipvsvm-root.XXXXXX")
+trap 'rm -rf "$work"' EXIT
 
-# Modules in load order, softdeps included (modprobe --show-depends follows
-# "libcrc32c: pre: crc32c", which modinfo misses).
-mods="ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sh ip_vs_dh ip_vs_mh ip_vs_sed ip_vs_nq ip_vs_fo ip_vs_ovf ip_vs_lblc ip_vs_lblcr veth dummy bridge ipip"
-: >"$root/modules.order"
-for m in $mods; do
-	modprobe -S "$kver" --show-depends "$m" 2>/dev/null | while read -r cmd path opts; do
-		[ "$cmd" = insmod ] || continue
-		grep -q "^$path" "$root/modules.order" || echo "$path $opts" >>"$root/modules.order"
+if [ ! -s "$base" ]; then
+	root=$work/base
+	mkdir -p "$root/bin" "$root/sbin" "$root/usr/bin" "$root/usr/sbin" "$root/dev" "$root/proc" \
+		"$root/sys" "$root/tmp" "$root/run" "$root/etc" "$root/lib/modules/$kver"
+	bb=$(command -v busybox) || { echo "mkinitramfs: busybox not found; install busybox-static" >&2; exit 1; }
+	if ldd "$bb" >/dev/null 2>&1; then echo "mkinitramfs: $bb is not static; install busybox-static" >&2; exit 1; fi
+	cp "$bb" "$root/bin/busybox"
+	ln -s busybox "$root/bin/sh"
+
+	# Modules in load order, softdeps included (modprobe --show-depends
+	# follows "libcrc32c: pre: crc32c", which modinfo misses).
+	mods="ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sh ip_vs_dh ip_vs_mh ip_vs_sed ip_vs_nq ip_vs_fo ip_vs_ovf ip_vs_lblc ip_vs_lblcr veth dummy bridge ipip"
+	for m in $mods; do
+		modprobe -S "$kver" --show-depends "$m" || { echo "mkinitramfs: cannot resolve module $m for $kver" >&2; exit 1; }
+	done | awk '$1 == "insmod" && !seen[$2]++ { $1 = ""; sub(/^ /, ""); print }' >"$root/modules.order"
+	while read -r path opts; do
+		mkdir -p "$root$(dirname "$path")"
+		cp "$path" "$root$path"
+	done <"$root/modules.order"
+
+	# Host binaries, dynamically linked ones with their libraries.
+	for b in $bins; do
+		p=$(command -v "$b") || { echo "mkinitramfs: $b not found" >&2; exit 1; }
+		for f in "$p" $(ldd "$p" 2>/dev/null | grep -o '/[^ ]*'); do
+			mkdir -p "$root$(dirname "$f")"
+			cp -L "$f" "$root$f"
+		done
 	done
-done
-while read -r path opts; do
-	mkdir -p "$root$(dirname "$path")"
-	cp "$path" "$root$path"
-done <"$root/modules.order"
-for f in modules.order modules.builtin modules.builtin.modinfo; do
-	[ -f "/lib/modules/$kver/$f" ] && cp "/lib/modules/$kver/$f" "$root/lib/modules/$kver/"
-done
-depmod -b "$root" "$kver" 2>/dev/null || true
 
-# Host binaries (dynamically linked ones with their libraries).
-addbin() {
-	b=$(command -v "$1") || { echo "mkinitramfs: $1 not found" >&2; exit 1; }
-	mkdir -p "$root$(dirname "$b")"
-	cp "$b" "$root$b"
-	ldd "$b" 2>/dev/null | grep -o '/[^ ]*' | while read -r lib; do
-		mkdir -p "$root$(dirname "$lib")"
-		cp -L "$lib" "$root$lib"
-	done
-}
-for b in ipvsadm $bins; do addbin "$b"; done
-[ -e "$root/lib64" ] || ln -s lib "$root/lib64" 2>/dev/null || true
-
-cp "$payload" "$root/payload"
-chmod 755 "$root/payload"
-: >"$root/args"
-for a in "$@"; do printf '%s\n' "$a" >>"$root/args"; done
-printf '%s\n' "$envs" | grep . >"$root/env" || true
-
-cat >"$root/init" <<'INIT'
+	cat >"$root/init" <<'INIT'
 #!/bin/sh
+/bin/busybox --install -s /bin
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp
 mount -t devtmpfs dev /dev 2>/dev/null
 mount -t proc proc /proc
@@ -102,12 +97,12 @@ mount -t tmpfs run /run
 echo 1 >/proc/sys/kernel/printk
 while read -r path opts; do
 	insmod "$path" $opts 2>/dev/null || case $path in
-		*crc32c-intel*) ;; # needs SSE4.2, crc32c_generic takes over
+		*crc32c-intel*) ;; # needs SSE4.2; crc32c_generic takes over
 		*) echo "ipvsvm: insmod $path failed" ;;
 	esac
 done </modules.order
 ip link set lo up
-while IFS= read -r kv; do export "$kv"; done </env
+while IFS= read -r kv; do [ -n "$kv" ] && export "$kv"; done </env
 set --
 while IFS= read -r a; do set -- "$@" "$a"; done </args
 cd /tmp
@@ -117,7 +112,19 @@ rc=$?
 echo "@@IPVSVM-EXIT@@ rc=$rc"
 poweroff -f
 INIT
-chmod 755 "$root/init"
+	chmod 755 "$root/init"
+	tmp=$(mktemp "$cache/base.XXXXXX")
+	(cd "$root" && find . | cpio -o -H newc --quiet) >"$tmp"
+	mv "$tmp" "$base"
+fi
 
-(cd "$root" && find . | cpio -o -H newc --quiet) >"$out.tmp"
+pl=$work/payload
+mkdir -p "$pl"
+cp "$payload" "$pl/payload"
+chmod 755 "$pl/payload"
+: >"$pl/args"
+for a in "$@"; do printf '%s\n' "$a" >>"$pl/args"; done
+printf '%s\n' "$envs" >"$pl/env"
+(cd "$pl" && find . | cpio -o -H newc --quiet) >"$work/payload.cpio"
+cat "$base" "$work/payload.cpio" >"$out.tmp"
 mv "$out.tmp" "$out"

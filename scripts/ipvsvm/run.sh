@@ -106,7 +106,7 @@ esac
 set +e
 timeout "$tmo" qemu-system-x86_64 -M pc "${acc[@]}" -smp 1 -m "$mem" \
 	-kernel "$vmlinux" -initrd "$work/initrd.cpio" \
-	-append 'console=ttyS0 quiet panic=-1 oops=panic' \
+	-append 'console=ttyS0 quiet loglevel=1 panic=-1 oops=panic' \
 	-display none -vga none -no-reboot -nic none -monitor none -serial stdio </dev/null |
 	awk '
 	{ sub(/\r$/, "") }
