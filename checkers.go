@@ -478,6 +478,48 @@ type checkTransition struct {
 	At       time.Time
 }
 
+// message renders a transition as keepalived logs it, with the reason, e.g.
+// "TCP_CHECK on service [10.0.0.1]:tcp:80 failed after 1 retries: connect:
+// connection refused" or "TCP connection to [10.0.0.1]:tcp:80 success.".
+func (t checkTransition) message(spec *checkerSpec) string {
+	svc := "[" + spec.ConnectIP.String() + "]:"
+	switch spec.Kind {
+	case checkDNS, checkUDP:
+		svc += "udp:"
+	case checkPing:
+		svc += "icmp:"
+	default:
+		svc += "tcp:"
+	}
+	svc += strconv.Itoa(int(spec.ConnectPort))
+	if spec.Kind == checkMisc {
+		svc = "[" + spec.MiscPath + "]"
+	}
+	switch {
+	case t.WeightOnly:
+		return fmt.Sprintf("Misc check for %s set weight %d.", svc, t.Weight)
+	case t.Up:
+		switch spec.Kind {
+		case checkTCP:
+			return "TCP connection to " + svc + " success."
+		case checkHTTP, checkSSL:
+			return "Remote Web server " + svc + " succeed on service."
+		case checkMisc:
+			return "Misc check for " + svc + " succeeded."
+		default:
+			return spec.Kind.String() + " on service " + svc + " succeeded."
+		}
+	}
+	name := spec.Kind.String()
+	if spec.Kind == checkHTTP || spec.Kind == checkSSL {
+		name = "HTTP_CHECK" // keepalived names both so in this message
+	}
+	if t.Attempts > 1 {
+		return fmt.Sprintf("%s on service %s failed after %d retries: %s", name, svc, t.Attempts-1, t.Reason)
+	}
+	return fmt.Sprintf("%s on service %s failed: %s", name, svc, t.Reason)
+}
+
 // rsCheckState is one checker's retry state, keepalived's is_up, has_run and
 // retry_it.
 type rsCheckState struct {
@@ -549,7 +591,11 @@ type rsCheckEntry struct {
 	index   int // position in the heap, -1 when not queued
 	running bool
 	removed bool
-	started time.Time
+	// disabled entries keep their place but skip their attempts:
+	// keepalived's checker->enabled, cleared by ha_suspend while the
+	// virtual server's address is absent.
+	disabled bool
+	started  time.Time
 }
 
 type rsCheckHeap []*rsCheckEntry
@@ -633,13 +679,36 @@ func (q *rsCheckQueue) next() (time.Time, bool) {
 // popDue takes the earliest checker due at or before now, marking it
 // running; nil when none is due.
 func (q *rsCheckQueue) popDue(now time.Time) *rsCheckEntry {
-	if len(q.h) == 0 || q.h[0].due.After(now) {
-		return nil
+	for len(q.h) > 0 && !q.h[0].due.After(now) {
+		e := q.h[0]
+		if e.disabled {
+			// As keepalived's *_connect_thread: a disabled checker is
+			// looked at again a delay_loop later, its state untouched.
+			e.due = now.Add(e.spec.DelayLoop)
+			heap.Fix(&q.h, 0)
+			continue
+		}
+		heap.Pop(&q.h)
+		e.running = true
+		e.started = now
+		return e
 	}
-	e := heap.Pop(&q.h).(*rsCheckEntry)
-	e.running = true
-	e.started = now
-	return e
+	return nil
+}
+
+// setEnabled enables or suspends a checker (ha_suspend). It returns false
+// for an unknown id.
+func (q *rsCheckQueue) setEnabled(id string, on bool, now time.Time) bool {
+	e, ok := q.entries[id]
+	if !ok {
+		return false
+	}
+	if e.disabled && on && e.index >= 0 {
+		e.due = now // resume at once rather than a delay_loop later
+		heap.Fix(&q.h, e.index)
+	}
+	e.disabled = !on
+	return true
 }
 
 // done records an attempt's outcome at now, requeues the checker and
@@ -730,15 +799,36 @@ func (s *rsCheckScheduler) Remove(id string) {
 	s.poke()
 }
 
-// State returns whether a checker is up, and false when it is unknown.
-func (s *rsCheckScheduler) State(id string) (up, ok bool) {
+// rsCheckStatus is a snapshot of one checker.
+type rsCheckStatus struct {
+	Up       bool
+	Weight   int  // misc_dynamic weight, -1 when none was set
+	Failures int  // consecutive failed attempts
+	HasRun   bool // at least one attempt finished
+	Enabled  bool
+}
+
+// State returns a checker's current status; false when the id is unknown.
+// Before the first attempt a checker is up unless alpha is set.
+func (s *rsCheckScheduler) State(id string) (rsCheckStatus, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.q.entries[id]
 	if !ok {
-		return false, false
+		return rsCheckStatus{}, false
 	}
-	return e.st.up, true
+	return rsCheckStatus{Up: e.st.up, Weight: e.st.weight, Failures: e.st.failures, HasRun: e.st.hasRun, Enabled: !e.disabled}, true
+}
+
+// SetEnabled suspends (false) or resumes (true) a checker, for ha_suspend:
+// a suspended checker keeps its state and runs no attempts. It returns
+// false for an unknown id.
+func (s *rsCheckScheduler) SetEnabled(id string, on bool) bool {
+	s.mu.Lock()
+	ok := s.q.setEnabled(id, on, s.now())
+	s.mu.Unlock()
+	s.poke()
+	return ok
 }
 
 func (s *rsCheckScheduler) poke() {
@@ -1214,6 +1304,9 @@ func checkMiscCommand(cmd string) ([]string, error) {
 	for i := 0; i < len(cmd); i++ {
 		c := cmd[i]
 		switch {
+		case quote == '"' && (c == '$' || c == '`' || c == '\\'):
+			// The shell still expands these inside double quotes.
+			return []string{"/bin/sh", "-c", cmd}, nil
 		case quote != 0:
 			if c == quote {
 				quote = 0

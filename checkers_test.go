@@ -53,6 +53,9 @@ func rsSimulate(q *rsCheckQueue, until time.Time, took time.Duration, fn func(id
 			now = due
 		}
 		e := q.popDue(now)
+		if e == nil { // a suspended checker was pushed back
+			continue
+		}
 		out := fn(e.id, now)
 		atts = append(atts, rsSimAttempt{e.id, now, out.Err == nil})
 		now = now.Add(took)
@@ -276,6 +279,105 @@ func TestCheckWarmupSpreadsFirstRuns(t *testing.T) {
 	}
 }
 
+// ha_suspend: a suspended checker runs no attempts and keeps its state;
+// resumed, it runs at once.
+func TestCheckQueueSuspend(t *testing.T) {
+	q := rsNoJitterQueue()
+	q.add("rs", rsSimSpec(checkTCP, 0, 10*time.Second, time.Second), nil, rsSimStart)
+	if !q.setEnabled("rs", false, rsSimStart) || q.setEnabled("nope", false, rsSimStart) {
+		t.Fatal("setEnabled on known/unknown ids")
+	}
+	atts, trs := rsSimulate(q, rsSimStart.Add(55*time.Second), 0, func(string, time.Time) checkOutcome { return rsFail("x") })
+	if len(atts) != 0 || len(trs) != 0 {
+		t.Fatalf("suspended checker ran %d attempts, %d transitions", len(atts), len(trs))
+	}
+	resume := rsSimStart.Add(55 * time.Second)
+	q.setEnabled("rs", true, resume)
+	if due, _ := q.next(); !due.Equal(resume) {
+		t.Fatalf("resumed checker due at %v, want at once", due.Sub(rsSimStart))
+	}
+	if e := q.popDue(resume); e == nil || e.id != "rs" {
+		t.Fatal("resumed checker not due")
+	}
+}
+
+func TestCheckTransitionMessages(t *testing.T) {
+	tcp := newCheckerSpec(checkTCP, netip.MustParseAddr("10.0.0.1"), 80)
+	web := newCheckerSpec(checkHTTP, netip.MustParseAddr("2001:db8::1"), 8080)
+	misc := newCheckerSpec(checkMisc, netip.Addr{}, 0)
+	misc.MiscPath = "/usr/local/bin/chk"
+	cases := []struct {
+		t    checkTransition
+		spec *checkerSpec
+		want string
+	}{
+		{checkTransition{Up: true}, tcp, "TCP connection to [10.0.0.1]:tcp:80 success."},
+		{checkTransition{Attempts: 2, Reason: "connect: connection refused"}, tcp, "TCP_CHECK on service [10.0.0.1]:tcp:80 failed after 1 retries: connect: connection refused"},
+		{checkTransition{Attempts: 1, Reason: "url /: status 500 not in 200-299"}, web, "HTTP_CHECK on service [2001:db8::1]:tcp:8080 failed: url /: status 500 not in 200-299"},
+		{checkTransition{Up: true}, web, "Remote Web server [2001:db8::1]:tcp:8080 succeed on service."},
+		{checkTransition{Up: true, WeightOnly: true, Weight: 7}, misc, "Misc check for [/usr/local/bin/chk] set weight 7."},
+		{checkTransition{Attempts: 1, Reason: "timed out after 5s"}, misc, "MISC_CHECK on service [/usr/local/bin/chk] failed: timed out after 5s"},
+	}
+	for _, c := range cases {
+		if got := c.t.message(c.spec); got != c.want {
+			t.Errorf("got  %q\nwant %q", got, c.want)
+		}
+	}
+}
+
+// The Host header of keepalived's template brackets IPv6 (RFC 2732).
+func TestCheckHTTPRequestTemplate(t *testing.T) {
+	s := newCheckerSpec(checkHTTP, netip.MustParseAddr("::1"), 8080)
+	s.URLs = []checkURL{{Path: "/a"}}
+	s.normalize()
+	if got, want := checkHTTPRequest(s, &s.URLs[0]), "GET /a HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: [::1]:8080\r\n\r\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	s.HTTPProtocol, s.VirtualHost = "1.0C", "www.example.com"
+	if got, want := checkHTTPRequest(s, &s.URLs[0]), "GET /a HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nConnection: close\r\nHost: www.example.com\r\n\r\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// bind_if and fwmark reach the socket (SO_BINDTODEVICE, SO_MARK need
+// CAP_NET_RAW / CAP_NET_ADMIN).
+func TestTCPCheckBindIfAndFWMark(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: SO_BINDTODEVICE and SO_MARK")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	s := rsLoopSpec(t, checkTCP, ln.Addr().String())
+	s.BindIf, s.FWMark = "lo", 0x42
+	rsWantOK(t, rsRunCheck(t, s))
+	s.BindIf = "vipd-nonexistent0"
+	rsWantFail(t, rsRunCheck(t, s), "bind_if vipd-nonexistent0")
+}
+
+// MISC_CHECK's `user` runs the script with that uid/gid.
+func TestMiscCheckUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: switches to uid 65534")
+	}
+	s := newCheckerSpec(checkMisc, netip.Addr{}, 0)
+	s.MiscTimeout = 5 * time.Second
+	s.MiscUser = &syscall.Credential{Uid: 65534, Gid: 65534}
+	s.MiscPath = `test "$(id -u):$(id -g)" = 65534:65534`
+	rsWantOK(t, rsRunCheck(t, s))
+}
+
 func TestCheckQueueOrderAndRemove(t *testing.T) {
 	q := rsNoJitterQueue()
 	for i, off := range []int{5, 1, 3} {
@@ -437,6 +539,8 @@ func TestMiscCommandSplitting(t *testing.T) {
 		`test -f /x; exit $?`:          {"/bin/sh", "-c", `test -f /x; exit $?`},
 		`/bin/check "quoted | not sh"`: {"/bin/check", "quoted | not sh"},
 		`check ""`:                     {"check", ""},
+		`test "$(id -u)" = 0`:          {"/bin/sh", "-c", `test "$(id -u)" = 0`},
+		`echo '$HOME'`:                 {"echo", "$HOME"},
 	}
 	for in, want := range cases {
 		got, err := checkMiscCommand(in)
@@ -1064,8 +1168,8 @@ func TestSchedulerTCPServerDownAndBack(t *testing.T) {
 	for attempts.Load() < 3 {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if up, ok := s.State("rs1"); !up || !ok {
-		t.Fatalf("state up=%v known=%v with the server listening", up, ok)
+	if st, ok := s.State("rs1"); !st.Up || !st.HasRun || !st.Enabled || !ok {
+		t.Fatalf("state %+v known=%v with the server listening", st, ok)
 	}
 	ln.Close()
 	tr := log.wait(t, "down")
@@ -1133,6 +1237,7 @@ func TestSchedulerMiscDynamicWeight(t *testing.T) {
 	spec.MiscPath = "exit $(cat " + codeFile + ")"
 	spec.MiscDynamic = true
 	spec.DelayLoop, spec.Warmup = 20*time.Millisecond, 0
+	spec.MiscTimeout = 10 * time.Second // the default, delay_loop, is too short on a loaded machine
 	if err := s.Add("misc", spec); err != nil {
 		t.Fatal(err)
 	}
