@@ -121,6 +121,10 @@ type checkURL struct {
 	// syntax: PCRE features such as backreferences are rejected at load.
 	Regex        string
 	RegexNoMatch bool
+	// RegexMinOffset and RegexMaxOffset bound where in the body a match
+	// may start (regex_min_offset, regex_max_offset); 0 max means no bound.
+	RegexMinOffset int
+	RegexMaxOffset int
 	// VirtualHost overrides the checker's virtualhost for this URL.
 	VirtualHost string
 
@@ -163,6 +167,18 @@ func (u *checkURL) statusOK(code int) bool {
 		}
 	}
 	return false
+}
+
+// regexMatch reports whether the regex matches with its start inside
+// [RegexMinOffset, RegexMaxOffset]. The leftmost match is the earliest
+// start, so checking it alone is exact.
+func (u *checkURL) regexMatch(body []byte) bool {
+	lo := min(max(u.RegexMinOffset, 0), len(body))
+	loc := u.re.FindIndex(body[lo:])
+	if loc == nil {
+		return false
+	}
+	return u.RegexMaxOffset <= 0 || lo+loc[0] <= u.RegexMaxOffset
 }
 
 func (u *checkURL) statusText() string {
@@ -371,6 +387,9 @@ func (s *checkerSpec) normalize() error {
 			return fmt.Errorf("DNS_CHECK name %q: %v", s.DNSName, err)
 		}
 	case checkUDP:
+		if s.UDPPayload == nil {
+			s.UDPPayload = checkUDPFiller
+		}
 		if s.UDPMaxReply <= 0 {
 			s.UDPMaxReply = 255
 		}
@@ -387,6 +406,10 @@ func (s *checkerSpec) normalize() error {
 	}
 	return nil
 }
+
+// checkUDPFiller is what keepalived sends when UDP_CHECK has no payload:
+// 32 bytes of "keepalived check - " repeated (layer4.c set_buf, UDP_BUFSIZE).
+var checkUDPFiller = []byte(strings.Repeat("keepalived check - ", 2)[:32])
 
 var checkDNSTypes = map[string]dnsmessage.Type{
 	"A": dnsmessage.TypeA, "NS": dnsmessage.TypeNS, "CNAME": dnsmessage.TypeCNAME,
@@ -750,6 +773,11 @@ func (q *rsCheckQueue) done(e *rsCheckEntry, out checkOutcome, now time.Time) (c
 // goroutines that exist only for the attempt, at most limit at once;
 // transitions go to notify, called from Run's goroutine in order.
 type rsCheckScheduler struct {
+	// OnAttempt, when set, sees every finished attempt with the checker's
+	// status after it, from Run's goroutine: for log_all_failures and
+	// metrics. It must not block for long.
+	OnAttempt func(id string, out checkOutcome, st rsCheckStatus)
+
 	mu     sync.Mutex
 	q      *rsCheckQueue
 	limit  int
@@ -817,7 +845,11 @@ func (s *rsCheckScheduler) State(id string) (rsCheckStatus, bool) {
 	if !ok {
 		return rsCheckStatus{}, false
 	}
-	return rsCheckStatus{Up: e.st.up, Weight: e.st.weight, Failures: e.st.failures, HasRun: e.st.hasRun, Enabled: !e.disabled}, true
+	return e.status(), true
+}
+
+func (e *rsCheckEntry) status() rsCheckStatus {
+	return rsCheckStatus{Up: e.st.up, Weight: e.st.weight, Failures: e.st.failures, HasRun: e.st.hasRun, Enabled: !e.disabled}
 }
 
 // SetEnabled suspends (false) or resumes (true) a checker, for ha_suspend:
@@ -883,7 +915,11 @@ func (s *rsCheckScheduler) Run(ctx context.Context) error {
 			inflight--
 			s.mu.Lock()
 			t, ok := s.q.done(r.e, r.out, s.now())
+			st := r.e.status()
 			s.mu.Unlock()
+			if s.OnAttempt != nil && !r.e.removed {
+				s.OnAttempt(r.e.id, r.out, st)
+			}
 			if ok {
 				s.notify(t)
 			}
@@ -1064,7 +1100,7 @@ func (r *checkHTTPResponse) verify(u *checkURL) error {
 	if u.Digest != "" && r.Digest != u.Digest {
 		return fmt.Errorf("digest mismatch: got %s, want %s", r.Digest, u.Digest)
 	}
-	if u.re != nil && u.re.Match(r.Body) == u.RegexNoMatch {
+	if u.re != nil && u.regexMatch(r.Body) == u.RegexNoMatch {
 		if u.RegexNoMatch {
 			return fmt.Errorf("regex %q matched", u.Regex)
 		}

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -578,7 +579,14 @@ func (c *rsCountingCheck) Check(ctx context.Context) checkOutcome {
 // Thousands of checks share a bounded number of in-flight attempts, and
 // every checker still gets its turn.
 func TestCheckSchedulerBoundsConcurrency(t *testing.T) {
+	base := runtime.NumGoroutine()
 	s := newRSCheckScheduler(8, nil)
+	var seen atomic.Int64
+	s.OnAttempt = func(id string, out checkOutcome, st rsCheckStatus) {
+		if out.Err == nil && st.Up && st.HasRun {
+			seen.Add(1)
+		}
+	}
 	ck := &rsCountingCheck{hold: 2 * time.Millisecond}
 	const n = 300
 	for i := 0; i < n; i++ {
@@ -591,7 +599,7 @@ func TestCheckSchedulerBoundsConcurrency(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
-	for deadline := time.Now().Add(20 * time.Second); ck.calls.Load() < n && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(20 * time.Second); seen.Load() < n && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
 	cancel()
@@ -604,6 +612,16 @@ func TestCheckSchedulerBoundsConcurrency(t *testing.T) {
 	}
 	if r := ck.running.Load(); r != 0 {
 		t.Fatalf("%d attempts still running after Run returned", r)
+	}
+	if seen.Load() != n {
+		t.Errorf("OnAttempt saw %d successful attempts, want %d", seen.Load(), n)
+	}
+	// No goroutine outlives Run: attempts run in goroutines that end with them.
+	for i := 0; runtime.NumGoroutine() > base; i++ {
+		if i == 200 {
+			t.Fatalf("%d goroutines after Run returned, %d before", runtime.NumGoroutine(), base)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -714,6 +732,16 @@ func TestHTTPGetRealServer(t *testing.T) {
 	rsWantFail(t, rsRunCheck(t, s), "matched")
 	s = rsLoopSpec(t, checkHTTP, addr)
 	s.URLs = []checkURL{{Path: "/", Regex: "maintenance"}}
+	rsWantFail(t, rsRunCheck(t, s), "did not match")
+	// "service" starts at byte 6 of the body.
+	s = rsLoopSpec(t, checkHTTP, addr)
+	s.URLs = []checkURL{{Path: "/", Regex: "service", RegexMinOffset: 6, RegexMaxOffset: 6}}
+	rsWantOK(t, rsRunCheck(t, s))
+	s = rsLoopSpec(t, checkHTTP, addr)
+	s.URLs = []checkURL{{Path: "/", Regex: "service", RegexMinOffset: 7}}
+	rsWantFail(t, rsRunCheck(t, s), "did not match")
+	s = rsLoopSpec(t, checkHTTP, addr)
+	s.URLs = []checkURL{{Path: "/", Regex: "service", RegexMaxOffset: 5}}
 	rsWantFail(t, rsRunCheck(t, s), "did not match")
 
 	// status_code set, virtualhost and HTTP/1.1.
@@ -897,6 +925,15 @@ func TestUDPCheckRealServer(t *testing.T) {
 	s.UDPReply, s.UDPReplyMask = nil, nil
 	s.UDPMinReply = 10
 	rsWantFail(t, rsRunCheck(t, s), "reply length 4 outside 10-255")
+
+	// Without a payload keepalived's 32-byte filler is sent.
+	got := make(chan []byte, 1)
+	rec := rsUDPEcho(t, "127.0.0.1:0", func(p []byte) []byte { got <- append([]byte{}, p...); return p })
+	s = rsLoopSpec(t, checkUDP, rec)
+	rsWantOK(t, rsRunCheck(t, s))
+	if p := <-got; string(p) != "keepalived check - keepalived ch" {
+		t.Errorf("default payload %q", p)
+	}
 
 	// A silent server: fine without require_reply, a failure with it.
 	silent := rsUDPEcho(t, "127.0.0.1:0", func([]byte) []byte { return nil })
