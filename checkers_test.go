@@ -1452,3 +1452,107 @@ func BenchmarkTCPCheckLoopback(b *testing.B) {
 	b.Logf("%d TCP_CHECKs against %d loopback listeners (in another process) in %v: %.0f checks/s, checker CPU %v (%.0f%% of one core, %.1f µs per check)",
 		b.N, listeners, elapsed.Round(time.Millisecond), rate, cpu.Round(time.Millisecond), 100*cpu.Seconds()/elapsed.Seconds(), float64(cpu.Microseconds())/float64(b.N))
 }
+
+// HTTP_GET over IPv6 loopback: the Host header carries [::1]:port.
+func TestHTTPGetIPv6(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	var host atomic.Value
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host.Store(r.Host)
+		io.WriteString(w, "v6")
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	s := rsLoopSpec(t, checkHTTP, ln.Addr().String())
+	s.URLs = []checkURL{{Path: "/", Digest: rsBodyMD5("v6")}}
+	rsWantOK(t, rsRunCheck(t, s))
+	if host.Load() != ln.Addr().String() {
+		t.Errorf("Host %v, want %s", host.Load(), ln.Addr())
+	}
+}
+
+// A real web server: Debian's nginx on loopback, checked by HTTP_GET with
+// the digest keepalived's genhash computes, stopped (down) and restarted
+// (up) under the scheduler.
+func TestHTTPGetRealNginx(t *testing.T) {
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		t.Skip("nginx is not installed (scripts/deps.sh installs nginx-light)")
+	}
+	dir := t.TempDir()
+	page := "<html>vipd nginx check</html>\n"
+	os.WriteFile(filepath.Join(dir, "index.html"), []byte(page), 0o644)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	conf := filepath.Join(dir, "nginx.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`daemon off;
+master_process off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events { worker_connections 64; }
+http {
+	access_log off;
+	client_body_temp_path %[1]s;
+	proxy_temp_path %[1]s;
+	fastcgi_temp_path %[1]s;
+	uwsgi_temp_path %[1]s;
+	scgi_temp_path %[1]s;
+	server { listen %[2]s; root %[1]s; }
+}
+`, dir, addr)), 0o644)
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "-c", conf, "-p", dir)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		for i := 0; ; i++ {
+			c, err := net.Dial("tcp", addr)
+			if err == nil {
+				c.Close()
+				return cmd
+			}
+			if i == 500 {
+				b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+				t.Fatalf("nginx did not start: %s", b)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	nginx := start()
+
+	want := rsBodyMD5(page)
+	if gh, err := exec.LookPath("genhash"); err == nil {
+		host, port, _ := strings.Cut(addr, ":")
+		out, err := exec.Command(gh, "-s", host, "-p", port, "-u", "/index.html").Output()
+		if err != nil || strings.TrimSpace(string(out)) != want {
+			t.Fatalf("keepalived genhash says %q (%v), want %s", out, err, want)
+		}
+	}
+	log := newRSTransitionLog()
+	s := newRSCheckScheduler(0, log.notify)
+	spec := rsLoopSpec(t, checkHTTP, addr)
+	spec.URLs = []checkURL{{Path: "/index.html", Digest: want}, {Path: "/missing", StatusCodes: []statusRange{{404, 404}}}}
+	spec.DelayLoop, spec.DelayBeforeRetry, spec.Retry, spec.Warmup = 50*time.Millisecond, 20*time.Millisecond, 1, 0
+	spec.Alpha = true
+	if err := s.Add("nginx", spec); err != nil {
+		t.Fatal(err)
+	}
+	rsStartScheduler(t, s)
+	if tr := log.wait(t, "up"); !tr.Up {
+		t.Fatalf("transition %+v, want up", tr)
+	}
+	nginx.Process.Kill()
+	nginx.Wait()
+	if tr := log.wait(t, "down"); tr.Up || tr.Attempts != 2 || !strings.Contains(tr.Reason, "connection refused") {
+		t.Fatalf("transition %+v, want down after 2 refused attempts", tr)
+	}
+	start()
+	if tr := log.wait(t, "up again"); !tr.Up {
+		t.Fatalf("transition %+v, want up", tr)
+	}
+}
