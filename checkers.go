@@ -876,7 +876,8 @@ type rsCheckResult struct {
 }
 
 // Run drives the checkers until ctx ends, then waits for running attempts
-// (which see ctx cancelled) and returns.
+// (which see ctx cancelled) and returns. Only one Run at a time; Add,
+// Remove, SetEnabled and State may be called from any goroutine.
 func (s *rsCheckScheduler) Run(ctx context.Context) error {
 	results := make(chan rsCheckResult, s.limit)
 	inflight := 0
@@ -915,9 +916,9 @@ func (s *rsCheckScheduler) Run(ctx context.Context) error {
 			inflight--
 			s.mu.Lock()
 			t, ok := s.q.done(r.e, r.out, s.now())
-			st := r.e.status()
+			st, removed := r.e.status(), r.e.removed
 			s.mu.Unlock()
-			if s.OnAttempt != nil && !r.e.removed {
+			if s.OnAttempt != nil && !removed {
 				s.OnAttempt(r.e.id, r.out, st)
 			}
 			if ok {
