@@ -121,6 +121,10 @@ type checkURL struct {
 	// syntax: PCRE features such as backreferences are rejected at load.
 	Regex        string
 	RegexNoMatch bool
+	// RegexMinOffset and RegexMaxOffset bound where in the body a match
+	// may start (regex_min_offset, regex_max_offset); 0 max means no bound.
+	RegexMinOffset int
+	RegexMaxOffset int
 	// VirtualHost overrides the checker's virtualhost for this URL.
 	VirtualHost string
 
@@ -163,6 +167,18 @@ func (u *checkURL) statusOK(code int) bool {
 		}
 	}
 	return false
+}
+
+// regexMatch reports whether the regex matches with its start inside
+// [RegexMinOffset, RegexMaxOffset]. The leftmost match is the earliest
+// start, so checking it alone is exact.
+func (u *checkURL) regexMatch(body []byte) bool {
+	lo := min(max(u.RegexMinOffset, 0), len(body))
+	loc := u.re.FindIndex(body[lo:])
+	if loc == nil {
+		return false
+	}
+	return u.RegexMaxOffset <= 0 || lo+loc[0] <= u.RegexMaxOffset
 }
 
 func (u *checkURL) statusText() string {
@@ -371,6 +387,9 @@ func (s *checkerSpec) normalize() error {
 			return fmt.Errorf("DNS_CHECK name %q: %v", s.DNSName, err)
 		}
 	case checkUDP:
+		if s.UDPPayload == nil {
+			s.UDPPayload = checkUDPFiller
+		}
 		if s.UDPMaxReply <= 0 {
 			s.UDPMaxReply = 255
 		}
@@ -387,6 +406,10 @@ func (s *checkerSpec) normalize() error {
 	}
 	return nil
 }
+
+// checkUDPFiller is what keepalived sends when UDP_CHECK has no payload:
+// 32 bytes of "keepalived check - " repeated (layer4.c set_buf, UDP_BUFSIZE).
+var checkUDPFiller = []byte(strings.Repeat("keepalived check - ", 2)[:32])
 
 var checkDNSTypes = map[string]dnsmessage.Type{
 	"A": dnsmessage.TypeA, "NS": dnsmessage.TypeNS, "CNAME": dnsmessage.TypeCNAME,
@@ -478,6 +501,48 @@ type checkTransition struct {
 	At       time.Time
 }
 
+// message renders a transition as keepalived logs it, with the reason, e.g.
+// "TCP_CHECK on service [10.0.0.1]:tcp:80 failed after 1 retries: connect:
+// connection refused" or "TCP connection to [10.0.0.1]:tcp:80 success.".
+func (t checkTransition) message(spec *checkerSpec) string {
+	svc := "[" + spec.ConnectIP.String() + "]:"
+	switch spec.Kind {
+	case checkDNS, checkUDP:
+		svc += "udp:"
+	case checkPing:
+		svc += "icmp:"
+	default:
+		svc += "tcp:"
+	}
+	svc += strconv.Itoa(int(spec.ConnectPort))
+	if spec.Kind == checkMisc {
+		svc = "[" + spec.MiscPath + "]"
+	}
+	switch {
+	case t.WeightOnly:
+		return fmt.Sprintf("Misc check for %s set weight %d.", svc, t.Weight)
+	case t.Up:
+		switch spec.Kind {
+		case checkTCP:
+			return "TCP connection to " + svc + " success."
+		case checkHTTP, checkSSL:
+			return "Remote Web server " + svc + " succeed on service."
+		case checkMisc:
+			return "Misc check for " + svc + " succeeded."
+		default:
+			return spec.Kind.String() + " on service " + svc + " succeeded."
+		}
+	}
+	name := spec.Kind.String()
+	if spec.Kind == checkHTTP || spec.Kind == checkSSL {
+		name = "HTTP_CHECK" // keepalived names both so in this message
+	}
+	if t.Attempts > 1 {
+		return fmt.Sprintf("%s on service %s failed after %d retries: %s", name, svc, t.Attempts-1, t.Reason)
+	}
+	return fmt.Sprintf("%s on service %s failed: %s", name, svc, t.Reason)
+}
+
 // rsCheckState is one checker's retry state, keepalived's is_up, has_run and
 // retry_it.
 type rsCheckState struct {
@@ -549,7 +614,11 @@ type rsCheckEntry struct {
 	index   int // position in the heap, -1 when not queued
 	running bool
 	removed bool
-	started time.Time
+	// disabled entries keep their place but skip their attempts:
+	// keepalived's checker->enabled, cleared by ha_suspend while the
+	// virtual server's address is absent.
+	disabled bool
+	started  time.Time
 }
 
 type rsCheckHeap []*rsCheckEntry
@@ -633,13 +702,36 @@ func (q *rsCheckQueue) next() (time.Time, bool) {
 // popDue takes the earliest checker due at or before now, marking it
 // running; nil when none is due.
 func (q *rsCheckQueue) popDue(now time.Time) *rsCheckEntry {
-	if len(q.h) == 0 || q.h[0].due.After(now) {
-		return nil
+	for len(q.h) > 0 && !q.h[0].due.After(now) {
+		e := q.h[0]
+		if e.disabled {
+			// As keepalived's *_connect_thread: a disabled checker is
+			// looked at again a delay_loop later, its state untouched.
+			e.due = now.Add(e.spec.DelayLoop)
+			heap.Fix(&q.h, 0)
+			continue
+		}
+		heap.Pop(&q.h)
+		e.running = true
+		e.started = now
+		return e
 	}
-	e := heap.Pop(&q.h).(*rsCheckEntry)
-	e.running = true
-	e.started = now
-	return e
+	return nil
+}
+
+// setEnabled enables or suspends a checker (ha_suspend). It returns false
+// for an unknown id.
+func (q *rsCheckQueue) setEnabled(id string, on bool, now time.Time) bool {
+	e, ok := q.entries[id]
+	if !ok {
+		return false
+	}
+	if e.disabled && on && e.index >= 0 {
+		e.due = now // resume at once rather than a delay_loop later
+		heap.Fix(&q.h, e.index)
+	}
+	e.disabled = !on
+	return true
 }
 
 // done records an attempt's outcome at now, requeues the checker and
@@ -681,6 +773,11 @@ func (q *rsCheckQueue) done(e *rsCheckEntry, out checkOutcome, now time.Time) (c
 // goroutines that exist only for the attempt, at most limit at once;
 // transitions go to notify, called from Run's goroutine in order.
 type rsCheckScheduler struct {
+	// OnAttempt, when set, sees every finished attempt with the checker's
+	// status after it, from Run's goroutine: for log_all_failures and
+	// metrics. It must not block for long.
+	OnAttempt func(id string, out checkOutcome, st rsCheckStatus)
+
 	mu     sync.Mutex
 	q      *rsCheckQueue
 	limit  int
@@ -730,15 +827,40 @@ func (s *rsCheckScheduler) Remove(id string) {
 	s.poke()
 }
 
-// State returns whether a checker is up, and false when it is unknown.
-func (s *rsCheckScheduler) State(id string) (up, ok bool) {
+// rsCheckStatus is a snapshot of one checker.
+type rsCheckStatus struct {
+	Up       bool
+	Weight   int  // misc_dynamic weight, -1 when none was set
+	Failures int  // consecutive failed attempts
+	HasRun   bool // at least one attempt finished
+	Enabled  bool
+}
+
+// State returns a checker's current status; false when the id is unknown.
+// Before the first attempt a checker is up unless alpha is set.
+func (s *rsCheckScheduler) State(id string) (rsCheckStatus, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.q.entries[id]
 	if !ok {
-		return false, false
+		return rsCheckStatus{}, false
 	}
-	return e.st.up, true
+	return e.status(), true
+}
+
+func (e *rsCheckEntry) status() rsCheckStatus {
+	return rsCheckStatus{Up: e.st.up, Weight: e.st.weight, Failures: e.st.failures, HasRun: e.st.hasRun, Enabled: !e.disabled}
+}
+
+// SetEnabled suspends (false) or resumes (true) a checker, for ha_suspend:
+// a suspended checker keeps its state and runs no attempts. It returns
+// false for an unknown id.
+func (s *rsCheckScheduler) SetEnabled(id string, on bool) bool {
+	s.mu.Lock()
+	ok := s.q.setEnabled(id, on, s.now())
+	s.mu.Unlock()
+	s.poke()
+	return ok
 }
 
 func (s *rsCheckScheduler) poke() {
@@ -754,7 +876,8 @@ type rsCheckResult struct {
 }
 
 // Run drives the checkers until ctx ends, then waits for running attempts
-// (which see ctx cancelled) and returns.
+// (which see ctx cancelled) and returns. Only one Run at a time; Add,
+// Remove, SetEnabled and State may be called from any goroutine.
 func (s *rsCheckScheduler) Run(ctx context.Context) error {
 	results := make(chan rsCheckResult, s.limit)
 	inflight := 0
@@ -793,7 +916,11 @@ func (s *rsCheckScheduler) Run(ctx context.Context) error {
 			inflight--
 			s.mu.Lock()
 			t, ok := s.q.done(r.e, r.out, s.now())
+			st, removed := r.e.status(), r.e.removed
 			s.mu.Unlock()
+			if s.OnAttempt != nil && !removed {
+				s.OnAttempt(r.e.id, r.out, st)
+			}
 			if ok {
 				s.notify(t)
 			}
@@ -974,7 +1101,7 @@ func (r *checkHTTPResponse) verify(u *checkURL) error {
 	if u.Digest != "" && r.Digest != u.Digest {
 		return fmt.Errorf("digest mismatch: got %s, want %s", r.Digest, u.Digest)
 	}
-	if u.re != nil && u.re.Match(r.Body) == u.RegexNoMatch {
+	if u.re != nil && u.regexMatch(r.Body) == u.RegexNoMatch {
 		if u.RegexNoMatch {
 			return fmt.Errorf("regex %q matched", u.Regex)
 		}
@@ -1214,6 +1341,9 @@ func checkMiscCommand(cmd string) ([]string, error) {
 	for i := 0; i < len(cmd); i++ {
 		c := cmd[i]
 		switch {
+		case quote == '"' && (c == '$' || c == '`' || c == '\\'):
+			// The shell still expands these inside double quotes.
+			return []string{"/bin/sh", "-c", cmd}, nil
 		case quote != 0:
 			if c == quote {
 				quote = 0

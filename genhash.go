@@ -97,8 +97,13 @@ func (g *genhashCmd) spec() (*checkerSpec, error) {
 			return nil, fmt.Errorf("server %q is not an IP address and does not resolve", server)
 		}
 		ip = ips[0]
-		if g.VirtualHost == "" && g.Target != "" {
-			g.VirtualHost = server
+		if g.Target != "" {
+			// A URL names its host: send it as Host, and as SNI over TLS,
+			// as a browser would.
+			if g.VirtualHost == "" {
+				g.VirtualHost = server
+			}
+			g.SNI = g.SNI || ssl
 		}
 	}
 	kind := checkHTTP
