@@ -1687,3 +1687,16 @@ func TestCheckerKeywordsFromKeepalivedConf(t *testing.T) {
 		}
 	}
 }
+
+func FuzzCheckerKeyword(f *testing.F) {
+	f.Add("status_code", "200-300 x")
+	f.Add("require_reply", "0x 1")
+	f.Add("connect_timeout", "1e400")
+	f.Fuzz(func(t *testing.T, kw, args string) {
+		s := newCheckerSpec(checkHTTP, netip.MustParseAddr("192.0.2.1"), 80)
+		u, _ := checkerKeyword(s, nil, "url", nil)
+		checkerKeyword(s, u, kw, strings.Fields(args))
+		checkerKeyword(s, nil, kw, strings.Fields(args))
+		s.normalize()
+	})
+}
