@@ -470,14 +470,6 @@ func (s *checkerSpec) addrPort() netip.AddrPort {
 	return netip.AddrPortFrom(s.ConnectIP, s.ConnectPort)
 }
 
-// label names the check in logs: "TCP_CHECK [10.0.0.1]:80".
-func (s *checkerSpec) label() string {
-	if s.Kind == checkMisc {
-		return "MISC_CHECK " + strconv.Quote(s.MiscPath)
-	}
-	return s.Kind.String() + " " + s.addrPort().String()
-}
-
 // ---------------------------------------------------------------------------
 // Pure scheduling core.
 

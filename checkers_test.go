@@ -1700,3 +1700,14 @@ func FuzzCheckerKeyword(f *testing.F) {
 		s.normalize()
 	})
 }
+
+func TestParseCheckKind(t *testing.T) {
+	for k := checkTCP; k <= checkSMTP; k++ {
+		if got, err := parseCheckKind(k.String()); err != nil || got != k {
+			t.Errorf("%v: %v %v", k, got, err)
+		}
+	}
+	if _, err := parseCheckKind("BFD_CHECK"); err == nil || !strings.Contains(err.Error(), "unknown checker") {
+		t.Errorf("BFD_CHECK: %v", err)
+	}
+}
