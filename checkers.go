@@ -36,6 +36,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"os/user"
 	"regexp"
 	"strconv"
 	"strings"
@@ -128,7 +129,8 @@ type checkURL struct {
 	// VirtualHost overrides the checker's virtualhost for this URL.
 	VirtualHost string
 
-	re *regexp.Regexp
+	regexFlags string // from regex_options
+	re         *regexp.Regexp
 }
 
 // statusRange is an inclusive range of HTTP status codes ("200-299" or "200").
@@ -347,7 +349,11 @@ func (s *checkerSpec) normalize() error {
 				u.Digest = d
 			}
 			if u.Regex != "" && u.re == nil {
-				re, err := regexp.Compile(u.Regex)
+				pat := u.Regex
+				if u.regexFlags != "" {
+					pat = "(?" + u.regexFlags + ")" + pat
+				}
+				re, err := regexp.Compile(pat)
 				if err != nil {
 					return fmt.Errorf("regex %q: %v", u.Regex, err)
 				}
@@ -462,14 +468,6 @@ func parseCheckHex(s string, wildcards bool) (data, mask []byte, err error) {
 
 func (s *checkerSpec) addrPort() netip.AddrPort {
 	return netip.AddrPortFrom(s.ConnectIP, s.ConnectPort)
-}
-
-// label names the check in logs: "TCP_CHECK [10.0.0.1]:80".
-func (s *checkerSpec) label() string {
-	if s.Kind == checkMisc {
-		return "MISC_CHECK " + strconv.Quote(s.MiscPath)
-	}
-	return s.Kind.String() + " " + s.addrPort().String()
 }
 
 // ---------------------------------------------------------------------------
@@ -1678,4 +1676,222 @@ func checkSMTPExpect(br *bufio.Reader, want int, what string, spec *checkerSpec)
 		return nil
 	}
 	return fmt.Errorf("%s reply longer than 100 lines", what)
+}
+
+// ---------------------------------------------------------------------------
+// keepalived.conf keywords.
+
+// checkerKeyword applies one keepalived.conf line from inside a checker
+// block to spec: keyword and its arguments as the config tokenizer split
+// them. Inside a `url { }` block pass that url; a `url` keyword itself
+// appends a new url and returns it (valid until the next `url`). Errors
+// name the keyword; the caller adds file:line. Call normalize afterwards.
+func checkerKeyword(spec *checkerSpec, u *checkURL, kw string, args []string) (*checkURL, error) {
+	arg := func() (string, error) {
+		if len(args) < 1 {
+			return "", fmt.Errorf("%s needs a value", kw)
+		}
+		return args[0], nil
+	}
+	timer := func() (time.Duration, error) {
+		a, err := arg()
+		if err != nil {
+			return 0, err
+		}
+		f, err := strconv.ParseFloat(a, 64)
+		if err != nil || f < 0 || f > 1e9 {
+			return 0, fmt.Errorf("%s %q is not a number of seconds", kw, a)
+		}
+		return time.Duration(f * float64(time.Second)), nil
+	}
+	uint16v := func() (uint16, error) {
+		a, err := arg()
+		if err != nil {
+			return 0, err
+		}
+		n, err := strconv.ParseUint(a, 10, 16)
+		if err != nil || n == 0 {
+			return 0, fmt.Errorf("%s %q is not a port 1-65535", kw, a)
+		}
+		return uint16(n), nil
+	}
+	boolv := func() (bool, error) {
+		if len(args) == 0 {
+			return true, nil
+		}
+		switch strings.ToLower(args[0]) {
+		case "true", "on", "yes", "1":
+			return true, nil
+		case "false", "off", "no", "0":
+			return false, nil
+		}
+		return false, fmt.Errorf("%s %q is not true or false", kw, args[0])
+	}
+	addr := func() (netip.Addr, error) {
+		a, err := arg()
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			return netip.Addr{}, fmt.Errorf("%s %q is not an IP address", kw, a)
+		}
+		return ip.Unmap(), nil
+	}
+	intv := func(lo, hi int) (int, error) {
+		a, err := arg()
+		if err != nil {
+			return 0, err
+		}
+		n, err := strconv.Atoi(a)
+		if err != nil || n < lo || n > hi {
+			return 0, fmt.Errorf("%s %q is not a number %d-%d", kw, a, lo, hi)
+		}
+		return n, nil
+	}
+	unquote := func() (string, error) {
+		if len(args) == 0 {
+			return "", fmt.Errorf("%s needs a value", kw)
+		}
+		v := strings.Join(args, " ")
+		if len(v) >= 2 && (v[0] == '"' && v[len(v)-1] == '"' || v[0] == '\'' && v[len(v)-1] == '\'') {
+			v = v[1 : len(v)-1]
+		}
+		return v, nil
+	}
+	var err error
+	if u != nil {
+		switch kw {
+		case "path":
+			u.Path, err = arg()
+		case "digest":
+			u.Digest, err = arg()
+		case "status_code":
+			u.StatusCodes, err = parseStatusCodes(args)
+			if err == nil && len(args) == 0 {
+				err = errors.New("status_code needs a value")
+			}
+		case "virtualhost":
+			u.VirtualHost, err = arg()
+		case "regex":
+			u.Regex, err = unquote()
+		case "regex_no_match":
+			u.RegexNoMatch = true
+		case "regex_min_offset":
+			u.RegexMinOffset, err = intv(0, 1<<30)
+		case "regex_max_offset":
+			u.RegexMaxOffset, err = intv(0, 1<<30)
+		case "regex_options":
+			// PCRE options with an RE2 equivalent become inline flags.
+			var flags string
+			for _, o := range args {
+				f, ok := map[string]string{"caseless": "i", "multiline": "m", "dotall": "s", "ungreedy": "U"}[o]
+				if !ok {
+					return u, fmt.Errorf("regex_options %q is not supported (caseless, multiline, dotall, ungreedy are)", o)
+				}
+				flags += f
+			}
+			u.regexFlags += flags
+		case "regex_stack":
+			// PCRE JIT tuning: nothing to do for RE2.
+		default:
+			return u, fmt.Errorf("unknown keyword %q in url block", kw)
+		}
+		return u, err
+	}
+	switch kw {
+	case "connect_ip":
+		spec.ConnectIP, err = addr()
+	case "connect_port":
+		spec.ConnectPort, err = uint16v()
+	case "bindto":
+		spec.BindTo, err = addr()
+	case "bind_port":
+		spec.BindPort, err = uint16v()
+	case "bind_if":
+		spec.BindIf, err = arg()
+	case "fwmark":
+		var n int
+		n, err = intv(0, 1<<31-1)
+		spec.FWMark = uint32(n)
+	case "connect_timeout":
+		spec.ConnectTimeout, err = timer()
+	case "delay_loop":
+		spec.DelayLoop, err = timer()
+	case "delay_before_retry":
+		spec.DelayBeforeRetry, err = timer()
+	case "warmup":
+		spec.Warmup, err = timer()
+	case "retry", "nb_get_retry":
+		spec.Retry, err = intv(0, 1<<30)
+	case "alpha":
+		spec.Alpha, err = boolv()
+	case "log_all_failures":
+		_, err = boolv() // logging is the caller's: see rsCheckScheduler.OnAttempt
+	case "url":
+		spec.URLs = append(spec.URLs, checkURL{})
+		return &spec.URLs[len(spec.URLs)-1], nil
+	case "virtualhost":
+		spec.VirtualHost, err = arg()
+	case "enable_sni":
+		spec.EnableSNI, err = boolv()
+	case "fast_recovery":
+		// Every url is fetched on each attempt already, so there is no
+		// delay between urls to skip.
+		_, err = boolv()
+	case "http_protocol":
+		spec.HTTPProtocol, err = arg()
+	case "misc_path":
+		spec.MiscPath, err = unquote()
+	case "misc_timeout":
+		spec.MiscTimeout, err = timer()
+	case "misc_dynamic":
+		spec.MiscDynamic = true
+	case "user":
+		spec.MiscUser, err = checkLookupUser(args)
+	case "type":
+		spec.DNSType, err = arg()
+	case "name":
+		spec.DNSName, err = arg()
+	case "payload":
+		spec.UDPPayload, _, err = parseCheckHex(strings.Join(args, ""), false)
+	case "require_reply":
+		spec.UDPRequireReply = true
+		if len(args) > 0 {
+			spec.UDPReply, spec.UDPReplyMask, err = parseCheckHex(strings.Join(args, ""), true)
+		}
+	case "min_reply_length":
+		spec.UDPMinReply, err = intv(0, 65535)
+	case "max_reply_length":
+		spec.UDPMaxReply, err = intv(0, 65535)
+	case "helo_name":
+		spec.SMTPHelo, err = unquote()
+	default:
+		return nil, fmt.Errorf("unknown keyword %q in %s", kw, spec.Kind)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// checkLookupUser resolves MISC_CHECK's `user USER [GROUP]`.
+func checkLookupUser(args []string) (*syscall.Credential, error) {
+	if len(args) == 0 {
+		return nil, errors.New("user needs a name")
+	}
+	u, err := user.Lookup(args[0])
+	if err != nil {
+		return nil, fmt.Errorf("user %q: %v", args[0], err)
+	}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	if len(args) > 1 {
+		g, err := user.LookupGroup(args[1])
+		if err != nil {
+			return nil, fmt.Errorf("group %q: %v", args[1], err)
+		}
+		gid, _ = strconv.ParseUint(g.Gid, 10, 32)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }

@@ -1556,3 +1556,158 @@ http {
 		t.Fatalf("transition %+v, want up", tr)
 	}
 }
+
+// rsApplyConf feeds a keepalived checker block, one keyword per line, to
+// checkerKeyword the way the config loader does.
+func rsApplyConf(t *testing.T, spec *checkerSpec, conf string) error {
+	t.Helper()
+	var u *checkURL
+	for n, line := range strings.Split(conf, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if f[0] == "}" {
+			u = nil
+			continue
+		}
+		if f[len(f)-1] == "{" {
+			f = f[:len(f)-1]
+		}
+		nu, err := checkerKeyword(spec, u, f[0], f[1:])
+		if err != nil {
+			return fmt.Errorf("line %d: %w", n+1, err)
+		}
+		if f[0] == "url" {
+			u = nu
+		}
+	}
+	return spec.normalize()
+}
+
+func TestCheckerKeywordsFromKeepalivedConf(t *testing.T) {
+	spec := newCheckerSpec(checkHTTP, netip.MustParseAddr("192.0.2.10"), 80)
+	err := rsApplyConf(t, spec, `
+		url {
+			path /health
+			digest 9B3A0C85A887A256D6939DA88AABD8CD
+			status_code 200 300-302
+			regex "service +ok"
+			regex_options caseless
+			virtualhost per-url.example
+		}
+		url {
+			path /second
+		}
+		connect_ip 192.0.2.11
+		connect_port 8080
+		bindto 192.0.2.1
+		bind_port 4000
+		bind_if eth0
+		fwmark 7
+		connect_timeout 3
+		retry 3
+		nb_get_retry 4
+		delay_before_retry 2.5
+		delay_loop 6
+		warmup 0
+		alpha
+		virtualhost www.example.com
+		enable_sni on
+		http_protocol 1.1
+		fast_recovery
+		log_all_failures off`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := spec.URLs[0]
+	if len(spec.URLs) != 2 || u.Path != "/health" || u.Digest != "9b3a0c85a887a256d6939da88aabd8cd" ||
+		fmt.Sprint(u.StatusCodes) != "[{200 200} {300 302}]" || u.VirtualHost != "per-url.example" ||
+		!u.regexMatch([]byte("x SERVICE   OK")) || spec.URLs[1].Path != "/second" {
+		t.Errorf("urls %+v", spec.URLs)
+	}
+	if spec.ConnectIP.String() != "192.0.2.11" || spec.ConnectPort != 8080 || spec.BindTo.String() != "192.0.2.1" ||
+		spec.BindPort != 4000 || spec.BindIf != "eth0" || spec.FWMark != 7 || spec.ConnectTimeout != 3*time.Second ||
+		spec.Retry != 4 || spec.DelayBeforeRetry != 2500*time.Millisecond || spec.DelayLoop != 6*time.Second ||
+		spec.Warmup != 0 || !spec.Alpha || spec.VirtualHost != "www.example.com" || !spec.EnableSNI || spec.HTTPProtocol != "1.1" {
+		t.Errorf("spec %+v", spec)
+	}
+
+	misc := newCheckerSpec(checkMisc, netip.Addr{}, 0)
+	if err := rsApplyConf(t, misc, `
+		misc_path "/usr/local/bin/check --port 80"
+		misc_timeout 5
+		misc_dynamic
+		user nobody`); err != nil {
+		t.Fatal(err)
+	}
+	if misc.MiscPath != "/usr/local/bin/check --port 80" || misc.MiscTimeout != 5*time.Second || !misc.MiscDynamic || misc.MiscUser == nil || misc.MiscUser.Uid != 65534 {
+		t.Errorf("misc %+v", misc)
+	}
+
+	udp := newCheckerSpec(checkUDP, netip.MustParseAddr("192.0.2.10"), 53)
+	if err := rsApplyConf(t, udp, `
+		payload 01 02 ab
+		require_reply 01 0x
+		min_reply_length 2
+		max_reply_length 100`); err != nil {
+		t.Fatal(err)
+	}
+	if hex.EncodeToString(udp.UDPPayload) != "0102ab" || !udp.UDPRequireReply || hex.EncodeToString(udp.UDPReply) != "0100" ||
+		hex.EncodeToString(udp.UDPReplyMask) != "000f" || udp.UDPMinReply != 2 || udp.UDPMaxReply != 100 {
+		t.Errorf("udp %+v", udp)
+	}
+
+	dns := newCheckerSpec(checkDNS, netip.MustParseAddr("192.0.2.10"), 53)
+	if err := rsApplyConf(t, dns, "type AAAA\nname example.org"); err != nil || dns.DNSName != "example.org." || dns.dnsType != dnsmessage.TypeAAAA {
+		t.Errorf("dns %+v %v", dns, err)
+	}
+	smtp := newCheckerSpec(checkSMTP, netip.MustParseAddr("192.0.2.10"), 25)
+	if err := rsApplyConf(t, smtp, "helo_name lb.example.com"); err != nil || smtp.SMTPHelo != "lb.example.com" {
+		t.Errorf("smtp %+v %v", smtp, err)
+	}
+
+	for conf, want := range map[string]string{
+		"connect_port 0":             "not a port",
+		"connect_ip 300.1.1.1":       "not an IP address",
+		"connect_timeout soon":       "not a number of seconds",
+		"retry -1":                   "not a number",
+		"alpha maybe":                "not true or false",
+		"frobnicate 1":               `unknown keyword "frobnicate"`,
+		"url {\nfrob 1":              `unknown keyword "frob" in url block`,
+		"url {\nstatus_code":         "status_code needs a value",
+		"url {\nregex_options extra": "not supported",
+		"user no-such-user-vipd":     `user "no-such-user-vipd"`,
+		"payload zz":                 "bad digit",
+		"connect_ip":                 "needs a value",
+	} {
+		s := newCheckerSpec(checkTCP, netip.MustParseAddr("192.0.2.10"), 80)
+		if err := rsApplyConf(t, s, conf); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", conf, err, want)
+		}
+	}
+}
+
+func FuzzCheckerKeyword(f *testing.F) {
+	f.Add("status_code", "200-300 x")
+	f.Add("require_reply", "0x 1")
+	f.Add("connect_timeout", "1e400")
+	f.Fuzz(func(t *testing.T, kw, args string) {
+		s := newCheckerSpec(checkHTTP, netip.MustParseAddr("192.0.2.1"), 80)
+		u, _ := checkerKeyword(s, nil, "url", nil)
+		checkerKeyword(s, u, kw, strings.Fields(args))
+		checkerKeyword(s, nil, kw, strings.Fields(args))
+		s.normalize()
+	})
+}
+
+func TestParseCheckKind(t *testing.T) {
+	for k := checkTCP; k <= checkSMTP; k++ {
+		if got, err := parseCheckKind(k.String()); err != nil || got != k {
+			t.Errorf("%v: %v %v", k, got, err)
+		}
+	}
+	if _, err := parseCheckKind("BFD_CHECK"); err == nil || !strings.Contains(err.Error(), "unknown checker") {
+		t.Errorf("BFD_CHECK: %v", err)
+	}
+}
