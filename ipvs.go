@@ -292,6 +292,24 @@ func (d ipvsDest) validate() error {
 	return nil
 }
 
+// validate checks a service and its destinations, which must be distinct.
+func (v ipvsVirtual) validate() error {
+	if err := v.Service.validate(); err != nil {
+		return err
+	}
+	seen := make(map[ipvsDestKey]bool, len(v.Dests))
+	for _, d := range v.Dests {
+		if err := d.validate(); err != nil {
+			return fmt.Errorf("virtual server %s: %w", v.Service, err)
+		}
+		if seen[d.key()] {
+			return fmt.Errorf("virtual server %s: real server %s listed twice", v.Service, d)
+		}
+		seen[d.key()] = true
+	}
+	return nil
+}
+
 // sameDest reports whether the kernel's destination k already is what d
 // asks for. The kernel reports Local for an address of the director itself
 // whatever method was asked, so Local matches any method.
@@ -585,14 +603,7 @@ func (r *ipvsReconciler) Apply(desired []ipvsVirtual) ([]ipvsOp, error) {
 	seen := make(map[ipvsKey]bool)
 	var ok []ipvsVirtual
 	for _, v := range desired {
-		err := v.Service.validate()
-		for _, d := range v.Dests {
-			if err == nil {
-				if derr := d.validate(); derr != nil {
-					err = fmt.Errorf("virtual server %s: %w", v.Service, derr)
-				}
-			}
-		}
+		err := v.validate()
 		if err == nil && seen[v.Service.key()] {
 			err = fmt.Errorf("virtual server %s configured twice", v.Service)
 		}
@@ -870,13 +881,8 @@ func ipvsPool(members []poolMember, cfg poolConfig, prev quorumState) ([]ipvsDes
 // looking at the others: the cheap path for a health change. The service
 // becomes owned.
 func (r *ipvsReconciler) ApplyService(v ipvsVirtual) ([]ipvsOp, error) {
-	if err := v.Service.validate(); err != nil {
+	if err := v.validate(); err != nil {
 		return nil, err
-	}
-	for _, d := range v.Dests {
-		if err := d.validate(); err != nil {
-			return nil, fmt.Errorf("virtual server %s: %w", v.Service, err)
-		}
 	}
 	k := v.Service.key()
 	current, err := r.read(map[ipvsKey]bool{k: true})

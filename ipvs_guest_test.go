@@ -7,6 +7,7 @@ package main
 // cannot.
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -64,11 +65,12 @@ func TestIPVSGuestProgram(t *testing.T) {
 			[]ipvsDest{{Addr: a("2001:db8:1::2"), Port: 443, Weight: 1, Method: methodDR},
 				{Addr: a("2001:db8:1::3"), Port: 443, Weight: 1, Method: methodTUN, Tunnel: tunnelGUE, TunnelPort: 6080, TunnelCsum: 1}}},
 		{ipvsService{Protocol: protoSCTP, Addr: a("10.0.0.1"), Port: 3868, Scheduler: "lc"}, []ipvsDest{nat("10.1.1.2:3868", 1)}},
+		{ipvsService{FWMark: 8, Family: familyINET6, Scheduler: "wlc", Timeout: 30, Netmask: 64},
+			[]ipvsDest{{Addr: a("2001:db8:1::4"), Weight: 7, Method: methodDR}}},
 		{ipvsService{Protocol: protoTCP, Addr: a("10.0.0.2"), Port: 80, Scheduler: "wlc", Timeout: 60}, nil},
 	}
-	for _, s := range []string{"lblc", "lblcr", "dh", "sed", "nq", "fo", "ovf"} {
-		desired = append(desired, ipvsVirtual{Service: tcpSvc("10.0.0.3:1", s)})
-		desired[len(desired)-1].Service.Port = uint16(len(desired))
+	for i, s := range []string{"lblc", "lblcr", "dh", "sed", "nq", "fo", "ovf"} {
+		desired = append(desired, ipvsVirtual{Service: tcpSvc(fmt.Sprintf("10.0.0.3:%d", 7+i), s)})
 	}
 	r := newIPVSReconciler(k)
 	if _, err := r.Apply(desired); err != nil {
@@ -119,6 +121,8 @@ func TestIPVSGuestProgram(t *testing.T) {
 		"-> [2001:db8:1::2]:443 Route 1 0 0",
 		"-> [2001:db8:1::3]:443 Tunnel 1 0 0",
 		"SCTP 10.0.0.1:3868 lc",
+		"FWM 8 IPv6 wlc persistent 30 mask 64",
+		"-> [2001:db8:1::4]:0 Route 7 0 0",
 		"TCP 10.0.0.2:80 wlc persistent 60",
 		"TCP 10.0.0.3:7 lblc",
 		"TCP 10.0.0.3:13 ovf",

@@ -366,8 +366,9 @@ func TestIPVSApplyBadInput(t *testing.T) {
 		good,
 		{Service: tcpSvc("10.0.0.1:80", "wrr")},
 		{Service: tcpSvc("10.0.0.1:82", "rr"), Dests: []ipvsDest{{Addr: netip.MustParseAddr("10.1.1.1"), Weight: -3}}},
+		{Service: tcpSvc("10.0.0.1:83", "rr"), Dests: []ipvsDest{{Addr: netip.MustParseAddr("10.1.1.1")}, {Addr: netip.MustParseAddr("10.1.1.1")}}},
 	})
-	for _, want := range []string{`unknown scheduler "bogus"`, "TCP 10.0.0.1:80 configured twice", "weight -3 out of range"} {
+	for _, want := range []string{`unknown scheduler "bogus"`, "TCP 10.0.0.1:80 configured twice", "weight -3 out of range", "real server 10.1.1.1:0 listed twice"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err = %v, want it to contain %q", err, want)
 		}
