@@ -287,6 +287,24 @@ func (d ipvsDest) validate() error {
 	return nil
 }
 
+// validate checks a service and its destinations, which must be distinct.
+func (v ipvsVirtual) validate() error {
+	if err := v.Service.validate(); err != nil {
+		return err
+	}
+	seen := make(map[ipvsDestKey]bool, len(v.Dests))
+	for _, d := range v.Dests {
+		if err := d.validate(); err != nil {
+			return fmt.Errorf("virtual server %s: %w", v.Service, err)
+		}
+		if seen[d.key()] {
+			return fmt.Errorf("virtual server %s: real server %s listed twice", v.Service, d)
+		}
+		seen[d.key()] = true
+	}
+	return nil
+}
+
 // sameDest reports whether the kernel's destination k already is what d
 // asks for. The kernel reports Local for an address of the director itself
 // whatever method was asked, so Local matches any method.
@@ -580,14 +598,7 @@ func (r *ipvsReconciler) Apply(desired []ipvsVirtual) ([]ipvsOp, error) {
 	seen := make(map[ipvsKey]bool)
 	var ok []ipvsVirtual
 	for _, v := range desired {
-		err := v.Service.validate()
-		for _, d := range v.Dests {
-			if err == nil {
-				if derr := d.validate(); derr != nil {
-					err = fmt.Errorf("virtual server %s: %w", v.Service, derr)
-				}
-			}
-		}
+		err := v.validate()
 		if err == nil && seen[v.Service.key()] {
 			err = fmt.Errorf("virtual server %s configured twice", v.Service)
 		}
@@ -865,13 +876,8 @@ func ipvsPool(members []poolMember, cfg poolConfig, prev quorumState) ([]ipvsDes
 // looking at the others: the cheap path for a health change. The service
 // becomes owned.
 func (r *ipvsReconciler) ApplyService(v ipvsVirtual) ([]ipvsOp, error) {
-	if err := v.Service.validate(); err != nil {
+	if err := v.validate(); err != nil {
 		return nil, err
-	}
-	for _, d := range v.Dests {
-		if err := d.validate(); err != nil {
-			return nil, fmt.Errorf("virtual server %s: %w", v.Service, err)
-		}
 	}
 	k := v.Service.key()
 	current, err := r.read(map[ipvsKey]bool{k: true})
@@ -981,4 +987,158 @@ func (m *ipvsManager) Stop(keep bool) ([]ipvsQuorumChange, error) {
 		}
 	}
 	return changes, m.r.Release(keep)
+}
+
+// Keyword helpers for the configuration parser: each turns the arguments
+// of one keepalived.conf keyword into IPVS terms and says what was wrong;
+// the caller adds file:line.
+
+// ipvsDefaultPersistence is keepalived's persistence_timeout when the
+// keyword has no value or only persistence_granularity is given
+// (IPVS_SVC_PERSISTENT_TIMEOUT, 6 minutes).
+const ipvsDefaultPersistence = 360
+
+// parseIPVSProtocol parses "protocol TCP|UDP|SCTP" (any case).
+func parseIPVSProtocol(s string) (ipvsProtocol, error) {
+	switch strings.ToUpper(s) {
+	case "TCP":
+		return protoTCP, nil
+	case "UDP":
+		return protoUDP, nil
+	case "SCTP":
+		return protoSCTP, nil
+	}
+	return 0, fmt.Errorf("unknown protocol %q (want TCP, UDP or SCTP)", s)
+}
+
+// parseIPVSScheduler checks an lb_algo/lvs_sched name.
+func parseIPVSScheduler(s string) (string, error) {
+	if !slices.Contains(ipvsSchedulers, s) {
+		return "", fmt.Errorf("unknown scheduler %q (want one of %s)", s, strings.Join(ipvsSchedulers, " "))
+	}
+	return s, nil
+}
+
+// parseIPVSFlag maps a virtual_server flag keyword to its service flag.
+// sh-port/sh-fallback need the sh scheduler and mh-port/mh-fallback the mh
+// one, as keepalived requires; hashed is accepted and has no effect (the
+// kernel manages that bit).
+func parseIPVSFlag(keyword, sched string) (ipvsFlags, error) {
+	switch keyword {
+	case "hashed":
+		return 0, nil
+	case "ops":
+		return svcOnePacket, nil
+	case "flag-1":
+		return svcSHFallback, nil
+	case "flag-2":
+		return svcSHPort, nil
+	case "flag-3":
+		return svcSched3, nil
+	case "sh-port", "sh-fallback", "mh-port", "mh-fallback":
+		if want := keyword[:2]; sched != want {
+			return 0, fmt.Errorf("%s only applies to the %s scheduler, not %q", keyword, want, sched)
+		}
+		if strings.HasSuffix(keyword, "-port") {
+			return svcSHPort, nil
+		}
+		return svcSHFallback, nil
+	}
+	return 0, fmt.Errorf("unknown virtual server flag %q", keyword)
+}
+
+// parseLVSMethod parses the arguments of lb_kind/lvs_method:
+// NAT | DR | TUN [type ipip|gue|gre] [port N] [nocsum|csum|remcsum].
+// The tunnel fields are set in the returned destination template.
+func parseLVSMethod(args []string) (ipvsDest, error) {
+	var d ipvsDest
+	if len(args) == 0 {
+		return d, fmt.Errorf("lvs_method needs NAT, DR or TUN")
+	}
+	switch args[0] {
+	case "NAT":
+		d.Method = methodNAT
+	case "DR":
+		d.Method = methodDR
+	case "TUN":
+		d.Method = methodTUN
+	default:
+		return d, fmt.Errorf("unknown forwarding method %q (want NAT, DR or TUN)", args[0])
+	}
+	rest := args[1:]
+	if d.Method != methodTUN && len(rest) > 0 {
+		return d, fmt.Errorf("%s takes no options, got %q", args[0], strings.Join(rest, " "))
+	}
+	haveCsum := false
+	for len(rest) > 0 {
+		switch rest[0] {
+		case "type", "port":
+			if len(rest) < 2 {
+				return d, fmt.Errorf("TUN %s needs a value", rest[0])
+			}
+			if rest[0] == "type" {
+				switch rest[1] {
+				case "ipip":
+					d.Tunnel = tunnelIPIP
+				case "gue":
+					d.Tunnel = tunnelGUE
+				case "gre":
+					d.Tunnel = tunnelGRE
+				default:
+					return d, fmt.Errorf("unknown tunnel type %q (want ipip, gue or gre)", rest[1])
+				}
+			} else {
+				p, err := strconv.ParseUint(rest[1], 10, 16)
+				if err != nil || p == 0 {
+					return d, fmt.Errorf("bad tunnel port %q", rest[1])
+				}
+				d.TunnelPort = uint16(p)
+			}
+			rest = rest[2:]
+		case "nocsum", "csum", "remcsum":
+			d.TunnelCsum = map[string]uint16{"nocsum": 0, "csum": 1, "remcsum": 2}[rest[0]]
+			haveCsum = true
+			rest = rest[1:]
+		default:
+			return d, fmt.Errorf("unknown TUN option %q", rest[0])
+		}
+	}
+	switch {
+	case d.Tunnel == tunnelGUE && d.TunnelPort == 0:
+		return d, fmt.Errorf("TUN type gue needs a port")
+	case d.Tunnel != tunnelGUE && d.TunnelPort != 0:
+		return d, fmt.Errorf("a tunnel port only applies to TUN type gue")
+	case d.Tunnel == tunnelIPIP && haveCsum:
+		return d, fmt.Errorf("checksum options only apply to TUN type gue or gre")
+	case d.Tunnel == tunnelGRE && d.TunnelCsum == 2:
+		return d, fmt.Errorf("remcsum only applies to TUN type gue")
+	}
+	return d, nil
+}
+
+// parsePersistenceGranularity parses persistence_granularity: a solid
+// IPv4 netmask (255.255.255.0) or an IPv6 prefix length (1-128). It
+// returns the prefix length and the family the value implies.
+func parsePersistenceGranularity(s string) (int, ipvsFamily, error) {
+	if strings.Contains(s, ".") {
+		a, err := netip.ParseAddr(s)
+		if err != nil || !a.Is4() {
+			return 0, 0, fmt.Errorf("bad IPv4 persistence_granularity %q", s)
+		}
+		b := a.As4()
+		m := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		ones := 0
+		for ones < 32 && m&(1<<(31-ones)) != 0 {
+			ones++
+		}
+		if ones == 0 || m<<ones != 0 {
+			return 0, 0, fmt.Errorf("IPv4 persistence_granularity %q is not a solid netmask", s)
+		}
+		return ones, familyINET, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 128 {
+		return 0, 0, fmt.Errorf("bad IPv6 persistence_granularity %q (want a prefix length 1-128)", s)
+	}
+	return n, familyINET6, nil
 }

@@ -7,14 +7,16 @@ package main
 // cannot.
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
-func needGuest(t *testing.T) *netlinkIPVS {
+func needGuest(t testing.TB) *netlinkIPVS {
 	t.Helper()
 	if os.Getenv("VIPD_IPVS_GUEST") == "" {
 		t.Skip("runs only in the IPVS test VM (scripts/test-ipvs.sh sets VIPD_IPVS_GUEST=1)")
@@ -64,11 +66,12 @@ func TestIPVSGuestProgram(t *testing.T) {
 			[]ipvsDest{{Addr: a("2001:db8:1::2"), Port: 443, Weight: 1, Method: methodDR},
 				{Addr: a("2001:db8:1::3"), Port: 443, Weight: 1, Method: methodTUN, Tunnel: tunnelGUE, TunnelPort: 6080, TunnelCsum: 1}}},
 		{ipvsService{Protocol: protoSCTP, Addr: a("10.0.0.1"), Port: 3868, Scheduler: "lc"}, []ipvsDest{nat("10.1.1.2:3868", 1)}},
+		{ipvsService{FWMark: 8, Family: familyINET6, Scheduler: "wlc", Timeout: 30, Netmask: 64},
+			[]ipvsDest{{Addr: a("2001:db8:1::4"), Weight: 7, Method: methodDR}}},
 		{ipvsService{Protocol: protoTCP, Addr: a("10.0.0.2"), Port: 80, Scheduler: "wlc", Timeout: 60}, nil},
 	}
-	for _, s := range []string{"lblc", "lblcr", "dh", "sed", "nq", "fo", "ovf"} {
-		desired = append(desired, ipvsVirtual{Service: tcpSvc("10.0.0.3:1", s)})
-		desired[len(desired)-1].Service.Port = uint16(len(desired))
+	for i, s := range []string{"lblc", "lblcr", "dh", "sed", "nq", "fo", "ovf"} {
+		desired = append(desired, ipvsVirtual{Service: tcpSvc(fmt.Sprintf("10.0.0.3:%d", 7+i), s)})
 	}
 	r := newIPVSReconciler(k)
 	if _, err := r.Apply(desired); err != nil {
@@ -119,6 +122,8 @@ func TestIPVSGuestProgram(t *testing.T) {
 		"-> [2001:db8:1::2]:443 Route 1 0 0",
 		"-> [2001:db8:1::3]:443 Tunnel 1 0 0",
 		"SCTP 10.0.0.1:3868 lc",
+		"FWM 8 IPv6 wlc persistent 30 mask 64",
+		"-> [2001:db8:1::4]:0 Route 7 0 0",
 		"TCP 10.0.0.2:80 wlc persistent 60",
 		"TCP 10.0.0.3:7 lblc",
 		"TCP 10.0.0.3:13 ovf",
@@ -230,5 +235,49 @@ func TestIPVSGuestMissingScheduler(t *testing.T) {
 	twos.Service.Port = 443
 	if _, err := r.Apply([]ipvsVirtual{twos}); err == nil || !strings.Contains(err.Error(), `edit service TCP 10.0.0.1:443 (twos): scheduler "twos"`) {
 		t.Errorf("edit to twos: %v", err)
+	}
+}
+
+// bigTable is n services with 4 NAT real servers each.
+func bigTable(n, weight int) []ipvsVirtual {
+	out := make([]ipvsVirtual, 0, n)
+	for i := range n {
+		v := ipvsVirtual{Service: ipvsService{Protocol: protoTCP, Addr: netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)}), Port: 80, Scheduler: "wrr"}}
+		for j := range 4 {
+			v.Dests = append(v.Dests, ipvsDest{Addr: netip.AddrFrom4([4]byte{10, 8, byte(j), 2}), Port: 8080, Weight: weight})
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// Programming 500 services x 4 real servers through netlink, then a no-op
+// sync, then a weight change everywhere (figures only; run with
+// scripts/test-ipvs.sh -run XXX -test.bench IPVSGuest).
+func BenchmarkIPVSGuestApply(b *testing.B) {
+	k := needGuest(b)
+	for range b.N {
+		r := newIPVSReconciler(k)
+		start := time.Now()
+		if _, err := r.Apply(bigTable(500, 1)); err != nil {
+			b.Fatal(err)
+		}
+		created := time.Since(start)
+		start = time.Now()
+		if ops, err := r.Apply(bigTable(500, 1)); err != nil || len(ops) != 0 {
+			b.Fatalf("no-op sync: %d ops, %v", len(ops), err)
+		}
+		noop := time.Since(start)
+		start = time.Now()
+		if ops, err := r.Apply(bigTable(500, 2)); err != nil || len(ops) != 2000 {
+			b.Fatalf("weight change: %d ops, %v", len(ops), err)
+		}
+		edit := time.Since(start)
+		if err := r.Release(false); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(created.Seconds(), "create-s")
+		b.ReportMetric(noop.Seconds(), "noop-sync-s")
+		b.ReportMetric(edit.Seconds(), "edit-2000-s")
 	}
 }

@@ -366,8 +366,9 @@ func TestIPVSApplyBadInput(t *testing.T) {
 		good,
 		{Service: tcpSvc("10.0.0.1:80", "wrr")},
 		{Service: tcpSvc("10.0.0.1:82", "rr"), Dests: []ipvsDest{{Addr: netip.MustParseAddr("10.1.1.1"), Weight: -3}}},
+		{Service: tcpSvc("10.0.0.1:83", "rr"), Dests: []ipvsDest{{Addr: netip.MustParseAddr("10.1.1.1")}, {Addr: netip.MustParseAddr("10.1.1.1")}}},
 	})
-	for _, want := range []string{`unknown scheduler "bogus"`, "TCP 10.0.0.1:80 configured twice", "weight -3 out of range"} {
+	for _, want := range []string{`unknown scheduler "bogus"`, "TCP 10.0.0.1:80 configured twice", "weight -3 out of range", "real server 10.1.1.1:0 listed twice"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err = %v, want it to contain %q", err, want)
 		}
@@ -683,4 +684,134 @@ func FuzzIPVSReconcile(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestIPVSKeywords(t *testing.T) {
+	if p, err := parseIPVSProtocol("udp"); err != nil || p != protoUDP {
+		t.Errorf("udp: %v %v", p, err)
+	}
+	if _, err := parseIPVSProtocol("ICMP"); err == nil || !strings.Contains(err.Error(), `unknown protocol "ICMP"`) {
+		t.Errorf("ICMP: %v", err)
+	}
+	if _, err := parseIPVSScheduler("twos"); err != nil {
+		t.Errorf("twos is a valid name (the kernel may lack it): %v", err)
+	}
+	if _, err := parseIPVSScheduler("WRR"); err == nil {
+		t.Errorf("WRR accepted; the kernel's names are lower case")
+	}
+	for _, tc := range []struct {
+		kw, sched string
+		want      ipvsFlags
+		err       string
+	}{
+		{"ops", "rr", svcOnePacket, ""},
+		{"hashed", "rr", 0, ""},
+		{"sh-port", "sh", svcSHPort, ""},
+		{"sh-fallback", "sh", svcSHFallback, ""},
+		{"mh-port", "mh", svcMHPort, ""},
+		{"mh-fallback", "mh", svcMHFallback, ""},
+		{"flag-3", "rr", svcSched3, ""},
+		{"sh-port", "rr", 0, `sh-port only applies to the sh scheduler, not "rr"`},
+		{"mh-fallback", "sh", 0, "only applies to the mh scheduler"},
+		{"fast", "rr", 0, `unknown virtual server flag "fast"`},
+	} {
+		f, err := parseIPVSFlag(tc.kw, tc.sched)
+		if tc.err == "" && (err != nil || f != tc.want) || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("parseIPVSFlag(%q, %q) = %v, %v; want %v, %q", tc.kw, tc.sched, f, err, tc.want, tc.err)
+		}
+	}
+	for _, tc := range []struct {
+		in   string
+		want ipvsDest
+		err  string
+	}{
+		{"NAT", ipvsDest{Method: methodNAT}, ""},
+		{"DR", ipvsDest{Method: methodDR}, ""},
+		{"TUN", ipvsDest{Method: methodTUN}, ""},
+		{"TUN type gue port 6080 remcsum", ipvsDest{Method: methodTUN, Tunnel: tunnelGUE, TunnelPort: 6080, TunnelCsum: 2}, ""},
+		{"TUN type gre csum", ipvsDest{Method: methodTUN, Tunnel: tunnelGRE, TunnelCsum: 1}, ""},
+		{"", ipvsDest{}, "needs NAT, DR or TUN"},
+		{"MASQ", ipvsDest{}, `unknown forwarding method "MASQ"`},
+		{"DR type gue", ipvsDest{}, `DR takes no options, got "type gue"`},
+		{"TUN type gue", ipvsDest{}, "gue needs a port"},
+		{"TUN type ipip port 1", ipvsDest{}, "only applies to TUN type gue"},
+		{"TUN type gue port 0", ipvsDest{}, `bad tunnel port "0"`},
+		{"TUN type gue port", ipvsDest{}, "TUN port needs a value"},
+		{"TUN type vxlan", ipvsDest{}, `unknown tunnel type "vxlan"`},
+		{"TUN csum", ipvsDest{}, "checksum options only apply"},
+		{"TUN type gre remcsum", ipvsDest{}, "remcsum only applies"},
+		{"TUN fast", ipvsDest{}, `unknown TUN option "fast"`},
+	} {
+		d, err := parseLVSMethod(strings.Fields(tc.in))
+		if tc.err == "" && (err != nil || d != tc.want) || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("parseLVSMethod(%q) = %+v, %v; want %+v, %q", tc.in, d, err, tc.want, tc.err)
+		}
+	}
+	for _, tc := range []struct {
+		in   string
+		bits int
+		fam  ipvsFamily
+		err  string
+	}{
+		{"255.255.255.0", 24, familyINET, ""},
+		{"255.255.255.255", 32, familyINET, ""},
+		{"128.0.0.0", 1, familyINET, ""},
+		{"64", 64, familyINET6, ""},
+		{"255.0.255.0", 0, 0, "not a solid netmask"},
+		{"0.0.0.0", 0, 0, "not a solid netmask"},
+		{"255.255.256.0", 0, 0, "bad IPv4"},
+		{"129", 0, 0, "bad IPv6"},
+		{"0", 0, 0, "bad IPv6"},
+		{"ffff::", 0, 0, "bad IPv6"},
+	} {
+		b, f, err := parsePersistenceGranularity(tc.in)
+		if tc.err == "" && (err != nil || b != tc.bits || f != tc.fam) || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("parsePersistenceGranularity(%q) = %d, %v, %v; want %d %v %q", tc.in, b, f, err, tc.bits, tc.fam, tc.err)
+		}
+	}
+}
+
+// The keyword parsers never panic, and what they accept is valid.
+func FuzzIPVSKeywords(f *testing.F) {
+	for _, s := range []string{"TUN type gue port 6080 csum", "NAT", "255.255.255.0", "64", "sh-port", "TUN port 99999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if d, err := parseLVSMethod(strings.Fields(s)); err == nil {
+			d.Addr = netip.MustParseAddr("10.0.0.1")
+			if err := d.validate(); err != nil {
+				t.Fatalf("parseLVSMethod(%q) accepted an invalid dest: %v", s, err)
+			}
+		}
+		if b, fam, err := parsePersistenceGranularity(s); err == nil {
+			svc := ipvsService{Protocol: protoTCP, Addr: netip.MustParseAddr("10.0.0.1"), Netmask: b}
+			if fam == familyINET6 {
+				svc.Addr = netip.MustParseAddr("::1")
+			}
+			if err := svc.validate(); err != nil {
+				t.Fatalf("granularity %q: %v", s, err)
+			}
+		}
+		parseIPVSProtocol(s)
+		parseIPVSFlag(s, "sh")
+	})
+}
+
+// The no-op sync the daemon does on every health change, on the fake
+// kernel: 1000 services x 10 real servers.
+func BenchmarkIPVSDiffNoop(b *testing.B) {
+	var table []ipvsVirtual
+	for i := range 1000 {
+		v := ipvsVirtual{Service: tcpSvc(fmt.Sprintf("10.9.%d.%d:80", i>>8, i&255), "wrr")}
+		for j := range 10 {
+			v.Dests = append(v.Dests, nat(fmt.Sprintf("10.8.%d.2:80", j), 1))
+		}
+		table = append(table, v)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if ops := ipvsDiff(table, table, nil); len(ops) != 0 {
+			b.Fatal(ops)
+		}
+	}
 }
