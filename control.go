@@ -72,6 +72,8 @@ type daemonStatus struct {
 	Config    string           `json:"config"`
 	Started   time.Time        `json:"started"`
 	Instances []instanceStatus `json:"instances"`
+	// VirtualServers are the IPVS virtual servers (lvs.go).
+	VirtualServers []virtualServerStatus `json:"virtual_servers,omitempty"`
 }
 
 // trackStatusFunc, when set, reports an instance's tracked objects.
@@ -80,6 +82,7 @@ var trackStatusFunc func(d *daemon, r *runner) []trackedStatus
 func (d *daemon) status() daemonStatus {
 	d.mu.Lock()
 	runners := append([]*runner(nil), d.runners...)
+	lvs := d.lvs
 	d.mu.Unlock()
 	ds := daemonStatus{Version: version, Pid: os.Getpid(), Config: d.cfgPath, Started: d.started}
 	now := time.Now()
@@ -126,6 +129,7 @@ func (d *daemon) status() daemonStatus {
 		}
 		ds.Instances = append(ds.Instances, is)
 	}
+	ds.VirtualServers = lvs.Status()
 	return ds
 }
 
@@ -285,6 +289,7 @@ func printStatus(w io.Writer, st daemonStatus) {
 			fmt.Fprintf(w, "%s: %s %s %s weight %+d %s\n", is.Name, t.Kind, t.Name, res, t.Weight, t.Detail)
 		}
 	}
+	printLVSStatus(w, st.VirtualServers)
 }
 
 // reloadCmd is `vipd reload`: the running daemon re-reads its
