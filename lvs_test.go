@@ -1,16 +1,22 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -591,4 +597,94 @@ func lvsDump(t *testing.T, cfg *Config) string {
 	b.WriteString("-- kernel table after start\n")
 	b.WriteString(ipvsTable(t, k))
 	return b.String()
+}
+
+// Throughput of the whole LVS manager: real servers from a configuration,
+// each with a TCP_CHECK against its own loopback listener (in a helper
+// process, TestHelperListeners, so that only the checking side's CPU is
+// counted), transitions and pools through the manager, a fake kernel.
+// Two schedules: delay_loop 1s (the rate a config of N real servers asks
+// for) and delay_loop 1ms (saturation: the concurrency bound limits).
+//
+//	go test -run XXX -bench LVSManagerChecks -benchtime 5000x
+func BenchmarkLVSManagerChecks(b *testing.B) {
+	for _, bc := range []struct {
+		name      string
+		reals     int
+		delayLoop string
+	}{{"rs=1000/loop=1s", 1000, "1"}, {"rs=1000/loop=1ms", 1000, "0.001"}} {
+		b.Run(bc.name, func(b *testing.B) { benchLVSManager(b, bc.reals, bc.delayLoop) })
+	}
+}
+
+func benchLVSManager(b *testing.B, reals int, delayLoop string) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperListeners$")
+	cmd.Env = append(os.Environ(), "VIPD_BENCH_LISTENERS="+strconv.Itoa(reals))
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	var conf strings.Builder
+	fmt.Fprintf(&conf, "virtual_server 10.0.0.1 80 {\n  delay_loop %s\n  lb_algo rr\n", delayLoop)
+	sc := bufio.NewScanner(stdout)
+	n := 0
+	for sc.Scan() && sc.Text() != "ready" {
+		if strings.HasPrefix(sc.Text(), "error") {
+			b.Skip(sc.Text())
+		}
+		a := netip.MustParseAddrPort(sc.Text())
+		fmt.Fprintf(&conf, "  real_server %s %d {\n    TCP_CHECK {\n      connect_timeout 2\n      warmup %s\n    }\n  }\n", a.Addr(), a.Port(), delayLoop)
+		n++
+	}
+	conf.WriteString("}\n")
+	if n != reals {
+		b.Fatalf("helper started %d listeners", n)
+	}
+	go io.Copy(io.Discard, stdout)
+	cfg, diags, err := loadConfig("keepalived.conf", memOptions(map[string]string{"keepalived.conf": conf.String()}, "bench"))
+	if err != nil {
+		b.Fatal(err, diags)
+	}
+	var count, failed, transitions atomic.Int64
+	target := int64(b.N)
+	reached := make(chan struct{})
+	lvsMetricsHook = func(e lvsCheckEvent) {
+		if e.Transition {
+			transitions.Add(1)
+			return
+		}
+		if !e.OK {
+			failed.Add(1)
+		}
+		if count.Add(1) == target {
+			close(reached)
+		}
+	}
+	defer func() { lvsMetricsHook = nil }()
+	k := &lockedKernel{k: newFakeIPVS()}
+	m := newLVSManager(zerolog.Nop(), cfg, k, lvsOptions{})
+	var ru0, ru1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	ctx, cancel := context.WithCancel(context.Background())
+	b.ResetTimer()
+	start := time.Now()
+	go m.Run(ctx)
+	<-reached
+	elapsed := time.Since(start)
+	cancel()
+	m.Wait()
+	b.StopTimer()
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := time.Duration(ru1.Utime.Nano()-ru0.Utime.Nano()) + time.Duration(ru1.Stime.Nano()-ru0.Stime.Nano())
+	if f := failed.Load(); f > 0 {
+		b.Errorf("%d of %d checks failed", f, count.Load())
+	}
+	rate := float64(b.N) / elapsed.Seconds()
+	b.ReportMetric(rate, "checks/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/check")
+	b.ReportMetric(100*cpu.Seconds()/elapsed.Seconds(), "%cpu")
+	b.Logf("%d real servers, delay_loop %ss: %d TCP_CHECKs in %v through the LVS manager: %.0f checks/s at %.0f%% of one core (%.1f µs CPU per check, %d transitions)",
+		reals, delayLoop, b.N, elapsed.Round(time.Millisecond), rate, 100*cpu.Seconds()/elapsed.Seconds(), float64(cpu.Microseconds())/float64(b.N), transitions.Load())
 }
