@@ -819,6 +819,11 @@ func (d *daemon) startLVS(ctx context.Context, opts lvsOptions) *lvsManager {
 	}
 	m := newLVSManager(d.log, d.cfg, k, opts)
 	m.err = err
+	if !d.vrrp {
+		// -C/--check: no instance runs here, so ha_suspend looks at the
+		// local addresses (keepalived's checker process does the same).
+		clear(m.vipOf)
+	}
 	d.subscribe(m.vrrpEvent)
 	d.mu.Lock()
 	d.lvs = m
