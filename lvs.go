@@ -402,9 +402,14 @@ type lvsManager struct {
 	masters map[string]bool         // vrrp_instance -> MASTER
 	vipOf   map[netip.Addr][]string // address -> instances carrying it
 	pending []checkTransition       // from the scheduler, for Run
-	wake    chan struct{}           // pending or VRRP state changed
-	scripts *lvsScriptQueue
-	done    chan struct{}
+	reload  *Config                 // from Reload, for Run
+	gen     int                     // configuration generation, in checker ids
+	// checkOnly is -C/--check: no VRRP here, ha_suspend follows the
+	// local addresses.
+	checkOnly bool
+	wake      chan struct{} // pending or VRRP state changed
+	scripts   *lvsScriptQueue
+	done      chan struct{}
 }
 
 // lvsCheckEvent is what the metrics hook sees: one finished attempt
@@ -443,32 +448,48 @@ func newLVSManager(log zerolog.Logger, cfg *Config, k ipvsKernel, opts lvsOption
 		}
 	}
 	m.vss = vss
+	m.setVIPs(cfg)
+	m.sched = newRSCheckScheduler(0, m.transition)
+	m.sched.OnAttempt = m.attempt
+	m.index()
+	return m
+}
+
+// setVIPs records which vrrp_instances carry which addresses (ha_suspend).
+func (m *lvsManager) setVIPs(cfg *Config) {
+	clear(m.vipOf)
 	for _, ic := range cfg.Instances {
 		for _, v := range append(slices.Clone(ic.VIPs), ic.VIPsExcluded...) {
 			a := v.Prefix.Addr()
 			m.vipOf[a] = append(m.vipOf[a], ic.Name)
 		}
 	}
-	m.sched = newRSCheckScheduler(0, m.transition)
-	m.sched.OnAttempt = m.attempt
-	for _, vs := range vss {
+}
+
+// index gives the checkers of m.vss ids unique across reloads and
+// indexes them. Called before Run or with mu held.
+func (m *lvsManager) index() {
+	checks := make(map[string]*lvsCheck)
+	for _, vs := range m.vss {
 		for _, rs := range vs.reals {
 			for _, c := range rs.checkers {
-				m.checks[c.id] = c
+				c.id = "g" + strconv.Itoa(m.gen) + "/" + c.id
+				checks[c.id] = c
 			}
 		}
 	}
-	return m
+	m.checks = checks
 }
 
 // transition is the scheduler's notify: queue for Run.
 func (m *lvsManager) transition(t checkTransition) {
 	m.mu.Lock()
 	m.pending = append(m.pending, t)
+	c := m.checks[t.ID]
 	m.mu.Unlock()
 	m.poke()
 	if h := lvsMetricsHook; h != nil {
-		if c := m.checks[t.ID]; c != nil {
+		if c != nil {
 			h(lvsCheckEvent{VirtualServer: c.vs.name, RealServer: c.rs.name, Checker: c.spec.Kind.String(), OK: t.Up, Transition: true, Err: t.Reason})
 		}
 	}
@@ -476,7 +497,9 @@ func (m *lvsManager) transition(t checkTransition) {
 
 // attempt is the scheduler's OnAttempt: log_all_failures and metrics.
 func (m *lvsManager) attempt(id string, out checkOutcome, st rsCheckStatus) {
+	m.mu.Lock()
 	c := m.checks[id]
+	m.mu.Unlock()
 	if c == nil {
 		return
 	}
@@ -559,19 +582,25 @@ func (m *lvsManager) start() {
 			vs.suspended = !m.held(vs.haAddr)
 		}
 		m.update(vs)
-		for _, rs := range vs.reals {
-			for _, c := range rs.checkers {
-				if err := m.sched.AddChecker(c.id, c.spec, mustChecker(c.spec)); err != nil {
-					m.log.Error().Msgf("%s: %v", c.cfg.Pos, err)
-					continue
-				}
-				if vs.suspended {
-					m.sched.SetEnabled(c.id, false)
-				}
-			}
-		}
+		m.addCheckers(vs)
 		if vs.suspended {
 			m.log.Info().Msgf("Suspending healthcheckers of VS %s: %s is not held (ha_suspend)", vs.name, vs.haAddr)
+		}
+	}
+}
+
+// addCheckers schedules vs's checkers (suspended with vs). Called with mu
+// held.
+func (m *lvsManager) addCheckers(vs *lvsVS) {
+	for _, rs := range vs.reals {
+		for _, c := range rs.checkers {
+			if err := m.sched.AddChecker(c.id, c.spec, mustChecker(c.spec)); err != nil {
+				m.log.Error().Msgf("%s: %v", c.cfg.Pos, err)
+				continue
+			}
+			if vs.suspended {
+				m.sched.SetEnabled(c.id, false)
+			}
 		}
 	}
 }
@@ -757,6 +786,10 @@ func (m *lvsManager) Run(ctx context.Context) error {
 		for _, t := range pend {
 			m.handle(t)
 		}
+		if cfg := m.reload; cfg != nil {
+			m.reload = nil
+			m.applyConfig(cfg)
+		}
 		m.resync()
 		m.mu.Unlock()
 	}
@@ -794,6 +827,126 @@ func (m *lvsManager) stop() {
 	}
 }
 
+// Reload hands a re-read configuration (SIGHUP, `vipd reload`) to Run.
+// It does not wait. It is nil-safe.
+func (m *lvsManager) Reload(cfg *Config) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.reload = cfg
+	m.mu.Unlock()
+	m.poke()
+}
+
+// applyConfig moves to a re-read configuration without losing health:
+// a real server kept (same virtual server, address and port) keeps its
+// checkers' state when the checker is the same kind against the same
+// target, and its misc_dynamic weight; a virtual server kept keeps its
+// quorum state, so no quorum script runs for nothing. Services that left
+// the configuration are deleted, new ones created, changed ones edited.
+// Called with mu held.
+func (m *lvsManager) applyConfig(cfg *Config) {
+	vss, errs := buildLVS(cfg)
+	for _, e := range errs {
+		if e.Warn {
+			m.log.Warn().Msg(e.Error())
+		} else {
+			m.log.Error().Msg(e.Error())
+		}
+	}
+	type ckKey struct {
+		vs, rs, target string
+		kind           checkKind
+		n              int
+	}
+	keyOf := func(c *lvsCheck, n int) ckKey {
+		return ckKey{c.vs.name, c.rs.dest.String(), c.spec.addrPort().String() + c.spec.MiscPath, c.spec.Kind, n}
+	}
+	// nth numbers checkers of one kind and target on a real server.
+	nth := func(rs *lvsRS, i int) int {
+		n := 0
+		for _, o := range rs.checkers[:i] {
+			if o.spec.Kind == rs.checkers[i].spec.Kind && o.spec.addrPort() == rs.checkers[i].spec.addrPort() {
+				n++
+			}
+		}
+		return n
+	}
+	oldVS := map[string]*lvsVS{}
+	oldRS := map[[2]string]*lvsRS{}
+	oldCk := map[ckKey]*lvsCheck{}
+	for _, vs := range m.vss {
+		oldVS[vs.name] = vs
+		for _, rs := range vs.reals {
+			oldRS[[2]string{vs.name, rs.dest.String()}] = rs
+			for i, c := range rs.checkers {
+				oldCk[keyOf(c, nth(rs, i))] = c
+			}
+			for _, c := range rs.checkers {
+				m.sched.Remove(c.id)
+			}
+		}
+	}
+	want := map[ipvsKey]bool{}
+	for _, vs := range vss {
+		for _, s := range vs.services {
+			want[s.key()] = true
+		}
+		if o := oldVS[vs.name]; o != nil {
+			vs.quorum = o.quorum
+			vs.suspended, vs.programmed = o.suspended, o.programmed
+		}
+		for _, rs := range vs.reals {
+			if o := oldRS[[2]string{vs.name, rs.dest.String()}]; o != nil {
+				rs.dynWeight = o.dynWeight
+			}
+			for i, c := range rs.checkers {
+				if o := oldCk[keyOf(c, nth(rs, i))]; o != nil {
+					c.up, c.reason = o.up, o.reason
+					// The scheduler starts a checker down only with
+					// alpha: a carried-over failed checker starts so.
+					c.spec.Alpha = !o.up
+				}
+			}
+			rs.up = !slices.ContainsFunc(rs.checkers, func(c *lvsCheck) bool { return !c.up })
+		}
+	}
+	for _, vs := range m.vss {
+		if !vs.programmed || m.r == nil {
+			continue
+		}
+		for _, s := range vs.services {
+			if want[s.key()] {
+				continue
+			}
+			if err := m.k.DeleteService(s); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
+				m.log.Error().Msgf("%s: virtual_server %s: ipvs: delete service %s: %v", vs.cfg.Pos, vsKey(vs.cfg), s, err)
+			} else {
+				m.log.Info().Msgf("Removed service %s (no longer configured)", s)
+			}
+		}
+	}
+	m.cfg = cfg
+	m.scripts.setGlobal(&cfg.Global)
+	if !m.checkOnly {
+		m.setVIPs(cfg)
+	}
+	m.gen++
+	m.vss = vss
+	m.index()
+	for _, vs := range vss {
+		if vs.haAddr.IsValid() {
+			vs.suspended = !m.held(vs.haAddr)
+		} else {
+			vs.suspended = false
+		}
+		m.update(vs)
+		m.addCheckers(vs)
+	}
+	m.log.Info().Int("virtual_servers", len(vss)).Msg("Reloaded virtual servers")
+}
+
 // Wait blocks until Run has returned. It is nil-safe.
 func (m *lvsManager) Wait() {
 	if m == nil {
@@ -822,6 +975,7 @@ func (d *daemon) startLVS(ctx context.Context, opts lvsOptions) *lvsManager {
 	if !d.vrrp {
 		// -C/--check: no instance runs here, so ha_suspend looks at the
 		// local addresses (keepalived's checker process does the same).
+		m.checkOnly = true
 		clear(m.vipOf)
 	}
 	d.subscribe(m.vrrpEvent)
@@ -854,6 +1008,12 @@ type lvsScriptJob struct {
 
 func newLVSScriptQueue(log zerolog.Logger, g *GlobalDefs) *lvsScriptQueue {
 	return &lvsScriptQueue{log: log, g: g, wake: make(chan struct{}, 1)}
+}
+
+func (q *lvsScriptQueue) setGlobal(g *GlobalDefs) {
+	q.mu.Lock()
+	q.g = g
+	q.mu.Unlock()
 }
 
 func (q *lvsScriptQueue) add(what string, s Script) {
@@ -902,9 +1062,11 @@ func (q *lvsScriptQueue) exec(ctx context.Context, j lvsScriptJob) {
 	var cred *syscall.Credential
 	if err == nil {
 		u, g := j.s.User, j.s.Group
+		q.mu.Lock()
 		if u == "" {
 			u, g = q.g.ScriptUser, q.g.ScriptGroup
 		}
+		q.mu.Unlock()
 		if u != "" {
 			args := []string{u}
 			if g != "" {

@@ -688,3 +688,67 @@ func benchLVSManager(b *testing.B, reals int, delayLoop string) {
 	b.Logf("%d real servers, delay_loop %ss: %d TCP_CHECKs in %v through the LVS manager: %.0f checks/s at %.0f%% of one core (%.1f µs CPU per check, %d transitions)",
 		reals, delayLoop, b.N, elapsed.Round(time.Millisecond), rate, 100*cpu.Seconds()/elapsed.Seconds(), float64(cpu.Microseconds())/float64(b.N), transitions.Load())
 }
+
+// A reload keeps the health of the real servers that stay, deletes the
+// services that left the configuration, edits changed ones and creates new
+// ones; foreign services are untouched.
+func TestLVSReload(t *testing.T) {
+	lt := newLVSTest(t, `
+virtual_server 10.0.0.1 80 {
+    lb_algo rr
+    real_server 10.1.0.1 80 { TCP_CHECK { } }
+    real_server 10.1.0.2 80 { TCP_CHECK { } }
+}
+virtual_server 10.0.0.2 80 {
+    real_server 10.1.0.1 80 { }
+}
+`, newFakeIPVS())
+	lt.k.CreateService(tcpSvc("192.0.2.9:22", "wlc"))
+	lt.m.start()
+	lt.set(t, 0, 0, false) // 10.1.0.1 fails
+	lt.takeScripts()
+	cfg, diags, err := loadString(t, `
+virtual_server 10.0.0.1 80 {
+    lb_algo wrr
+    quorum_up /bin/up
+    real_server 10.1.0.1 80 { TCP_CHECK { } }
+    real_server 10.1.0.3 80 { TCP_CHECK { } }
+}
+virtual_server 10.0.0.3 80 {
+    real_server 10.1.0.1 80 { }
+}
+`, nil)
+	if err != nil {
+		t.Fatal(err, diags)
+	}
+	lt.m.mu.Lock()
+	lt.m.applyConfig(cfg)
+	lt.m.mu.Unlock()
+	want := `TCP 10.0.0.1:80 wrr
+  -> 10.1.0.3:80 NAT 1
+TCP 10.0.0.3:80 wlc
+  -> 10.1.0.1:80 NAT 1
+TCP 192.0.2.9:22 wlc
+`
+	if got := ipvsTable(t, lt.k); got != want {
+		t.Errorf("after reload:\n%s\nwant\n%s", got, want)
+	}
+	// Quorum stayed up for 10.0.0.1: no quorum_up; the new virtual server
+	// has none configured.
+	if s := lt.takeScripts(); s != "" {
+		t.Errorf("scripts %q", s)
+	}
+	// The failed checker was carried over down; its recovery adds it.
+	c := lt.m.vss[0].reals[0].checkers[0]
+	if st, ok := lt.m.sched.State(c.id); !ok || st.Up || len(lt.m.checks) != 2 {
+		t.Errorf("carried checker %s: %+v %v (%d checkers)", c.id, st, ok, len(lt.m.checks))
+	}
+	lt.set(t, 0, 0, true)
+	if got := ipvsTable(t, lt.k); !strings.Contains(got, "10.1.0.1:80 NAT 1\n  -> 10.1.0.3:80") {
+		t.Errorf("after recovery:\n%s", got)
+	}
+	lt.m.stop()
+	if got := ipvsTable(t, lt.k); got != "TCP 192.0.2.9:22 wlc\n" {
+		t.Errorf("after stop:\n%s", got)
+	}
+}
