@@ -998,7 +998,6 @@ type lvsScriptQueue struct {
 	mu   sync.Mutex
 	jobs []lvsScriptJob
 	wake chan struct{}
-	busy sync.WaitGroup
 }
 
 type lvsScriptJob struct {
@@ -1019,7 +1018,6 @@ func (q *lvsScriptQueue) setGlobal(g *GlobalDefs) {
 func (q *lvsScriptQueue) add(what string, s Script) {
 	q.mu.Lock()
 	q.jobs = append(q.jobs, lvsScriptJob{what, s})
-	q.busy.Add(1)
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
@@ -1050,7 +1048,6 @@ func (q *lvsScriptQueue) next(ctx context.Context) {
 		q.jobs = q.jobs[1:]
 		q.mu.Unlock()
 		q.exec(ctx, j)
-		q.busy.Done()
 	}
 }
 

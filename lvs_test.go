@@ -752,3 +752,104 @@ TCP 192.0.2.9:22 wlc
 		t.Errorf("after stop:\n%s", got)
 	}
 }
+
+// The keywords of issue 6 land in the IPVS service and destinations.
+func TestLVSBuildMapping(t *testing.T) {
+	cfg, diags, err := loadString(t, `
+virtual_server_group G {
+    10.0.0.10-12 443
+    fwmark 9
+}
+virtual_server 10.0.0.1 53 {
+    protocol UDP
+    lvs_sched sh
+    sh-port
+    sh-fallback
+    ops
+    persistence_timeout 120
+    persistence_granularity 255.255.255.0
+    lvs_method TUN type gue port 6080 csum
+    virtualhost www.example.com
+    retry 4
+    delay_before_retry 2
+    connect_timeout 3
+    warmup 1
+    delay_loop 7
+    sorry_server 10.9.9.9 53
+    sorry_server_inhibit
+    real_server 10.1.0.1 53 {
+        weight 5
+        uthreshold 100
+        lthreshold 10
+        DNS_CHECK { type A name example.com }
+    }
+    real_server 10.1.0.2 53 {
+        lvs_method DR
+        alpha
+        HTTP_GET {
+            url {
+                path /a
+                status_code 200-204
+            }
+            retry 0
+        }
+    }
+}
+virtual_server fwmark 7 {
+    ip_family inet6
+    lb_algo mh
+    mh-port
+    real_server fd00::1 80 { }
+}
+virtual_server group G {
+    lb_algo rr
+    real_server 10.1.0.5 443 { }
+}
+`, nil)
+	if err != nil {
+		t.Fatal(err, diags)
+	}
+	got := lvsDump(t, cfg)
+	want := `VS [10.0.0.1]:udp:53
+  service UDP 10.0.0.1:53 sched sh flags "persistent,ops,flag-1,flag-2" timeout 120 netmask /24
+  quorum 1 hysteresis 0 sorry 10.9.9.9:53 TUN inhibit true
+  RS 10.1.0.1:53 TUN weight 5 inhibit false up true thresholds 100/10
+    DNS_CHECK 10.1.0.1:53 timeout 3s loop 7s retry 4 delay_before_retry 2s warmup 1s alpha false virtualhost www.example.com
+  RS 10.1.0.2:53 DR weight 1 inhibit false up false thresholds 0/0
+    HTTP_GET 10.1.0.2:53 timeout 3s loop 7s retry 0 delay_before_retry 2s warmup 1s alpha true url /a status 200-204 digest "" virtualhost www.example.com
+VS FWM 7
+  service FWM 7 IPv6 sched mh flags "flag-2" timeout 0 netmask /128
+  quorum 1 hysteresis 0
+  RS [fd00::1]:80 NAT weight 1 inhibit false up true thresholds 0/0
+VS group G
+  service TCP 10.0.0.10:443 sched rr flags "" timeout 0 netmask /32
+  service TCP 10.0.0.11:443 sched rr flags "" timeout 0 netmask /32
+  service TCP 10.0.0.12:443 sched rr flags "" timeout 0 netmask /32
+  service FWM 9 sched rr flags "" timeout 0 netmask /32
+  quorum 1 hysteresis 0
+  RS 10.1.0.5:443 NAT weight 1 inhibit false up true thresholds 0/0
+-- kernel table after start
+FWM 7 IPv6 mh flag-2
+  -> [fd00::1]:80 NAT 1
+FWM 9 rr
+  -> 10.1.0.5:443 NAT 1
+TCP 10.0.0.10:443 rr
+  -> 10.1.0.5:443 NAT 1
+TCP 10.0.0.11:443 rr
+  -> 10.1.0.5:443 NAT 1
+TCP 10.0.0.12:443 rr
+  -> 10.1.0.5:443 NAT 1
+UDP 10.0.0.1:53 sh persistent,ops,flag-1,flag-2 timeout 120 /24
+  -> 10.1.0.1:53 TUN 5
+  -> 10.9.9.9:53 TUN 0
+`
+	if got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+	// The TUN options reach the destinations.
+	d := cfg.VirtualServers[0]
+	vss, _ := buildLVS(cfg)
+	if rs := vss[0].reals[0].dest; rs.Tunnel != tunnelGUE || rs.TunnelPort != 6080 || rs.TunnelCsum != 1 {
+		t.Errorf("tunnel of %s: %+v (config %s %d %s)", rs, rs, d.TunnelType, d.TunnelPort, d.TunnelCsum)
+	}
+}
