@@ -853,3 +853,45 @@ UDP 10.0.0.1:53 sh persistent,ops,flag-1,flag-2 timeout 120 /24
 		t.Errorf("tunnel of %s: %+v (config %s %d %s)", rs, rs, d.TunnelType, d.TunnelPort, d.TunnelCsum)
 	}
 }
+
+// FuzzLVSBuild: any configuration that loads maps to IPVS state and
+// programs the fake kernel without panicking; every service that reaches
+// the kernel is valid. Crashers are kept in testdata/fuzz/FuzzLVSBuild.
+func FuzzLVSBuild(f *testing.F) {
+	for _, dir := range []string{samplesDir, filepath.Join("..", samplesDir)} {
+		files, _ := filepath.Glob(filepath.Join(dir, "keepalived.conf.*"))
+		for _, p := range files {
+			if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte("virtual_server")) {
+				f.Add(string(b))
+			}
+		}
+	}
+	f.Add("virtual_server_group G {\n10.0.0.1-255 80\nfwmark 1\n}\nvirtual_server group G {\nlb_algo mh\nmh-port\nreal_server 10.0.0.9 80 {\nweight 0\n}\n}\n")
+	f.Add("virtual_server fe80::1 0 {\npersistence_granularity 64\nsorry_server fe80::2\nreal_server fe80::3 {\nMISC_CHECK {\nmisc_path \"/x y\"\n}\n}\n}\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		opt := memOptions(map[string]string{"keepalived.conf": text}, "x")
+		opt.MaxLines = 5000
+		cfg, _, err := loadConfig("keepalived.conf", opt)
+		if err != nil {
+			return
+		}
+		vss, _ := buildLVS(cfg)
+		for _, vs := range vss {
+			for _, s := range vs.services {
+				if err := s.validate(); err != nil {
+					t.Fatalf("invalid service built: %v", err)
+				}
+			}
+		}
+		k := newFakeIPVS()
+		m := newLVSManager(zerolog.Nop(), cfg, k, lvsOptions{})
+		m.localAddr = func(netip.Addr) bool { return true }
+		m.runScript = func(string, Script) {}
+		m.start()
+		m.Status()
+		m.stop()
+		if len(k.svcs) != 0 {
+			t.Fatalf("services left after stop: %v", k.svcs)
+		}
+	})
+}
