@@ -107,6 +107,7 @@ virtual_server 10.0.0.1 80 {
     protocol TCP
     quorum 3
     hysteresis 1
+    omega
     quorum_up "/bin/echo up"
     quorum_down "/bin/echo down"
     sorry_server 10.9.9.9 8080
@@ -205,8 +206,9 @@ TCP 192.0.2.9:22 wlc
 		t.Errorf("printed status:\n%s", out.String())
 	}
 
+	// omega: stopping with quorum up runs quorum_down.
 	lt.m.stop()
-	step("stop", "TCP 192.0.2.9:22 wlc\n", "")
+	step("stop", "TCP 192.0.2.9:22 wlc\n", "quorum_down of VS [10.0.0.1]:tcp:80: /bin/echo down")
 }
 
 // A real server is up only while all its checkers are up.
