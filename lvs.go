@@ -43,6 +43,10 @@ const lvsScriptTimeout = 60 * time.Second
 // not a million services.
 const lvsGroupMax = 4096
 
+// lvsRetryFailed is how often a virtual server whose kernel update failed
+// is tried again.
+const lvsRetryFailed = 30 * time.Second
+
 // lvsAddrPoll is how often ha_suspend looks at the local addresses of
 // virtual servers whose address no vrrp_instance carries.
 const lvsAddrPoll = 2 * time.Second
@@ -404,6 +408,7 @@ type lvsManager struct {
 	pending []checkTransition       // from the scheduler, for Run
 	reload  *Config                 // from Reload, for Run
 	gen     int                     // configuration generation, in checker ids
+	retried time.Time               // last retryFailed
 	// checkOnly is -C/--check: no VRRP here, ha_suspend follows the
 	// local addresses.
 	checkOnly bool
@@ -687,10 +692,30 @@ func (m *lvsManager) program(vs *lvsVS) {
 		vs.programmed = true
 	}
 	if err := errors.Join(errs...); err != nil {
+		if err.Error() != vs.err { // a retry failing the same way is not logged again
+			m.log.Error().Msgf("%s: virtual_server %s: %v", vs.cfg.Pos, vsKey(vs.cfg), err)
+		}
 		vs.err = err.Error()
-		m.log.Error().Msgf("%s: virtual_server %s: %v", vs.cfg.Pos, vsKey(vs.cfg), err)
 	} else {
+		if vs.err != "" {
+			m.log.Info().Msgf("VS %s programmed after an earlier error", vs.name)
+		}
 		vs.err = ""
+	}
+}
+
+// retryFailed reprograms the virtual servers whose last kernel update
+// failed (a scheduler module loaded since, a transient netlink error), at
+// most every lvsRetryFailed. Called with mu held.
+func (m *lvsManager) retryFailed(now time.Time) {
+	if now.Sub(m.retried) < lvsRetryFailed {
+		return
+	}
+	m.retried = now
+	for _, vs := range m.vss {
+		if vs.err != "" && !vs.suspended {
+			m.program(vs)
+		}
 	}
 }
 
@@ -791,6 +816,7 @@ func (m *lvsManager) Run(ctx context.Context) error {
 			m.applyConfig(cfg)
 		}
 		m.resync()
+		m.retryFailed(time.Now())
 		m.mu.Unlock()
 	}
 	// Stop the checkers first so no transition reprograms what we release.

@@ -333,6 +333,24 @@ virtual_server 10.0.0.3 80 {
 	if st := lt.m.Status(); len(st) != 2 || !strings.Contains(st[0].Error, "twos") {
 		t.Errorf("status %+v", st)
 	}
+	// Retried later: the same error is not logged again; once the
+	// scheduler exists (module loaded) the service is programmed.
+	lt.m.mu.Lock()
+	lt.m.retryFailed(time.Now().Add(time.Hour))
+	lt.m.mu.Unlock()
+	if n := strings.Count(lt.log.String(), "no ip_vs_twos module"); n != 1 {
+		t.Errorf("error logged %d times", n)
+	}
+	lt.k.scheds = append(lt.k.scheds, "twos")
+	lt.m.mu.Lock()
+	lt.m.retryFailed(time.Now().Add(2 * time.Hour))
+	lt.m.mu.Unlock()
+	if got := ipvsTable(t, lt.k); !strings.Contains(got, "TCP 10.0.0.2:80 twos\n  -> 10.1.0.1:80 NAT 1") {
+		t.Errorf("after retry:\n%s", got)
+	}
+	if st := lt.m.Status(); st[0].Error != "" || !st[0].Programmed {
+		t.Errorf("status after retry %+v", st[0])
+	}
 }
 
 // lockedKernel serializes a kernel for tests that read it while the
