@@ -14,7 +14,16 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files (testdata/conf/*.golden, docs/keywords.md)")
 
-const samplesDir = "../shared/keepalived-samples"
+// samplesDir finds keepalived's sample configurations: ../shared from the
+// repository root (../../shared from a worktree under wt/).
+var samplesDir = func() string {
+	for _, d := range []string{"../shared/keepalived-samples", "../../shared/keepalived-samples"} {
+		if st, err := os.Stat(d); err == nil && st.IsDir() {
+			return d
+		}
+	}
+	return "../shared/keepalived-samples"
+}()
 
 // loadString loads text as the file "keepalived.conf" (plus extra files).
 func loadString(t *testing.T, text string, extra map[string]string) (*Config, []diag, error) {
