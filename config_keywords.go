@@ -437,6 +437,12 @@ var topTable = newTable[*Config]("top level",
 		}
 		l.warnf(n, "not supported by vipd: linkbeat_interfaces (vipd follows netlink link events)")
 	}, "vipd always uses netlink link events"),
+	sup("SSL", func(l *loader, n *node, c *Config) {
+		if l.needBlock(n) {
+			c.SSL.Pos = n.pos()
+			sslTable.walk(l, n, &c.SSL)
+		}
+	}, "client credentials for SSL_GET"),
 	unsup[*Config]("track_group"),
 	unsup[*Config]("bfd_instance"),
 	unsup[*Config]("net_namespace", "run vipd inside the namespace instead (ip netns exec)"),
@@ -450,6 +456,29 @@ var topTable = newTable[*Config]("top level",
 )
 
 func (l *loader) walkTop(root *node) { topTable.walk(l, root, l.cfg) }
+
+var sslTable = newTable[*SSLDefs]("SSL",
+	sup("password", func(l *loader, n *node, s *SSLDefs) {
+		if v, ok := l.str1(n); ok {
+			s.Password = v
+		}
+	}),
+	sup("ca", func(l *loader, n *node, s *SSLDefs) {
+		if v, ok := l.str1(n); ok {
+			s.CA = v
+		}
+	}),
+	sup("certificate", func(l *loader, n *node, s *SSLDefs) {
+		if v, ok := l.str1(n); ok {
+			s.Certificate = v
+		}
+	}),
+	sup("key", func(l *loader, n *node, s *SSLDefs) {
+		if v, ok := l.str1(n); ok {
+			s.Key = v
+		}
+	}),
+)
 
 // ---- global_defs ----
 

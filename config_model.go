@@ -61,6 +61,18 @@ type Config struct {
 	StaticRules     []Rule
 	// LinkbeatInterfaces lists interfaces keepalived polls for link state.
 	LinkbeatInterfaces []string
+	// SSL is the top-level SSL block: the client credentials SSL_GET
+	// checkers present (all empty: no client certificate).
+	SSL SSLDefs
+}
+
+// SSLDefs is keepalived's SSL { password ca certificate key } block.
+type SSLDefs struct {
+	Password    string
+	CA          string
+	Certificate string
+	Key         string
+	Pos
 }
 
 // Instance returns the vrrp_instance called name, or nil.

@@ -201,12 +201,17 @@ func TestKeepalivedAcceptsDump(t *testing.T) {
 		t.Skip("keepalived not installed")
 	}
 	files, _ := filepath.Glob("testdata/conf/*.conf")
-	for _, f := range files {
+	samples, _ := filepath.Glob(filepath.Join(samplesDir, "keepalived.conf.*"))
+	for _, f := range append(files, samples...) {
 		if strings.HasPrefix(filepath.Base(f), "err_") {
 			continue
 		}
+		id := "lb1"
+		if strings.HasPrefix(f, samplesDir) {
+			id = "high"
+		}
 		var out, errb bytes.Buffer
-		if rc := runConfigTest(f, "lb1", true, &out, &errb); rc != 0 {
+		if rc := runConfigTest(f, id, true, &out, &errb); rc != 0 {
 			t.Fatalf("%s: exit %d", f, rc)
 		}
 		p := filepath.Join(t.TempDir(), "dump.conf")
@@ -215,7 +220,9 @@ func TestKeepalivedAcceptsDump(t *testing.T) {
 		}
 		res, _ := exec.Command(ka, "-t", "-l", "-f", p).CombinedOutput()
 		for _, line := range strings.Split(string(res), "\n") {
-			if strings.Contains(line, "Unknown keyword") || strings.Contains(line, "invalid") {
+			// The samples carry some invalid values of their own (an
+			// address "192.168.200./24" in a rule); check keywords there.
+			if strings.Contains(line, "Unknown keyword") || id == "lb1" && strings.Contains(line, "invalid") {
 				t.Errorf("%s: keepalived -t on the dump: %s", f, line)
 			}
 		}

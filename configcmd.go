@@ -247,6 +247,14 @@ func dumpConfig(c *Config) string {
 	for _, vs := range c.VirtualServers {
 		dumpVirtualServer(d, vs)
 	}
+	if s := c.SSL; s != (SSLDefs{Pos: s.Pos}) {
+		d.open("SSL")
+		d.kv("password", s.Password)
+		d.kv("ca", s.CA)
+		d.kv("certificate", s.Certificate)
+		d.kv("key", s.Key)
+		d.close()
+	}
 	d.list("static_ipaddress", c.StaticAddresses)
 	d.routes("static_routes", c.StaticRoutes)
 	d.rules("static_rules", c.StaticRules)
