@@ -90,8 +90,25 @@ func unsup[T any](name string, note ...string) kw[T] {
 	return kw[T]{kwInfo: kwInfo{Name: name, Status: kwUnsupported, Note: strings.Join(note, " ")}}
 }
 
+// repeatable keywords may appear several times in one block, adding to
+// what came before; any other keyword given twice gets a warning, since
+// only the last one counts (as in keepalived, which says nothing).
+var repeatable = map[string]bool{
+	"global_defs": true, "vrrp_instance": true, "vrrp_script": true, "vrrp_track_file": true,
+	"track_file": true, "vrrp_track_process": true, "vrrp_sync_group": true, "garp_group": true,
+	"virtual_server": true, "virtual_server_group": true, "static_ipaddress": true,
+	"static_routes": true, "static_rules": true, "linkbeat_interfaces": true, "SSL": true,
+	"virtual_ipaddress": true, "virtual_ipaddress_excluded": true, "virtual_routes": true,
+	"virtual_rules": true, "track_interface": true, "track_script": true, "track_process": true,
+	"unicast_peer": true, "notification_email": true, "group": true, "interfaces": true,
+	"real_server": true, "url": true, "host": true, "TCP_CHECK": true, "HTTP_GET": true,
+	"SSL_GET": true, "MISC_CHECK": true, "DNS_CHECK": true, "PING_CHECK": true,
+	"ICMP_CHECK": true, "UDP_CHECK": true, "SMTP_CHECK": true, "FILE_CHECK": true,
+}
+
 // walk applies the table to the children of n.
 func (t *table[T]) walk(l *loader, n *node, obj T) {
+	seen := map[string]*node{}
 	for _, c := range n.Children {
 		i, ok := t.idx[c.Key]
 		if !ok {
@@ -103,6 +120,10 @@ func (t *table[T]) walk(l *loader, n *node, obj T) {
 			l.warnf(c, "not supported by vipd: %s", c.Key)
 			continue
 		}
+		if first, dup := seen[c.Key]; dup && !repeatable[c.Key] {
+			l.warnf(c, "%s is given again (first at %s); this one applies", c.Key, first.pos())
+		}
+		seen[c.Key] = c
 		k.fn(l, c, obj)
 	}
 }

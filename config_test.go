@@ -391,6 +391,7 @@ vrrp_instance A {
     virtual_router_id 1
     prority 150
     unicast_src_ip 10.0.0.5
+    virtual_router_id 2
     virtual_ipaddress {
         10.0.0.1
     }
@@ -399,6 +400,7 @@ vrrp_instance A {
 		"keepalived.conf:2: warning: not supported by vipd: vrrp_ipsets",
 		"keepalived.conf:7: warning: unknown keyword 'prority' in vrrp_instance, did you mean 'priority'?",
 		"keepalived.conf:4: warning: vrrp_instance A: a unicast keyword is set but there is no unicast_peer",
+		"keepalived.conf:9: warning: virtual_router_id is given again (first at keepalived.conf:6); this one applies",
 	} {
 		if !hasDiag(ds, want) {
 			t.Errorf("missing %q in:\n%s", want, diagText(ds))
