@@ -313,7 +313,7 @@ type VRRPScript struct {
 	Name     string
 	Script   Script
 	Interval time.Duration // default 1s
-	Timeout  time.Duration // 0: interval
+	Timeout  time.Duration // default: the interval (keepalived prints 0 and waits one interval)
 	Weight   int
 	Reverse  bool
 	Rise     int // default 1
@@ -563,6 +563,11 @@ func (l *loader) finish() {
 			continue
 		}
 		vrids[k] = v
+	}
+	for _, s := range c.Scripts {
+		if s.Timeout == 0 {
+			s.Timeout = s.Interval
+		}
 	}
 	for _, sg := range c.SyncGroups {
 		var members []string

@@ -152,9 +152,7 @@ func dumpConfig(c *Config) string {
 		d.open("vrrp_script", quote(name))
 		d.line("script", quote(s.Script.Cmd))
 		d.line("interval", secs(s.Interval))
-		if s.Timeout > 0 {
-			d.line("timeout", secs(s.Timeout))
-		}
+		d.line("timeout", secs(s.Timeout))
 		d.line("weight", itoa(s.Weight), rev(s.Reverse))
 		d.line("rise", itoa(s.Rise))
 		d.line("fall", itoa(s.Fall))
