@@ -2486,6 +2486,12 @@ func parseVSGroup(l *loader, n *node, c *Config) {
 			}
 			e.Port = p
 		}
+		for _, o := range g.Entries {
+			if o.Addr.IsValid() && familyOf(o.Addr) != familyOf(a) {
+				l.errorf(it, "virtual_server_group %s: %s is not IPv%d like %s; one group holds one address family", g.Name, a, familyOf(o.Addr), o.Addr)
+				break
+			}
+		}
 		g.Entries = append(g.Entries, e)
 	}
 	c.VSGroups[g.Name] = g
