@@ -90,6 +90,10 @@ func hasDiag(ds []diag, s string) bool {
 // and the normalised dump with the .golden file beside it. A first line
 // "# config-id: ID" selects @ID lines.
 func TestGolden(t *testing.T) {
+	// Golden output must not depend on this host's interfaces.
+	saved := interfaceExists
+	interfaceExists = func(name string) bool { return name != "missing0" }
+	defer func() { interfaceExists = saved }()
 	files, _ := filepath.Glob("testdata/conf/*.conf")
 	if len(files) == 0 {
 		t.Fatal("no testdata/conf/*.conf")

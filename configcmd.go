@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"github.com/alecthomas/kong"
 	"io"
+	"net"
 	"net/netip"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -54,6 +56,21 @@ func (c *configCmd) Run(ctx *kong.Context) error {
 // (warnings allowed), 1 when it has errors (all listed).
 func runConfigTest(file, configID string, dump bool, stdout, stderr io.Writer) int {
 	cfg, diags, err := loadConfig(file, loadOptions{ConfigID: configID})
+	if cfg != nil {
+		diags = append(diags, hostDiags(cfg)...)
+		order := map[string]int{}
+		for _, d := range diags {
+			if _, ok := order[d.File]; !ok {
+				order[d.File] = len(order)
+			}
+		}
+		sort.SliceStable(diags, func(i, j int) bool {
+			if a, b := order[diags[i].File], order[diags[j].File]; a != b {
+				return a < b
+			}
+			return diags[i].Line < diags[j].Line
+		})
+	}
 	for _, d := range diags {
 		fmt.Fprintln(stderr, d)
 	}
@@ -71,6 +88,42 @@ func runConfigTest(file, configID string, dump bool, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "%s: configuration is usable (%d warning(s))\n", file, len(diags))
 	}
 	return 0
+}
+
+// interfaceExists reports whether this host has the named interface;
+// tests replace it so results do not depend on the host.
+var interfaceExists = func(name string) bool {
+	_, err := net.InterfaceByName(name)
+	return err == nil
+}
+
+// hostDiags warns about interfaces the configuration names that this host
+// does not have (keepalived -t does the same). They are warnings: the
+// daemon waits for a missing interface in FAULT state.
+func hostDiags(c *Config) []diag {
+	var out []diag
+	seen := map[string]bool{}
+	check := func(name string, p Pos, what string) {
+		if name == "" || seen[name] {
+			return
+		}
+		seen[name] = true
+		if !interfaceExists(name) {
+			out = append(out, diag{File: p.File, Line: p.Line, Severity: sevWarning,
+				Msg: fmt.Sprintf("interface %s for %s does not exist on this host", name, what)})
+		}
+	}
+	for _, v := range c.Instances {
+		who := "vrrp_instance " + v.Name
+		check(v.Interface, v.Pos, who)
+		for _, ip := range append(append([]VIP(nil), v.VIPs...), v.VIPsExcluded...) {
+			check(ip.Dev, ip.Pos, who)
+		}
+		for _, t := range v.Track.Interfaces {
+			check(t.Name, t.Pos, who)
+		}
+	}
+	return out
 }
 
 // dumpConfig prints the model as keepalived.conf in a stable order with
