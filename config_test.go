@@ -91,9 +91,10 @@ func hasDiag(ds []diag, s string) bool {
 // "# config-id: ID" selects @ID lines.
 func TestGolden(t *testing.T) {
 	// Golden output must not depend on this host's interfaces.
-	saved := interfaceExists
+	savedIf, savedAcct := interfaceExists, accountExists
 	interfaceExists = func(name string) bool { return name != "missing0" }
-	defer func() { interfaceExists = saved }()
+	accountExists = func(kind, name string) bool { return name != "nosuchuser" }
+	defer func() { interfaceExists, accountExists = savedIf, savedAcct }()
 	files, _ := filepath.Glob("testdata/conf/*.conf")
 	if len(files) == 0 {
 		t.Fatal("no testdata/conf/*.conf")

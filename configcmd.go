@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/user"
 	"sort"
 	"strconv"
 	"strings"
@@ -97,6 +98,18 @@ var interfaceExists = func(name string) bool {
 	return err == nil
 }
 
+// accountExists reports whether this host has the user or group ("user"
+// or "group" kind); tests replace it.
+var accountExists = func(kind, name string) bool {
+	var err error
+	if kind == "user" {
+		_, err = user.Lookup(name)
+	} else {
+		_, err = user.LookupGroup(name)
+	}
+	return err == nil
+}
+
 // hostDiags warns about interfaces the configuration names that this host
 // does not have (keepalived -t does the same). They are warnings: the
 // daemon waits for a missing interface in FAULT state.
@@ -113,8 +126,31 @@ func hostDiags(c *Config) []diag {
 				Msg: fmt.Sprintf("interface %s for %s does not exist on this host", name, what)})
 		}
 	}
+	users := map[string]bool{}
+	checkUser := func(s Script, what string) {
+		for _, u := range []struct{ name, kind string }{{s.User, "user"}, {s.Group, "group"}} {
+			if u.name == "" || users[u.kind+u.name] {
+				continue
+			}
+			users[u.kind+u.name] = true
+			if !accountExists(u.kind, u.name) {
+				out = append(out, diag{File: s.Pos.File, Line: s.Pos.Line, Severity: sevWarning,
+					Msg: fmt.Sprintf("%s %s for %s does not exist on this host (unquoted script arguments are taken for user and group: quote the command)", u.kind, u.name, what)})
+			}
+		}
+	}
+	if g := c.Global; g.ScriptUser != "" {
+		checkUser(Script{User: g.ScriptUser, Group: g.ScriptGroup, Pos: g.Pos}, "script_user")
+	}
+	for _, name := range sortedKeys(c.Scripts) {
+		checkUser(c.Scripts[name].Script, "vrrp_script "+name)
+	}
 	for _, v := range c.Instances {
 		who := "vrrp_instance " + v.Name
+		n := v.Notify
+		for _, s := range []Script{n.Master, n.Backup, n.Fault, n.Stop, n.Deleted, n.Generic, n.MasterRxLowerPri} {
+			checkUser(s, who)
+		}
 		check(v.Interface, v.Pos, who)
 		for _, ip := range append(append([]VIP(nil), v.VIPs...), v.VIPsExcluded...) {
 			check(ip.Dev, ip.Pos, who)
