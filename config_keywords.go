@@ -541,7 +541,7 @@ func gStr(set func(g *GlobalDefs, v string)) func(*loader, *node, *GlobalDefs) {
 // 2.2 rejects 0 but tutorials write it meaning "no delay", which is the
 // default; accept it.
 func garpInterval(set func(g *GlobalDefs, v time.Duration)) func(*loader, *node, *GlobalDefs) {
-	return gTimer(0, 1, set)
+	return gTimer(0, 4294.967295, set) // keepalived: 0.000001..4294.967295
 }
 
 func globalFifo(get func(g *GlobalDefs) *Fifo, script bool) func(*loader, *node, *GlobalDefs) {
@@ -1599,13 +1599,13 @@ func parseGarpGroup(l *loader, n *node, c *Config) {
 var garpGroupTable = newTable[*GarpGroup]("garp_group",
 	sup("garp_interval", func(l *loader, n *node, g *GarpGroup) {
 		l.noBlock(n)
-		if d, ok := l.timer(n, 0, 1); ok {
+		if d, ok := l.timer(n, 0, 4294.967295); ok {
 			g.Interval = d
 		}
 	}),
 	sup("gna_interval", func(l *loader, n *node, g *GarpGroup) {
 		l.noBlock(n)
-		if d, ok := l.timer(n, 0, 1); ok {
+		if d, ok := l.timer(n, 0, 4294.967295); ok {
 			g.NAInterval = d
 		}
 	}),
