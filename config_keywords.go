@@ -1301,7 +1301,9 @@ func parseVRRPScript(l *loader, n *node, c *Config) {
 	s := &VRRPScript{Name: n.Args[0], Interval: time.Second, Rise: 1, Fall: 1, Pos: n.pos()}
 	scriptTable.walk(l, n, s)
 	if !s.Script.IsSet() {
-		l.errorf(n, "vrrp_script %s has no script", s.Name)
+		// keepalived: "No script set for vrrp_script X - removing"; the
+		// instances tracking it then warn that it is not defined.
+		l.warnf(n, "vrrp_script %s has no script; removing it", s.Name)
 		return
 	}
 	c.Scripts[s.Name] = s
