@@ -89,6 +89,14 @@ func (v vip) toNetlink() (*netlink.Addr, error) {
 		// (and VRRP already guarantees a single owner). keepalived adds
 		// IPv6 VIPs with IFA_F_NODAD for the same reason.
 		na.Flags |= unix.IFA_F_NODAD
+		if v.Prefix.Bits() == 128 {
+			// keepalived marks a /128 VIP deprecated (preferred
+			// lifetime 0, RFC 4862 section 5.5.4) so that the host
+			// does not pick it as the source of its own connections
+			// (RFC 6724 rule 3), e.g. health checks that must come from
+			// the real address.
+			na.PreferedLft, na.ValidLft = 0, 0xffffffff
+		}
 	}
 	if v.NoPrefixRoute {
 		na.Flags |= unix.IFA_F_NOPREFIXROUTE

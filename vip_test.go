@@ -48,7 +48,7 @@ func TestVIPAddDel(t *testing.T) {
 		"inet 10.88.0.1/32 scope link eth0",
 		"inet 10.99.0.1 peer 10.99.0.2/32 scope global eth0",
 		"inet6 fd77::10/64 scope global nodad noprefixroute",
-		"inet6 fd78::10/128 scope global nodad",
+		"inet6 fd78::10/128 scope global nodad deprecated",
 	} {
 		if !strings.Contains(show, want) {
 			t.Errorf("ip addr lacks %q:\n%s", want, show)
