@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -318,4 +319,83 @@ vrrp_instance VI_1 {
 		}
 	}
 	waitLog(t, log, "(VI_1) Entering MASTER STATE")
+}
+
+// TestVIPsLikeKeepalived: the same virtual_ipaddress block added by
+// keepalived (as master) in one namespace and by netlinkAddrs in another
+// must look the same in `ip addr`: no broadcast unless given, label,
+// scope, IPv6 nodad, /128 deprecated.
+func TestVIPsLikeKeepalived(t *testing.T) {
+	needRoot(t)
+	mk := func(tag string) *testNS {
+		n := newTestNS(t, tag)
+		veth(t, n, "eth0", newTestNS(t, tag+"p"), "eth0")
+		n.IP("addr", "add", "10.9.0.1/24", "dev", "eth0")
+		return n
+	}
+	k, us := mk("kv"), mk("uv")
+	log := runKeepalived(t, k, `
+vrrp_instance A {
+	state MASTER
+	interface eth0
+	virtual_router_id 5
+	priority 200
+	version 3
+	advert_int 0.1
+	virtual_ipaddress {
+		10.9.0.100/24
+		10.9.0.101/24 brd 10.9.0.255 label eth0:1
+		10.9.0.102/32 scope link
+	}
+}
+vrrp_instance B {
+	state MASTER
+	interface eth0
+	virtual_router_id 6
+	priority 200
+	version 3
+	advert_int 0.1
+	virtual_ipaddress {
+		fd09::100/128
+		fd09::101/64
+	}
+}
+`)
+	waitLog(t, log, "(A) Entering MASTER STATE")
+	waitLog(t, log, "(B) Entering MASTER STATE")
+	a := netlinkAddrs{H: us.Netlink()}
+	for _, v := range []vip{
+		{Prefix: netip.MustParsePrefix("10.9.0.100/24"), Dev: "eth0"},
+		{Prefix: netip.MustParsePrefix("10.9.0.101/24"), Dev: "eth0", Brd: netip.MustParseAddr("10.9.0.255"), Label: "eth0:1"},
+		{Prefix: netip.MustParsePrefix("10.9.0.102/32"), Dev: "eth0", Scope: 253},
+		{Prefix: netip.MustParsePrefix("fd09::100/128"), Dev: "eth0"},
+		{Prefix: netip.MustParsePrefix("fd09::101/64"), Dev: "eth0"},
+	} {
+		if err := a.Add(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vipLines := func(n *testNS) []string {
+		var out []string
+		for _, l := range strings.Split(n.IP("-o", "addr", "show", "dev", "eth0"), "\n") {
+			if !strings.Contains(l, "10.9.0.10") && !strings.Contains(l, "fd09::") {
+				continue
+			}
+			f := strings.Fields(l)
+			out = append(out, strings.Join(f[1:], " ")) // drop the ifindex
+		}
+		return out
+	}
+	// keepalived adds its VIPs one by one right after the transition; wait
+	// until all five are there.
+	var want []string
+	for end := time.Now().Add(10 * time.Second); len(want) < 5 && time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		want = vipLines(k)
+	}
+	got := vipLines(us)
+	slices.Sort(want)
+	slices.Sort(got)
+	if w, g := strings.Join(want, "\n"), strings.Join(got, "\n"); w != g {
+		t.Fatalf("keepalived's VIPs:\n%s\nours:\n%s", w, g)
+	}
 }
