@@ -18,6 +18,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 )
 
 // lockedBuffer is a bytes.Buffer safe for a process writing and a test
@@ -324,16 +327,20 @@ vrrp_instance VI_1 {
 // TestVIPsLikeKeepalived: the same virtual_ipaddress block added by
 // keepalived (as master) in one namespace and by netlinkAddrs in another
 // must look the same in `ip addr`: no broadcast unless given, label,
-// scope, IPv6 nodad, /128 deprecated.
+// scope, IPv6 nodad, /128 deprecated. And keepalived's gratuitous ARP and
+// unsolicited NA on the wire are byte for byte what garpFrame and
+// unsolicitedNA build.
 func TestVIPsLikeKeepalived(t *testing.T) {
 	needRoot(t)
-	mk := func(tag string) *testNS {
-		n := newTestNS(t, tag)
-		veth(t, n, "eth0", newTestNS(t, tag+"p"), "eth0")
+	mk := func(tag string) (*testNS, *testNS) {
+		n, p := newTestNS(t, tag), newTestNS(t, tag+"p")
+		veth(t, n, "eth0", p, "eth0")
 		n.IP("addr", "add", "10.9.0.1/24", "dev", "eth0")
-		return n
+		return n, p
 	}
-	k, us := mk("kv"), mk("uv")
+	k, kPeer := mk("kv")
+	us, _ := mk("uv")
+	kcap := capture(t, kPeer, "eth0")
 	log := runKeepalived(t, k, `
 vrrp_instance A {
 	state MASTER
@@ -397,5 +404,34 @@ vrrp_instance B {
 	slices.Sort(got)
 	if w, g := strings.Join(want, "\n"), strings.Join(got, "\n"); w != g {
 		t.Fatalf("keepalived's VIPs:\n%s\nours:\n%s", w, g)
+	}
+
+	kmac := k.Interface("eth0").HardwareAddr
+	for _, tc := range []struct {
+		what  string
+		ip    netip.Addr
+		build func() ([]byte, error)
+	}{
+		{"gratuitous ARP", netip.MustParseAddr("10.9.0.100"), func() ([]byte, error) {
+			return garpFrame(kmac, netip.MustParseAddr("10.9.0.100"))
+		}},
+		{"neighbour advertisement", netip.MustParseAddr("fd09::101"), func() ([]byte, error) {
+			return unsolicitedNA(kmac, netip.MustParseAddr("fd09::101"), false)
+		}},
+	} {
+		want, err := tc.build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := kcap.waitFor(t, "keepalived's "+tc.what, func(p gopacket.Packet) bool {
+			if a, ok := p.Layer(layers.LayerTypeARP).(*layers.ARP); ok {
+				return bytes.Equal(a.SourceProtAddress, tc.ip.AsSlice())
+			}
+			na, ok := p.Layer(layers.LayerTypeICMPv6NeighborAdvertisement).(*layers.ICMPv6NeighborAdvertisement)
+			return ok && na.TargetAddress.Equal(tc.ip.AsSlice())
+		})
+		if got := p.Data(); !bytes.Equal(got, want) {
+			t.Errorf("%s:\nkeepalived %x\nours       %x", tc.what, got, want)
+		}
 	}
 }
