@@ -434,4 +434,35 @@ vrrp_instance B {
 			t.Errorf("%s:\nkeepalived %x\nours       %x", tc.what, got, want)
 		}
 	}
+	// Adverts: the Ethernet and IP headers keepalived's kernel socket
+	// puts around the VRRP message are what buildFrame makes.
+	for _, fam := range []layers.EthernetType{layers.EthernetTypeIPv4, layers.EthernetTypeIPv6} {
+		p := kcap.waitFor(t, "keepalived's advert over "+fam.String(), func(p gopacket.Packet) bool {
+			eth, ok := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+			if !ok || eth.EthernetType != fam {
+				return false
+			}
+			_, m, err := parseFrame(p.Data())
+			return err == nil && m.Dst.IsMulticast()
+		})
+		f := p.Data()
+		msg, m, _ := parseFrame(f)
+		var id uint16
+		if fam == layers.EthernetTypeIPv4 {
+			id = binary.BigEndian.Uint16(f[ethHdrLen+4:])
+		}
+		want, err := buildFrame(m.SrcMAC, multicastMAC(m.Dst), m.Src, m.Dst, id, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fam == layers.EthernetTypeIPv6 {
+			// The flow label is the kernel's hash; ours is 0.
+			f = slices.Clone(f)
+			f[ethHdrLen+1] &= 0xf0
+			f[ethHdrLen+2], f[ethHdrLen+3] = 0, 0
+		}
+		if !bytes.Equal(f, want) {
+			t.Errorf("advert over %s:\nkeepalived %x\nours       %x", fam, f, want)
+		}
+	}
 }
