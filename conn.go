@@ -25,7 +25,8 @@ import (
 //
 //	advertConn  (conn.go)  VRRP messages in and out: listenMulticast
 //	                       (AF_PACKET), listenUnicast (raw IP); memLAN fake
-//	addrs       (vip.go)   VIPs via rtnetlink: netlinkAddrs; fakeAddrs
+//	addrs       (vip.go)   VIPs via rtnetlink: netlinkAddrs; fakeAddrs;
+//	                       promoteSecondaries per interface at start
 //	vmacs       (vip.go)   use_vmac macvlan: netlinkVMACs
 //	announcer   (arp.go)   gratuitous ARP / unsolicited NA: newAnnouncer;
 //	                       fakeAnnouncer; garpSched decides when (pure)

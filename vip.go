@@ -501,3 +501,23 @@ func writeSysctl(family, ifname, key, val string) error {
 	}
 	return nil
 }
+
+// promoteSecondaries sets net.ipv4.conf.<ifname>.promote_secondaries=1,
+// as keepalived does for each VRRP interface at start, and returns a
+// function restoring the old value (call it on exit). Without it, removing
+// an IPv4 VIP that happens to be the primary address of its subnet on the
+// interface removes every secondary address of that subnet with it:
+// other VIPs, or the host's own addresses.
+func promoteSecondaries(ifname string) (restore func() error, err error) {
+	old, err := readSysctl("ipv4", ifname, "promote_secondaries")
+	if err != nil {
+		return nil, err
+	}
+	if old == "1" {
+		return func() error { return nil }, nil
+	}
+	if err := writeSysctl("ipv4", ifname, "promote_secondaries", "1"); err != nil {
+		return nil, err
+	}
+	return func() error { return writeSysctl("ipv4", ifname, "promote_secondaries", old) }, nil
+}

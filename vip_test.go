@@ -286,3 +286,37 @@ func TestVMACClientSeesVMAC(t *testing.T) {
 		}
 	}
 }
+
+// TestPromoteSecondaries: with promote_secondaries set, removing a VIP
+// that became the primary address of its subnet leaves the other
+// addresses of that subnet alone; restore puts the old value back.
+func TestPromoteSecondaries(t *testing.T) {
+	n := dummyHost(t)
+	a := netlinkAddrs{H: n.Netlink()}
+	first := vip{Prefix: netip.MustParsePrefix("10.55.0.1/24"), Dev: "eth0"}
+	second := vip{Prefix: netip.MustParsePrefix("10.55.0.2/24"), Dev: "eth0"}
+	var restore func() error
+	n.MustDo(func() (err error) { restore, err = promoteSecondaries("eth0"); return err })
+	for _, v := range []vip{first, second} {
+		if err := a.Add(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Del(first); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := a.Present([]vip{second}); len(got) != 1 {
+		t.Fatalf("10.55.0.2 went with the primary 10.55.0.1:\n%s", n.IP("-o", "addr"))
+	}
+	n.MustDo(restore)
+	if out, _ := n.Exec("cat", "/proc/sys/net/ipv4/conf/eth0/promote_secondaries"); strings.TrimSpace(out) != "0" {
+		t.Fatalf("promote_secondaries after restore = %q", out)
+	}
+	// And the failure it prevents, so the test means something.
+	a.Add(first)
+	a.Add(vip{Prefix: netip.MustParsePrefix("10.55.0.3/24"), Dev: "eth0"})
+	a.Del(second) // primary now
+	if got, _ := a.Present([]vip{first}); len(got) != 0 {
+		t.Fatalf("without promote_secondaries the kernel kept the secondaries; the test proves nothing")
+	}
+}
