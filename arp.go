@@ -355,3 +355,8 @@ func announceAll(by map[string]announcer, targets []garpTarget) error {
 	}
 	return errors.Join(errs...)
 }
+
+var (
+	_ announcer = (*packetAnnouncer)(nil)
+	_ announcer = (*fakeAnnouncer)(nil)
+)

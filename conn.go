@@ -732,3 +732,9 @@ func (c *memConn) Close() error {
 	c.once.Do(func() { close(c.closed) })
 	return nil
 }
+
+var (
+	_ advertConn = (*mcastConn)(nil)
+	_ advertConn = (*unicastConn)(nil)
+	_ advertConn = (*memConn)(nil)
+)

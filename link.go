@@ -253,3 +253,8 @@ func (f *fakeLinks) Set(name string, index int, up bool) {
 
 func (f *fakeLinks) Events() <-chan linkEvent { return f.ch }
 func (f *fakeLinks) Close() error             { close(f.ch); return nil }
+
+var (
+	_ linkWatcher = (*netlinkLinks)(nil)
+	_ linkWatcher = (*fakeLinks)(nil)
+)

@@ -521,3 +521,9 @@ func promoteSecondaries(ifname string) (restore func() error, err error) {
 	}
 	return func() error { return writeSysctl("ipv4", ifname, "promote_secondaries", old) }, nil
 }
+
+var (
+	_ addrs = netlinkAddrs{}
+	_ addrs = (*fakeAddrs)(nil)
+	_ vmacs = (*netlinkVMACs)(nil)
+)
