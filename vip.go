@@ -522,8 +522,42 @@ func promoteSecondaries(ifname string) (restore func() error, err error) {
 	return func() error { return writeSysctl("ipv4", ifname, "promote_secondaries", old) }, nil
 }
 
+// fakeVMACs is vmacs in memory for tests of the daemon.
+type fakeVMACs struct {
+	mu   sync.Mutex
+	Live map[string]vmacConfig // by name
+	Err  error
+}
+
+// Create implements vmacs.
+func (f *fakeVMACs) Create(c vmacConfig) (*net.Interface, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Err != nil {
+		return nil, f.Err
+	}
+	if f.Live == nil {
+		f.Live = map[string]vmacConfig{}
+	}
+	f.Live[c.name()] = c
+	return &net.Interface{Index: 1000 + int(c.VRID), MTU: 1500, Name: c.name(),
+		HardwareAddr: vmacFor(c.VRID, c.IPv6), Flags: net.FlagUp | net.FlagBroadcast | net.FlagMulticast}, nil
+}
+
+// Delete implements vmacs.
+func (f *fakeVMACs) Delete(c vmacConfig) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Err != nil {
+		return f.Err
+	}
+	delete(f.Live, c.name())
+	return nil
+}
+
 var (
 	_ addrs = netlinkAddrs{}
 	_ addrs = (*fakeAddrs)(nil)
 	_ vmacs = (*netlinkVMACs)(nil)
+	_ vmacs = (*fakeVMACs)(nil)
 )

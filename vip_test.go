@@ -151,6 +151,18 @@ func TestFakeAddrs(t *testing.T) {
 	}
 }
 
+func TestFakeVMACs(t *testing.T) {
+	var f fakeVMACs
+	ifi, err := f.Create(vmacConfig{Parent: "eth0", VRID: 3})
+	if err != nil || ifi.Name != "vrrp.3" || ifi.HardwareAddr.String() != "00:00:5e:00:01:03" {
+		t.Fatalf("%+v %v", ifi, err)
+	}
+	f.Delete(vmacConfig{Parent: "eth0", VRID: 3})
+	if len(f.Live) != 0 {
+		t.Fatal("still live")
+	}
+}
+
 // TestVMAC creates keepalived's use_vmac macvlan and checks its mode, MAC
 // (RFC 5798 section 7.3), sysctls, and that Delete removes it and
 // restores the parent.
