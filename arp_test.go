@@ -372,7 +372,7 @@ func TestGARPScheduleOnWire(t *testing.T) {
 	v4 := garpTarget{Addr: netip.MustParseAddr("192.0.2.10"), Dev: "eth0"}
 	v6 := garpTarget{Addr: netip.MustParseAddr("2001:db8::10"), Dev: "eth0"}
 	s := newGARPSched(defaultGARPConfig())
-	s.Start(t0, []garpTarget{v4, v6})
+	s.Start(garpT0, []garpTarget{v4, v6})
 	by := map[string]announcer{"eth0": an}
 	count := func(round int) {
 		var arps, nas int
@@ -392,7 +392,7 @@ func TestGARPScheduleOnWire(t *testing.T) {
 			t.Fatalf("round %d: %d ARPs, %d NAs, want 5 each", round, arps, nas)
 		}
 	}
-	send, next := s.Due(t0)
+	send, next := s.Due(garpT0)
 	if err := announceAll(by, send); err != nil {
 		t.Fatal(err)
 	}

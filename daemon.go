@@ -96,18 +96,21 @@ type system struct {
 	watchLinks      func(names []string) (linkWatcher, error)
 	interfaceByName func(name string) (*net.Interface, error)
 	primaryAddr     func(ifi *net.Interface, ipv6 bool) (netip.Addr, error)
+	// promoteSecondaries is nil in tests that must not touch sysctls.
+	promoteSecondaries func(ifname string) (restore func() error, err error)
 }
 
 func linuxSystem() *system {
 	return &system{
-		listenMulticast: func(ifi *net.Interface, cfg mcastConfig) (advertConn, error) { return listenMulticast(ifi, cfg) },
-		listenUnicast:   func(src netip.Addr) (advertConn, error) { return listenUnicast(src) },
-		addrs:           netlinkAddrs{},
-		vmacs:           &netlinkVMACs{},
-		announcer:       func(ifi *net.Interface) (announcer, error) { return newAnnouncer(ifi, nil) },
-		watchLinks:      func(names []string) (linkWatcher, error) { return watchLinks(names) },
-		interfaceByName: net.InterfaceByName,
-		primaryAddr:     primaryAddr,
+		listenMulticast:    func(ifi *net.Interface, cfg mcastConfig) (advertConn, error) { return listenMulticast(ifi, cfg) },
+		listenUnicast:      func(src netip.Addr) (advertConn, error) { return listenUnicast(src) },
+		addrs:              netlinkAddrs{},
+		vmacs:              &netlinkVMACs{},
+		announcer:          func(ifi *net.Interface) (announcer, error) { return newAnnouncer(ifi, nil) },
+		watchLinks:         func(names []string) (linkWatcher, error) { return watchLinks(names) },
+		interfaceByName:    net.InterfaceByName,
+		primaryAddr:        primaryAddr,
+		promoteSecondaries: promoteSecondaries,
 	}
 }
 
@@ -130,6 +133,7 @@ type daemon struct {
 	reloadMu sync.Mutex     // one reload at a time
 	links    linkWatcher
 	linkSet  []string
+	promoted map[string]func() error // interfaces with promote_secondaries set by us
 }
 
 // instanceEvent is what the rest of vipd (notify scripts, sync groups,
@@ -211,6 +215,11 @@ func (d *daemon) run(ctx context.Context) error {
 	if d.links != nil {
 		d.links.Close()
 	}
+	for name, restore := range d.promoted {
+		if err := restore(); err != nil {
+			d.log.Warn().Err(err).Str("interface", name).Msg("restore promote_secondaries")
+		}
+	}
 	d.mu.Lock()
 	for k, h := range d.hubs {
 		h.conn.Close()
@@ -219,6 +228,27 @@ func (d *daemon) run(ctx context.Context) error {
 	d.mu.Unlock()
 	d.log.Info().Msg("Stopped vipd")
 	return nil
+}
+
+// promote sets promote_secondaries on an instance interface once, as
+// keepalived does: otherwise removing a VIP that is the primary address
+// of its subnet would take the interface's other addresses in that subnet
+// with it. The old value is restored on exit.
+func (d *daemon) promote(ifname string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, done := d.promoted[ifname]; done || d.sys.promoteSecondaries == nil {
+		return
+	}
+	restore, err := d.sys.promoteSecondaries(ifname)
+	if err != nil {
+		d.log.Warn().Err(err).Str("interface", ifname).Msg("cannot set promote_secondaries")
+		return
+	}
+	if d.promoted == nil {
+		d.promoted = map[string]func() error{}
+	}
+	d.promoted[ifname] = restore
 }
 
 // startRunner runs r on its own goroutine.

@@ -170,6 +170,9 @@ func (r *runner) setup() error {
 		}
 	}
 	r.ifi, r.src = ifi, src
+	if !ipv6 {
+		r.d.promote(ic.Interface)
+	}
 	r.group = ic.McastGroup4
 	if ipv6 {
 		r.group = ic.McastGroup6
