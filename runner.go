@@ -325,11 +325,7 @@ func (r *runner) run() {
 		r.setErr(err)
 		retry = time.After(time.Second)
 	} else {
-		r.linkUp = r.ifi.Flags&(net.FlagUp|net.FlagRunning) == net.FlagUp|net.FlagRunning
-		r.exec(r.m.Step(event{Kind: evStartup}, time.Now()))
-		if !r.linkUp {
-			r.exec(r.m.Step(event{Kind: evLinkDown}, time.Now()))
-		}
+		r.startup()
 	}
 	for {
 		select {
@@ -367,12 +363,23 @@ func (r *runner) run() {
 					continue
 				}
 				r.setErr(nil)
-				r.exec(r.m.Step(event{Kind: evStartup}, time.Now()))
+				r.startup()
 			}
 		}
 		if r.m != nil {
 			r.arm(timer, time.Now())
 		}
+	}
+}
+
+// startup starts the protocol once setup has succeeded, from the link
+// state the interface has now: link events that arrived before setup were
+// not applied, so the state must be read, not assumed.
+func (r *runner) startup() {
+	r.linkUp = r.ifi.Flags&(net.FlagUp|net.FlagRunning) == net.FlagUp|net.FlagRunning
+	r.exec(r.m.Step(event{Kind: evStartup}, time.Now()))
+	if !r.linkUp {
+		r.exec(r.m.Step(event{Kind: evLinkDown}, time.Now()))
 	}
 }
 
