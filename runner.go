@@ -180,6 +180,12 @@ func (r *runner) setup() error {
 	var advertised []netip.Addr
 	for i, list := range [][]VIP{ic.VIPs, ic.VIPsExcluded} {
 		for _, v := range list {
+			if ic.UseVMAC && v.Dev == ic.Interface {
+				// keepalived moves the instance interface's VIPs onto
+				// the VMAC even when "dev <interface>" names it: on the
+				// parent, clients would learn the parent's MAC.
+				v.Dev = ""
+			}
 			nv := toVIP(v, vipDev)
 			r.vips = append(r.vips, nv)
 			if i == 0 {
