@@ -267,8 +267,13 @@ type vmacs interface {
 // accept_local=1 (hear the other routers' adverts sent with our VMAC),
 // rp_filter=0 (receive with no address) and promote_secondaries=1, and on
 // the parent arp_ignore=1 and arp_filter=1 so that the parent never
-// answers ARP for the VIPs with its own MAC; Delete restores the parent's
-// previous values when its last VMAC goes.
+// answers ARP for the VIPs with its own MAC. Unlike keepalived it also
+// sets arp_announce=2 on the parent: a reply from a VIP leaves through the
+// parent (its connected route comes first), and with the default 0 the
+// parent's ARP request for the client would carry the VIP as sender with
+// the parent's MAC, which rewrites the client's entry for the VIP (found
+// by TestE2EVMAC). Delete restores the parent's previous values when its
+// last VMAC goes.
 type netlinkVMACs struct {
 	H *netlink.Handle // nil: the calling thread's namespace
 
@@ -278,7 +283,7 @@ type netlinkVMACs struct {
 
 type parentSysctls struct {
 	refs                 int
-	arpIgnore, arpFilter string
+	arpIgnore, arpFilter, arpAnnounce string
 }
 
 func (n *netlinkVMACs) handle() *netlink.Handle {
@@ -397,13 +402,20 @@ func (n *netlinkVMACs) holdParent(parent string) error {
 	if err != nil {
 		return err
 	}
+	ann, err := readSysctl("ipv4", parent, "arp_announce")
+	if err != nil {
+		return err
+	}
+	if err := writeSysctl("ipv4", parent, "arp_announce", "2"); err != nil {
+		return err
+	}
 	if err := writeSysctl("ipv4", parent, "arp_ignore", "1"); err != nil {
 		return err
 	}
 	if err := writeSysctl("ipv4", parent, "arp_filter", "1"); err != nil {
 		return err
 	}
-	n.saved[parent] = &parentSysctls{refs: 1, arpIgnore: ign, arpFilter: filt}
+	n.saved[parent] = &parentSysctls{refs: 1, arpIgnore: ign, arpFilter: filt, arpAnnounce: ann}
 	return nil
 }
 
@@ -421,6 +433,7 @@ func (n *netlinkVMACs) releaseParent(parent string) error {
 	return errors.Join(
 		writeSysctl("ipv4", parent, "arp_ignore", s.arpIgnore),
 		writeSysctl("ipv4", parent, "arp_filter", s.arpFilter),
+		writeSysctl("ipv4", parent, "arp_announce", s.arpAnnounce),
 	)
 }
 

@@ -180,7 +180,7 @@ func TestVMAC(t *testing.T) {
 			t.Errorf("vrrp.42 %s = %s, want %s", key, got, want)
 		}
 	}
-	for key, want := range map[string]string{"arp_ignore": "1", "arp_filter": "1"} {
+	for key, want := range map[string]string{"arp_ignore": "1", "arp_filter": "1", "arp_announce": "2"} {
 		if got := sys("eth0", key); got != want {
 			t.Errorf("eth0 %s = %s, want %s", key, got, want)
 		}
@@ -211,7 +211,7 @@ func TestVMAC(t *testing.T) {
 	if out := n.IP("link"); strings.Contains(out, "vrrp") {
 		t.Errorf("VMAC left behind:\n%s", out)
 	}
-	for key, want := range map[string]string{"arp_ignore": "0", "arp_filter": "0"} {
+	for key, want := range map[string]string{"arp_ignore": "0", "arp_filter": "0", "arp_announce": "0"} {
 		if got := sys("eth0", key); got != want {
 			t.Errorf("eth0 %s = %s after delete, want %s restored", key, got, want)
 		}
