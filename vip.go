@@ -282,7 +282,7 @@ type netlinkVMACs struct {
 }
 
 type parentSysctls struct {
-	refs                 int
+	refs                              int
 	arpIgnore, arpFilter, arpAnnounce string
 }
 
