@@ -325,6 +325,13 @@ func (p *daemonProc) kill() {
 	if p.cmd == nil || p.cmd.Process == nil {
 		return
 	}
+	child := 0
+	if p.ka {
+		// keepalived's VRRP child lives in a process group of its own.
+		if b, err := os.ReadFile(filepath.Join(filepath.Dir(p.Conf), p.Name+".vrrp.pid")); err == nil {
+			fmt.Sscan(string(b), &child)
+		}
+	}
 	select {
 	case <-p.done:
 	default:
@@ -332,14 +339,26 @@ func (p *daemonProc) kill() {
 		p.cmd.Process.Kill()
 		<-p.done
 	}
-	if p.ka {
-		// keepalived's VRRP child may live in its own session.
-		if b, err := os.ReadFile(filepath.Join(filepath.Dir(p.Conf), p.Name+".vrrp.pid")); err == nil {
-			var pid int
-			if _, err := fmt.Sscan(string(b), &pid); err == nil && pid > 1 {
-				syscall.Kill(pid, syscall.SIGKILL)
+	if child > 1 {
+		syscall.Kill(child, syscall.SIGKILL)
+		// Wait until it is gone (or a zombie): a restarted keepalived
+		// refuses to run while its VRRP pid file names a live process.
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
+			if err != nil {
+				break
+			}
+			if f := strings.Fields(string(b)); len(f) > 2 && f[2] == "Z" {
+				break
 			}
 		}
+	}
+	if p.ka {
+		// A zombie child (nobody may reap it here) still counts as
+		// running for keepalived's pid file check.
+		dir := filepath.Dir(p.Conf)
+		os.Remove(filepath.Join(dir, p.Name+".pid"))
+		os.Remove(filepath.Join(dir, p.Name+".vrrp.pid"))
 	}
 }
 
