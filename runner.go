@@ -71,6 +71,11 @@ type runner struct {
 	pendingAdds   []vip
 	pendingGARP   bool
 
+	// tk measures a takeover from the timer that caused it: set while a
+	// timer expiry is executed, it ends up in the "Entering MASTER STATE"
+	// log line (vipd lab --bench reads it).
+	tk takeoverTimes
+
 	mu     sync.Mutex
 	status runnerStatus
 }
@@ -244,12 +249,19 @@ func (r *runner) setup() error {
 // devices (dev: where an address without "dev" goes), and the addresses
 // its adverts carry.
 func resolveVIPs(ic *VRRPInstance, dev string) (vips []vip, advertised []netip.Addr) {
-	for _, v := range ic.VIPs {
-		vips = append(vips, toVIP(v, dev))
-		advertised = append(advertised, v.Prefix.Addr())
-	}
-	for _, v := range ic.VIPsExcluded {
-		vips = append(vips, toVIP(v, dev))
+	for i, list := range [][]VIP{ic.VIPs, ic.VIPsExcluded} {
+		for _, v := range list {
+			if ic.UseVMAC && v.Dev == ic.Interface {
+				// keepalived moves the instance interface's VIPs onto
+				// the VMAC even when "dev <interface>" names it: on the
+				// parent, clients would learn the parent's MAC.
+				v.Dev = ""
+			}
+			vips = append(vips, toVIP(v, dev))
+			if i == 0 {
+				advertised = append(advertised, v.Prefix.Addr())
+			}
+		}
 	}
 	return vips, advertised
 }
@@ -359,12 +371,7 @@ func (r *runner) run() {
 		r.setErr(err)
 		retry = time.After(time.Second)
 	} else {
-		r.linkUp = r.ifi.Flags&(net.FlagUp|net.FlagRunning) == net.FlagUp|net.FlagRunning
-		if !r.linkUp {
-			// Straight to FAULT, not INIT -> BACKUP -> FAULT.
-			r.exec(r.m.Step(event{Kind: evLinkDown}, time.Now()))
-		}
-		r.exec(r.m.Step(event{Kind: evStartup}, time.Now()))
+		r.startup()
 	}
 	for {
 		select {
@@ -395,8 +402,13 @@ func (r *runner) run() {
 				close(in.reply)
 			}
 		case <-timer.C:
+			if r.m.State() == stateBackup {
+				preciseWait(r.m.Deadline())
+			}
 			now := time.Now()
+			r.tk = takeoverTimes{due: r.m.Deadline(), fired: now}
 			r.exec(r.m.Step(event{Kind: evTimer}, now))
+			r.tk = takeoverTimes{}
 			r.announce(now)
 		case <-retry:
 			retry = nil
@@ -407,13 +419,25 @@ func (r *runner) run() {
 					continue
 				}
 				r.setErr(nil)
-				r.exec(r.m.Step(event{Kind: evStartup}, time.Now()))
+				r.startup()
 			}
 		}
 		if r.m != nil {
 			r.arm(timer, time.Now())
 		}
 	}
+}
+
+// startup starts the protocol once setup has succeeded, from the link
+// state the interface has now: link events that arrived before setup were
+// not applied, so the state must be read, not assumed.
+func (r *runner) startup() {
+	r.linkUp = r.ifi.Flags&(net.FlagUp|net.FlagRunning) == net.FlagUp|net.FlagRunning
+	if !r.linkUp {
+		// Straight to FAULT, not INIT -> BACKUP -> FAULT.
+		r.exec(r.m.Step(event{Kind: evLinkDown}, time.Now()))
+	}
+	r.exec(r.m.Step(event{Kind: evStartup}, time.Now()))
 }
 
 func (r *runner) setErr(err error) {
@@ -441,7 +465,35 @@ func (r *runner) arm(timer *time.Timer, now time.Time) {
 	if dl.IsZero() {
 		return
 	}
-	timer.Reset(max(dl.Sub(now), 0))
+	d := max(dl.Sub(now), 0)
+	if r.m.State() == stateBackup && d > earlyWake {
+		// Master_Down_Timer: wake early, preciseWait does the rest.
+		d -= earlyWake
+	}
+	timer.Reset(d)
+}
+
+// earlyWake is how much earlier than Master_Down_Timer a backup's runner
+// wakes up. Go's timers sleep in epoll_wait, whose timeout is in whole
+// milliseconds: a timer fires up to about 1 ms late, which was most of a
+// takeover's cost (vipd lab --bench). The runner wakes early and sleeps
+// the rest with nanosleep, which the kernel times to microseconds. Only
+// a takeover pays this, as a backup's timer fires only then.
+const earlyWake = 2 * time.Millisecond
+
+// preciseWait blocks the calling thread until dl (at most earlyWake).
+func preciseWait(dl time.Time) {
+	d := time.Until(dl)
+	if d <= 0 || d > earlyWake {
+		return
+	}
+	ts := unix.NsecToTimespec(d.Nanoseconds())
+	for {
+		err := unix.Nanosleep(&ts, &ts)
+		if err != unix.EINTR {
+			return
+		}
+	}
 }
 
 // receive validates an advert (RFC 5798 section 7.1) and steps the machine.
@@ -502,6 +554,7 @@ func (r *runner) exec(acts []action) {
 				continue
 			}
 			r.addVIPs(vs)
+			r.tk.added = time.Now()
 		case actRemoveVIPs:
 			list := r.vips
 			if r.reconfiguring {
@@ -523,6 +576,7 @@ func (r *runner) exec(acts []action) {
 			}
 			r.garp.Start(now, targets)
 			r.announce(now)
+			r.tk.garp = time.Now()
 		case actNotify:
 			r.transition(a, now)
 		case actLog:
@@ -580,6 +634,14 @@ func (r *runner) transition(a action, now time.Time) {
 	ev := r.log.Info().Str("from", a.From.String()).Str("to", a.To.String()).Str("reason", a.Reason.String())
 	if a.Detail != "" {
 		ev = ev.Str("detail", a.Detail)
+	}
+	if a.To == stateMaster && !r.tk.due.IsZero() && !r.tk.added.IsZero() {
+		// Takeover overhead: from the timer being due to the VIPs added
+		// and the first round of gratuitous ARPs / NAs written.
+		ev = ev.Time("takeover_due", r.tk.due).
+			Float64("takeover_fired_us", float64(r.tk.fired.Sub(r.tk.due).Nanoseconds())/1e3).
+			Float64("takeover_vips_us", float64(r.tk.added.Sub(r.tk.due).Nanoseconds())/1e3).
+			Float64("takeover_garp_us", float64(r.tk.garp.Sub(r.tk.due).Nanoseconds())/1e3)
 	}
 	r.logf(ev, "Entering %s STATE", a.To)
 	r.d.publish(instanceEvent{Instance: r.ic.Name, Runner: r, At: now, Transition: true,
@@ -667,6 +729,14 @@ func (r *runner) shutdown() {
 		}
 	}
 	r.logf(r.log.Info(), "Stopped")
+}
+
+// takeoverTimes are the instants of one timer-driven takeover.
+type takeoverTimes struct {
+	due   time.Time // the deadline of the timer that fired
+	fired time.Time // when the runner woke up for it
+	added time.Time // VIPs added
+	garp  time.Time // first round of announcements written
 }
 
 // snapshot returns a copy of the runner's status.
