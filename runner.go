@@ -360,7 +360,8 @@ func (r *runner) run() {
 		retry = time.After(time.Second)
 	} else {
 		r.linkUp = r.ifi.Flags&(net.FlagUp|net.FlagRunning) == net.FlagUp|net.FlagRunning
-		if !r.linkUp {
+		r.applyTracking()
+		if !r.linkUp && !r.ic.DontTrackPrimary {
 			// Straight to FAULT, not INIT -> BACKUP -> FAULT.
 			r.exec(r.m.Step(event{Kind: evLinkDown}, time.Now()))
 		}
@@ -407,6 +408,7 @@ func (r *runner) run() {
 					continue
 				}
 				r.setErr(nil)
+				r.applyTracking()
 				r.exec(r.m.Step(event{Kind: evStartup}, time.Now()))
 			}
 		}
@@ -473,7 +475,7 @@ func (r *runner) onLink(ev linkEvent, now time.Time) {
 	if r.m == nil {
 		return
 	}
-	if ev.Name == r.ic.Interface {
+	if ev.Name == r.ic.Interface && !r.ic.DontTrackPrimary {
 		if ev.Up == r.linkUp {
 			return
 		}
