@@ -334,3 +334,117 @@ func TestTrackNginxFailover(t *testing.T) {
 		}
 	}
 }
+
+const e2eGroupConf = `global_defs {
+	router_id %[2]s
+	vrrp_notify_fifo %[1]s/fifo
+	vrrp_notify_fifo_script %[1]s/fiforead.sh
+}
+vrrp_track_file maint {
+	file %[1]s/maint
+	weight 0
+	init_file 0
+}
+vrrp_sync_group G {
+	group {
+		VI_1
+		VI_2
+	}
+	track_file {
+		maint
+	}
+	notify %[1]s/rec.sh
+}
+vrrp_instance VI_1 {
+	interface eth0
+	virtual_router_id 81
+	priority %[3]d
+	advert_int 1
+	virtual_ipaddress {
+		10.78.0.101/24
+	}
+}
+vrrp_instance VI_2 {
+	interface eth0
+	virtual_router_id 82
+	priority %[3]d
+	advert_int 1
+	virtual_ipaddress {
+		10.78.0.102/24
+	}
+}
+`
+
+// TestTrackSyncGroupFile runs a vrrp_sync_group of two instances with a
+// group-level track_file (weight 0): writing 1 to the file on the master
+// puts the whole group in FAULT there and both VIPs move together;
+// writing 0 brings both back. The group's generic notify script is called
+// as `SCRIPT GROUP G STATE 0`, and vrrp_notify_fifo carries GROUP lines.
+func TestTrackSyncGroupFile(t *testing.T) {
+	needRoot(t)
+	bin := buildVipd(t)
+	br := newTrackNS(t, "gbr")
+	br.IP("link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
+	br.IP("link", "set", "br0", "up")
+	type router struct {
+		ns   *testNS
+		dir  string
+		vipd *exec.Cmd
+	}
+	var rs []*router
+	for i, name := range []string{"gA", "gB"} {
+		r := &router{ns: newTrackNS(t, name), dir: t.TempDir()}
+		veth(t, r.ns, "eth0", br, "p"+name)
+		br.IP("link", "set", "p"+name, "master", "br0")
+		r.ns.IP("addr", "add", fmt.Sprintf("10.78.0.%d/24", i+1), "dev", "eth0")
+		os.WriteFile(filepath.Join(r.dir, "rec.sh"), []byte("#!/bin/sh\necho \"$*\" >> "+r.dir+"/notify.log\n"), 0o755)
+		os.WriteFile(filepath.Join(r.dir, "fiforead.sh"), []byte("#!/bin/sh\nwhile read -r l; do echo \"$l\" >> "+r.dir+"/fifo.log; done < \"$1\"\n"), 0o755)
+		conf := filepath.Join(r.dir, "keepalived.conf")
+		os.WriteFile(conf, []byte(fmt.Sprintf(e2eGroupConf, r.dir, name, 150-50*i)), 0o644)
+		r.vipd = startProc(t, r.ns, filepath.Join(r.dir, "vipd.log"), bin, "run", "-f", conf, "--log-format", "json")
+		rs = append(rs, r)
+	}
+	a, b := rs[0], rs[1]
+	both := func(r *router) bool { return hasAddr(r.ns, "10.78.0.101") && hasAddr(r.ns, "10.78.0.102") }
+	none := func(r *router) bool { return !hasAddr(r.ns, "10.78.0.101") && !hasAddr(r.ns, "10.78.0.102") }
+	dump := func() {
+		for _, r := range rs {
+			out, _ := os.ReadFile(filepath.Join(r.dir, "vipd.log"))
+			t.Logf("%s:\n%s", r.ns.Name, out)
+		}
+	}
+	if !waitFor(15*time.Second, func() bool { return both(a) && none(b) }) {
+		dump()
+		t.Fatal("A did not become master of both instances")
+	}
+	if b, _ := os.ReadFile(filepath.Join(a.dir, "maint")); strings.TrimSpace(string(b)) != "0" {
+		t.Errorf("init_file 0 wrote %q", b)
+	}
+	os.WriteFile(filepath.Join(a.dir, "maint"), []byte("1\n"), 0o644)
+	start := time.Now()
+	if !waitFor(10*time.Second, func() bool { return both(b) && none(a) }) {
+		dump()
+		t.Fatal("the group did not move to B when its track_file failed on A")
+	}
+	t.Logf("track_file failed on A -> both VIPs on B after %v", time.Since(start).Round(time.Millisecond))
+	os.WriteFile(filepath.Join(a.dir, "maint"), []byte("0\n"), 0o644)
+	if !waitFor(15*time.Second, func() bool { return both(a) && none(b) }) {
+		dump()
+		t.Fatal("the group did not come back to A")
+	}
+	for _, r := range rs {
+		stopProc(r.vipd)
+	}
+	got := readLines(t, filepath.Join(a.dir, "notify.log"))
+	want := []string{"GROUP G BACKUP 0", "GROUP G MASTER 0", "GROUP G FAULT 0", "GROUP G BACKUP 0", "GROUP G MASTER 0", "GROUP G STOP 0"}
+	if !slices.Equal(got, want) {
+		dump()
+		t.Errorf("group notify on A:\n got %q\nwant %q", got, want)
+	}
+	fl := readLines(t, filepath.Join(a.dir, "fifo.log"))
+	for _, w := range []string{`GROUP "G" FAULT 0`, `INSTANCE "VI_1" FAULT 150`, `INSTANCE "VI_2" FAULT 150`} {
+		if !slices.Contains(fl, w) {
+			t.Errorf("fifo lacks %q: %q", w, fl)
+		}
+	}
+}

@@ -2,8 +2,10 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -256,5 +258,34 @@ func TestTrackerSummaries(t *testing.T) {
 	tr.set(tr.objs[objKey(trackFile, "f")], false, 0)
 	if ev, _ := s.last("A"); ev.Weight != -30 {
 		t.Errorf("A after file 0: %+v", ev)
+	}
+}
+
+// TestCountProcesses counts real processes in /proc by name and argument.
+func TestCountProcesses(t *testing.T) {
+	arg := strconv.Itoa(800000 + os.Getpid()%10000)
+	d := &TrackProcessDef{Process: "sleep", Param: []string{arg}}
+	if n := countProcesses(d); n != 0 {
+		t.Fatalf("%d sleep %s before starting any", n, arg)
+	}
+	var cmds []*exec.Cmd
+	for range 2 {
+		c := exec.Command("sleep", arg)
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, c)
+	}
+	defer func() {
+		for _, c := range cmds {
+			c.Process.Kill()
+			c.Wait()
+		}
+	}()
+	if n := countProcesses(d); n != 2 {
+		t.Errorf("counted %d, want 2", n)
+	}
+	if !haveQuorum(&TrackProcessDef{Quorum: 2}, countProcesses(d)) {
+		t.Error("quorum 2 not met by 2 processes")
 	}
 }
