@@ -20,10 +20,12 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// fifoLine is one notify fifo line: kind is INSTANCE or GROUP, the
-// priority is 0 for a group (as keepalived writes it).
-func fifoLine(kind, name string, st state, prio uint8) string {
-	return fmt.Sprintf("%s %q %s %d\n", kind, name, st, prio)
+// fifoLine is one notify fifo line: kind is INSTANCE or GROUP, what is a
+// state name or one of keepalived's events (MASTER_RX_LOWER_PRI,
+// MASTER_PRIORITY, BACKUP_PRIORITY); the priority is 0 for a group, as
+// keepalived writes it.
+func fifoLine(kind, name, what string, prio uint8) string {
+	return fmt.Sprintf("%s \"%s\" %s %d\n", kind, name, what, prio)
 }
 
 // fifoWriter is one open notify fifo.

@@ -28,8 +28,10 @@ const notifyTimeout = 30 * time.Second
 
 // notifyScripts are the resolved scripts of an instance or group.
 type notifyScripts struct {
-	byState map[state]*runnable
-	generic *runnable
+	byState    map[state]*runnable
+	generic    *runnable
+	rxLowerPri *runnable // notify_master_rx_lower_pri
+	priority   bool      // notify_priority_changes
 }
 
 // notifier runs notifications for every instance and sync group.
@@ -124,6 +126,8 @@ func (n *notifier) resolve(who string, nt Notify) *notifyScripts {
 		}
 	}
 	ns.generic = one(nt.Generic, "notify")
+	ns.rxLowerPri = one(nt.MasterRxLowerPri, "notify_master_rx_lower_pri")
+	ns.priority = nt.Priority
 	return ns
 }
 
@@ -141,7 +145,15 @@ func (n *notifier) queue(key string) *workQueue {
 // onEvent is the daemon subscriber: it writes the fifo line at once (the
 // write never blocks) and queues the scripts and mail.
 func (n *notifier) onEvent(ev instanceEvent) {
-	if !ev.Transition || ev.To == stateInit {
+	if !ev.Transition {
+		// A master hearing a lower priority advert (keepalived's
+		// send_event_notify): its script, without arguments, and a fifo line.
+		if ev.Log.Kind == logMasterLowerPrio {
+			n.event("i/"+ev.Instance, ev.Instance, "MASTER_RX_LOWER_PRI", ev.Priority)
+		}
+		return
+	}
+	if ev.To == stateInit {
 		return
 	}
 	n.dispatch("i/"+ev.Instance, "INSTANCE", "Instance", ev.Instance, ev.From, ev.To, ev.Reason.String()+detailSuffix(ev.Detail), ev.Priority, ev.At)
@@ -155,6 +167,32 @@ func (n *notifier) group(g *SyncGroup, st state) {
 	n.dispatch("g/"+g.Name, "GROUP", "Group", g.Name, stateInit, st, "", 0, time.Now())
 }
 
+// priority is the tracker's hook for an effective priority change: with
+// notify_priority_changes, a MASTER_PRIORITY or BACKUP_PRIORITY fifo line
+// (keepalived's send_instance_priority_notifies).
+func (n *notifier) priority(instance string, st state, prio uint8) {
+	ns := n.scripts["i/"+instance]
+	if ns == nil || !ns.priority {
+		return
+	}
+	what := "BACKUP_PRIORITY"
+	if st == stateMaster {
+		what = "MASTER_PRIORITY"
+	}
+	for _, f := range n.fifos {
+		f.write(fifoLine("INSTANCE", instance, what, prio))
+	}
+}
+
+func (n *notifier) event(key, name, what string, prio uint8) {
+	for _, f := range n.fifos {
+		f.write(fifoLine("INSTANCE", name, what, prio))
+	}
+	if ns := n.scripts[key]; ns != nil && ns.rxLowerPri != nil {
+		n.queue(key).push(func() { n.runScript(ns.rxLowerPri, name, "notify_master_rx_lower_pri") })
+	}
+}
+
 func detailSuffix(d string) string {
 	if d == "" {
 		return ""
@@ -163,7 +201,7 @@ func detailSuffix(d string) string {
 }
 
 func (n *notifier) dispatch(key, fifoKind, mailKind, name string, from, to state, why string, prio uint8, at time.Time) {
-	line := fifoLine(fifoKind, name, to, prio)
+	line := fifoLine(fifoKind, name, to.String(), prio)
 	for _, f := range n.fifos {
 		f.write(line)
 	}

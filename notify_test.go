@@ -21,10 +21,10 @@ import (
 // TestFifoLine checks keepalived's line format (vrrp_notify.c notify_fifo:
 // "%s \"%s\" %s %d\n").
 func TestFifoLine(t *testing.T) {
-	if got := fifoLine("INSTANCE", "VI_1", stateMaster, 100); got != "INSTANCE \"VI_1\" MASTER 100\n" {
+	if got := fifoLine("INSTANCE", "VI_1", stateMaster.String(), 100); got != "INSTANCE \"VI_1\" MASTER 100\n" {
 		t.Errorf("got %q", got)
 	}
-	if got := fifoLine("GROUP", "VG", stateFault, 0); got != "GROUP \"VG\" FAULT 0\n" {
+	if got := fifoLine("GROUP", "VG", stateFault.String(), 0); got != "GROUP \"VG\" FAULT 0\n" {
 		t.Errorf("got %q", got)
 	}
 }
@@ -337,5 +337,40 @@ func TestSyncGroupRules(t *testing.T) {
 	sg.stop()
 	if want := []state{stateBackup, stateMaster, stateBackup, stateFault, stateBackup}; !slices.Equal(gstates, want) {
 		t.Errorf("group notifies %v, want %v", gstates, want)
+	}
+}
+
+// TestNotifyFifoEvents checks keepalived's non-state fifo lines:
+// MASTER_RX_LOWER_PRI (with notify_master_rx_lower_pri run) and, with
+// notify_priority_changes, MASTER_PRIORITY / BACKUP_PRIORITY.
+func TestNotifyFifoEvents(t *testing.T) {
+	dir := t.TempDir()
+	rec, out := recorder(t, dir)
+	fifo := filepath.Join(dir, "fifo")
+	cfg := newConfig()
+	cfg.Global.VRRPNotifyFifo = Fifo{Path: fifo}
+	cfg.Instances = []*VRRPInstance{
+		{Name: "VI_1", Notify: Notify{MasterRxLowerPri: Script{Cmd: rec + " lower"}, Priority: true}},
+		{Name: "VI_2"},
+	}
+	n := newNotifier(zerolog.Nop(), cfg)
+	rf, err := os.Open(fifo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rf.Close()
+	n.onEvent(instanceEvent{Instance: "VI_1", Priority: 100, Log: logLine{Kind: logMasterLowerPrio, Prio: 90, Ours: 100}})
+	n.priority("VI_1", stateMaster, 80)
+	n.priority("VI_1", stateBackup, 70)
+	n.priority("VI_2", stateBackup, 70) // no notify_priority_changes: nothing
+	n.close(5 * time.Second)
+	buf := make([]byte, 4096)
+	m, _ := rf.Read(buf)
+	want := "INSTANCE \"VI_1\" MASTER_RX_LOWER_PRI 100\nINSTANCE \"VI_1\" MASTER_PRIORITY 80\nINSTANCE \"VI_1\" BACKUP_PRIORITY 70\n"
+	if got := string(buf[:m]); got != want {
+		t.Errorf("fifo:\n got %q\nwant %q", got, want)
+	}
+	if got := readLines(t, out); !slices.Equal(got, []string{"start lower", "end lower"}) {
+		t.Errorf("notify_master_rx_lower_pri runs: %q", got)
 	}
 }

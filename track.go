@@ -36,10 +36,12 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 )
 
-// Track file and process polling period: keepalived uses inotify and the
-// proc connector; vipd re-reads (see docs/tracking.md).
+// Track file and process polling periods. Files are also watched with
+// inotify (a change counts at once); processes are only polled, where
+// keepalived listens to the kernel's proc connector.
 const (
 	trackFilePoll    = time.Second
 	trackProcessPoll = time.Second
@@ -250,10 +252,16 @@ type tracker struct {
 	// objects, or its interface for sync group members) changes; called
 	// with the tracker locked, in order, and must not block.
 	onFaulty func(instance string, faulty bool)
-	scripts  []*scriptLoop
-	files    []*TrackFileDef
-	procs    []*TrackProcessDef
-	ifaces   []string
+	// onPriority hears effective priority changes (for
+	// notify_priority_changes); called like onFaulty.
+	onPriority func(instance string, prio uint8)
+	scripts    []*scriptLoop
+	files      []*TrackFileDef
+	procs      []*TrackProcessDef
+	ifaces     []string
+
+	// pollEvery is how often files and processes are re-read.
+	pollEvery time.Duration
 
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
@@ -275,7 +283,7 @@ func objKey(k trackKind, name string) string { return k.String() + "/" + name }
 func newTracker(log zerolog.Logger, cfg *Config, sys *system, send func(string, event)) *tracker {
 	t := &tracker{log: log, cfg: cfg, sys: sys, send: send,
 		objs: map[string]*trackObj{}, uses: map[string][]trackUse{}, base: map[string]int{}, last: map[string][2]int{},
-		primary: map[string]*trackObj{}, faulty: map[string]bool{}}
+		primary: map[string]*trackObj{}, faulty: map[string]bool{}, pollEvery: min(trackFilePoll, trackProcessPoll)}
 	groups := map[string]*SyncGroup{}
 	for _, g := range cfg.SyncGroups {
 		groups[g.Name] = g
@@ -477,6 +485,9 @@ func (t *tracker) changedLocked(o *trackObj) {
 		if base := t.base[ic.Name]; base != prioOwner {
 			if from, to := effectivePriority(uint8(base), old[0]), effectivePriority(uint8(base), w); from != to {
 				t.log.Info().Str("instance", ic.Name).Msgf("(%s) Changing effective priority from %d to %d", ic.Name, from, to)
+				if t.onPriority != nil {
+					t.onPriority(ic.Name, to)
+				}
 			}
 		}
 		if t.send != nil {
@@ -532,10 +543,11 @@ func (t *tracker) start() error {
 		}()
 	}
 	if len(t.files) > 0 || len(t.procs) > 0 {
+		kick := watchFiles(ctx, t.log, t.files)
 		t.wg.Add(1)
 		go func() {
 			defer t.wg.Done()
-			t.poll(ctx)
+			t.poll(ctx, kick)
 		}()
 	}
 	return nil
@@ -620,8 +632,8 @@ func (t *tracker) runScript(ctx context.Context, sl *scriptLoop) {
 }
 
 // poll re-reads tracked files and process counts.
-func (t *tracker) poll(ctx context.Context) {
-	tick := time.NewTicker(min(trackFilePoll, trackProcessPoll))
+func (t *tracker) poll(ctx context.Context, kick <-chan struct{}) {
+	tick := time.NewTicker(t.pollEvery)
 	defer tick.Stop()
 	type procState struct {
 		have    bool
@@ -638,18 +650,10 @@ func (t *tracker) poll(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-kick:
+			t.readFiles()
 		case now := <-tick.C:
-			for _, d := range t.files {
-				v := readTrackFile(d.Path)
-				t.mu.Lock()
-				o := t.objs[objKey(trackFile, d.Name)]
-				old := o.value
-				t.mu.Unlock()
-				if v != old {
-					t.log.Info().Msgf("track_file %s (%s) is now %d", d.Name, d.Path, v)
-				}
-				t.set(o, false, v)
-			}
+			t.readFiles()
 			for _, d := range t.procs {
 				s := ps[d.Name]
 				have := haveQuorum(d, countProcesses(d))
@@ -686,6 +690,67 @@ func (t *tracker) poll(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// readFiles re-reads every tracked file.
+func (t *tracker) readFiles() {
+	for _, d := range t.files {
+		v := readTrackFile(d.Path)
+		t.mu.Lock()
+		o := t.objs[objKey(trackFile, d.Name)]
+		old := o.value
+		t.mu.Unlock()
+		if v != old {
+			t.log.Info().Msgf("track_file %s (%s) is now %d", d.Name, d.Path, v)
+		}
+		t.set(o, false, v)
+	}
+}
+
+// watchFiles watches the directories of the tracked files with inotify
+// (as keepalived does), so a write reaches the instances at once; the
+// returned channel gets a value after a change. Without inotify the
+// caller's polling still notices within trackFilePoll.
+func watchFiles(ctx context.Context, log zerolog.Logger, files []*TrackFileDef) <-chan struct{} {
+	kick := make(chan struct{}, 1)
+	if len(files) == 0 {
+		return kick
+	}
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		log.Warn().Msgf("track_file: inotify: %v; polling every %v", err, trackFilePoll)
+		return kick
+	}
+	f := os.NewFile(uintptr(fd), "inotify")
+	seen := map[string]bool{}
+	for _, d := range files {
+		dir := filepath.Dir(d.Path)
+		if seen[dir] {
+			continue
+		}
+		seen[dir] = true
+		const mask = unix.IN_CLOSE_WRITE | unix.IN_MOVED_TO | unix.IN_MOVED_FROM | unix.IN_CREATE | unix.IN_DELETE | unix.IN_MODIFY
+		if _, err := unix.InotifyAddWatch(fd, dir, mask); err != nil {
+			log.Warn().Msgf("track_file %s: watch %s: %v; polling every %v", d.Name, dir, err, trackFilePoll)
+		}
+	}
+	go func() {
+		<-ctx.Done()
+		f.Close()
+	}()
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			if _, err := f.Read(buf); err != nil {
+				return
+			}
+			select {
+			case kick <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return kick
 }
 
 // initTrackFile creates a track file with its init_file value when it is
@@ -826,6 +891,13 @@ func (d *daemon) startTracking() (*daemonExtras, error) {
 	x := &daemonExtras{notify: newNotifier(d.log, d.cfg)}
 	d.subscribe(x.notify.onEvent)
 	x.track = newTracker(d.log, d.cfg, d.sys, send)
+	x.track.onPriority = func(name string, prio uint8) {
+		for _, r := range d.runners {
+			if r.ic.Name == name {
+				x.notify.priority(name, r.snapshot().State, prio)
+			}
+		}
+	}
 	if len(d.cfg.SyncGroups) > 0 {
 		x.groups = newSyncGroups(d.log, d.cfg, x.track.isFaulty, send, x.notify.group)
 		x.track.onFaulty = x.groups.onFaulty

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -287,5 +288,37 @@ func TestCountProcesses(t *testing.T) {
 	}
 	if !haveQuorum(&TrackProcessDef{Quorum: 2}, countProcesses(d)) {
 		t.Error("quorum 2 not met by 2 processes")
+	}
+}
+
+// TestTrackFileInotify checks that a write to a track file reaches the
+// runner through inotify, with polling out of the picture.
+func TestTrackFileInotify(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state")
+	cfg := newConfig()
+	cfg.TrackFiles["f"] = &TrackFileDef{Name: "f", Path: path, Weight: -10, InitFile: true, InitValue: 0}
+	cfg.Instances = []*VRRPInstance{{Name: "A", Priority: 100, Track: Track{Files: []TrackRef{{Name: "f"}}}}}
+	var s trackSends
+	tr := newTracker(zerolog.Nop(), cfg, nil, s.send)
+	tr.pollEvery = time.Hour
+	if b, err := os.ReadFile(path); err != nil || string(b) != "0\n" {
+		t.Fatalf("init_file: %q %v", b, err)
+	}
+	if err := tr.start(); err != nil {
+		t.Fatal(err)
+	}
+	defer tr.stop()
+	// Replace the file the way tools do (write and rename).
+	tmp := path + ".tmp"
+	os.WriteFile(tmp, []byte("3\n"), 0o644)
+	os.Rename(tmp, path)
+	ok := waitFor(5*time.Second, func() bool {
+		ev, sent := s.last("A")
+		return sent && ev.Weight == -30
+	})
+	if !ok {
+		ev, _ := s.last("A")
+		t.Fatalf("after writing 3 (weight -10): last event %+v, want weight -30", ev)
 	}
 }
