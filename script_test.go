@@ -143,3 +143,33 @@ func TestScriptSecurity(t *testing.T) {
 		t.Error("script in a world-writable directory accepted")
 	}
 }
+
+// TestScriptFromConfig checks scripts as the configuration loader hands
+// them over: keepalived.conf quoting, then keepalived's splitting.
+func TestScriptFromConfig(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "keepalived.conf")
+	os.WriteFile(conf, []byte(`vrrp_script a {
+	script "/bin/bash -c '</dev/tcp/127.0.0.1/80'"
+}
+vrrp_script b {
+	script "/bin/busybox nc 127.0.0.1 80 </dev/null"
+}
+vrrp_script c {
+	script /usr/bin/pgrep -x haproxy
+}
+`), 0o644)
+	cfg, diags, err := loadConfig(conf, loadOptions{})
+	if err != nil {
+		t.Fatalf("%v %v", err, diags)
+	}
+	for name, want := range map[string][]string{
+		"a": {"/bin/bash", "-c", "</dev/tcp/127.0.0.1/80"},
+		"b": {"/bin/sh", "-c", "/bin/busybox nc 127.0.0.1 80 </dev/null"},
+		"c": {"/usr/bin/pgrep", "-x", "haproxy"},
+	} {
+		r := mustResolve(t, cfg.Scripts[name].Script.Cmd, nil)
+		if !slices.Equal(r.Argv, want) {
+			t.Errorf("vrrp_script %s: argv %q, want %q", name, r.Argv, want)
+		}
+	}
+}
