@@ -21,7 +21,8 @@ package main
 //   - In a vrrp_sync_group without sync_group_tracking_weight the weights
 //     are ignored (every tracked object is weight 0: its failure faults the
 //     member and so the group); the group's own track_* apply to every
-//     member.
+//     member (vrrp.c vrrp_complete_instance: "ignoring weight of tracked
+//     interface ... due to SYNC group").
 
 import (
 	"context"
@@ -238,11 +239,12 @@ type tracker struct {
 	sys  *system
 	send func(instance string, ev event) // to the runner
 
-	mu   sync.Mutex
-	objs map[string]*trackObj // kind/name
-	uses map[string][]trackUse
-	base map[string]int
-	last map[string][2]int // weight, faults last sent
+	sendMu sync.Mutex // serialises set, so runners get summaries in order
+	mu     sync.Mutex
+	objs   map[string]*trackObj // kind/name
+	uses   map[string][]trackUse
+	base   map[string]int
+	last   map[string][2]int // weight, faults last sent
 	// primary is the interface of a sync group member: its link state is
 	// part of the member's fault status for the group (the runner itself
 	// handles it for the instance).
@@ -250,7 +252,7 @@ type tracker struct {
 	faulty  map[string]bool
 	// onFaulty hears when an instance's fault status (failed weight-0
 	// objects, or its interface for sync group members) changes; called
-	// with the tracker locked, in order, and must not block.
+	// in order, after the runner's evTrack, and must not block.
 	onFaulty func(instance string, faulty bool)
 	// onPriority hears effective priority changes (for
 	// notify_priority_changes); called like onFaulty.
@@ -460,51 +462,62 @@ func (t *tracker) faults(instance string) int {
 	return f
 }
 
-// changed recomputes every instance that tracks o and tells the runners
-// whose summary changed. Called with t.mu held.
-func (t *tracker) changedLocked(o *trackObj) {
+// changedLocked recomputes every instance that tracks o and returns what
+// to tell whom: the runners whose summary changed (first), then the
+// priority and sync group hooks. Called with t.mu held; the caller runs
+// the result after unlocking, so a runner that is busy never holds up a
+// reader of the tracker.
+func (t *tracker) changedLocked(o *trackObj) []func() {
+	var out, faults []func()
 	for _, ic := range t.cfg.Instances {
-		uses := t.uses[ic.Name]
-		if fy := t.faultyLocked(ic.Name); fy != t.faulty[ic.Name] {
-			t.faulty[ic.Name] = fy
-			defer func(name string) {
-				if t.onFaulty != nil {
-					t.onFaulty(name, fy)
-				}
-			}(ic.Name)
+		name := ic.Name
+		uses := t.uses[name]
+		if fy := t.faultyLocked(name); fy != t.faulty[name] {
+			t.faulty[name] = fy
+			if t.onFaulty != nil {
+				faults = append(faults, func() { t.onFaulty(name, fy) })
+			}
 		}
 		if !slices.ContainsFunc(uses, func(u trackUse) bool { return u.obj == o }) {
 			continue
 		}
 		w, f := trackSum(uses)
-		old := t.last[ic.Name]
+		old := t.last[name]
 		if old == [2]int{w, f} {
 			continue
 		}
-		t.last[ic.Name] = [2]int{w, f}
-		if base := t.base[ic.Name]; base != prioOwner {
+		t.last[name] = [2]int{w, f}
+		if t.send != nil {
+			out = append(out, func() { t.send(name, event{Kind: evTrack, Weight: w, Faults: f}) })
+		}
+		if base := t.base[name]; base != prioOwner {
 			if from, to := effectivePriority(uint8(base), old[0]), effectivePriority(uint8(base), w); from != to {
-				t.log.Info().Str("instance", ic.Name).Msgf("(%s) Changing effective priority from %d to %d", ic.Name, from, to)
+				t.log.Info().Str("instance", name).Msgf("(%s) Changing effective priority from %d to %d", name, from, to)
 				if t.onPriority != nil {
-					t.onPriority(ic.Name, to)
+					out = append(out, func() { t.onPriority(name, to) })
 				}
 			}
 		}
-		if t.send != nil {
-			t.send(ic.Name, event{Kind: evTrack, Weight: w, Faults: f})
-		}
 	}
+	return append(out, faults...)
 }
 
-// set updates an object's status.
+// set updates an object's status and tells the runners. Updates are
+// serialised by sendMu, so each runner gets its summaries in order.
 func (t *tracker) set(o *trackObj, up bool, value int) {
+	t.sendMu.Lock()
+	defer t.sendMu.Unlock()
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if o.known && o.up == up && o.value == value {
+		t.mu.Unlock()
 		return
 	}
 	o.known, o.up, o.value = true, up, value
-	t.changedLocked(o)
+	out := t.changedLocked(o)
+	t.mu.Unlock()
+	for _, fn := range out {
+		fn()
+	}
 }
 
 // start runs the scripts, watches the tracked interfaces and polls the
