@@ -148,7 +148,7 @@ func (n *notifier) onEvent(ev instanceEvent) {
 	if !ev.Transition {
 		// A master hearing a lower priority advert (keepalived's
 		// send_event_notify): its script, without arguments, and a fifo line.
-		if ev.Log.Kind == logMasterLowerPrio {
+		if ev.Log.Kind == plMasterLowerPrio {
 			n.event("i/"+ev.Instance, ev.Instance, "MASTER_RX_LOWER_PRI", ev.Priority)
 		}
 		return

@@ -305,7 +305,7 @@ func TestSyncGroupRules(t *testing.T) {
 		}
 		return ev.State
 	}
-	tr := func(name string, from, to state, r reason) {
+	tr := func(name string, from, to state, r transReason) {
 		sg.onEvent(instanceEvent{Instance: name, Transition: true, From: from, To: to, Reason: r})
 	}
 	for _, m := range []string{"A", "B", "C"} {
@@ -359,7 +359,7 @@ func TestNotifyFifoEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rf.Close()
-	n.onEvent(instanceEvent{Instance: "VI_1", Priority: 100, Log: logLine{Kind: logMasterLowerPrio, Prio: 90, Ours: 100}})
+	n.onEvent(instanceEvent{Instance: "VI_1", Priority: 100, Log: protoLog{Kind: plMasterLowerPrio, Prio: 90, Ours: 100}})
 	n.priority("VI_1", stateMaster, 80)
 	n.priority("VI_1", stateBackup, 70)
 	n.priority("VI_2", stateBackup, 70) // no notify_priority_changes: nothing

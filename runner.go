@@ -366,6 +366,9 @@ func (r *runner) run() {
 			r.exec(r.m.Step(event{Kind: evLinkDown}, time.Now()))
 		}
 		r.exec(r.m.Step(event{Kind: evStartup}, time.Now()))
+		// Arm the timer now: a lone backup must not need an input to
+		// wake up for its Master_Down_Timer.
+		r.arm(timer, time.Now())
 	}
 	for {
 		select {
