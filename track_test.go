@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"sync"
@@ -321,4 +322,25 @@ func TestTrackFileInotify(t *testing.T) {
 		ev, _ := s.last("A")
 		t.Fatalf("after writing 3 (weight -10): last event %+v, want weight -30", ev)
 	}
+}
+
+var plainDecimal = regexp.MustCompile(`^[+-]?([1-9][0-9]*|0)$`)
+
+// FuzzTrackFileValue: any file content reads as a bounded integer, and a
+// plain decimal reads as itself.
+func FuzzTrackFileValue(f *testing.F) {
+	for _, s := range []string{"0", "12\n", "-7", "0x1f", "017", " +3 ", "", "zz", "99999999999999999999999"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v := trackFileValue(b)
+		if v < -1<<20 || v > 1<<20 {
+			t.Fatalf("%q -> %d out of bounds", b, v)
+		}
+		if n, err := strconv.Atoi(string(b)); err == nil && plainDecimal.Match(b) && n >= -1<<20 && n <= 1<<20 {
+			if v != n {
+				t.Fatalf("%q -> %d, want %d", b, v, n)
+			}
+		}
+	})
 }
