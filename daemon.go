@@ -155,6 +155,10 @@ type instanceEvent struct {
 	Priority   uint8
 	// Otherwise Log is the protocol event.
 	Log protoLog
+	// WantMaster: a sync group member's Master_Down_Timer fired (Want) or
+	// it follows a master again (!Want); the group decides (syncgroup.go).
+	WantMaster bool
+	Want       bool
 }
 
 // subscribe registers fn for every instanceEvent. fn runs on the runner's

@@ -374,3 +374,32 @@ func TestNotifyFifoEvents(t *testing.T) {
 		t.Errorf("notify_master_rx_lower_pri runs: %q", got)
 	}
 }
+
+// TestSyncGroupCanGotoMaster checks vrrp_sync_can_goto_master: members
+// that want MASTER wait until every member does, then all move at once;
+// one that follows a master again withdraws.
+func TestSyncGroupCanGotoMaster(t *testing.T) {
+	cfg := newConfig()
+	cfg.SyncGroups = []*SyncGroup{{Name: "G", Members: []string{"A", "B"}}}
+	var s trackSends
+	sg := newSyncGroups(zerolog.Nop(), cfg, func(string) bool { return false }, s.send, nil)
+	sg.start()
+	for _, m := range []string{"A", "B"} {
+		sg.onEvent(instanceEvent{Instance: m, Transition: true, From: stateInit, To: stateBackup, Reason: reasonStartup})
+	}
+	sg.onEvent(instanceEvent{Instance: "A", WantMaster: true, Want: true})
+	sg.onEvent(instanceEvent{Instance: "A", WantMaster: true, Want: false}) // follows a master again
+	sg.onEvent(instanceEvent{Instance: "B", WantMaster: true, Want: true})
+	sg.stop()
+	if _, sent := s.last("B"); sent {
+		t.Fatal("a member was moved while the other was not ready")
+	}
+	sg.start()
+	sg.onEvent(instanceEvent{Instance: "A", WantMaster: true, Want: true})
+	sg.stop()
+	for _, m := range []string{"A", "B"} {
+		if ev, _ := s.last(m); ev.Kind != evForce || ev.State != stateMaster {
+			t.Errorf("%s: %+v, want a forced MASTER", m, ev)
+		}
+	}
+}

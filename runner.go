@@ -272,6 +272,7 @@ func machineConfig(ic *VRRPInstance, src netip.Addr, advertised []netip.Addr) in
 		LowerPrioNoAdvert:    ic.LowerPrioNoAdvert,
 		HigherPrioSendAdvert: ic.HigherPrioSendAdvert,
 		GARPOnLowerPrio:      ic.Garp.LowerPrioRepeat > 0,
+		SyncGroup:            ic.SyncGroup != "",
 	}
 }
 
@@ -537,6 +538,8 @@ func (r *runner) exec(acts []action) {
 			r.mu.Lock()
 			r.status.IntervalCS = a.Interval
 			r.mu.Unlock()
+		case actWantMaster:
+			r.d.publish(instanceEvent{Instance: r.ic.Name, Runner: r, At: now, WantMaster: true, Want: a.Want, Priority: r.m.Priority()})
 		}
 	}
 	r.mu.Lock()

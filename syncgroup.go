@@ -7,7 +7,11 @@ package main
 //     the group, its interface) puts the whole group in FAULT
 //     (vrrp_sync_fault: "Syncing instances to FAULT state"); the group
 //     leaves FAULT for BACKUP only when no member has a fault left;
-//   - a member that becomes MASTER takes the other members with it
+//   - a member whose Master_Down_Timer fires does not take over alone: the
+//     state machine (instanceConfig.SyncGroup) reports that it wants to,
+//     and the group moves every member to MASTER once all of them are
+//     ready (vrrp_sync_can_goto_master); a member that becomes MASTER by
+//     itself (an address owner) takes the others with it
 //     (vrrp_sync_master);
 //   - a master member that goes back to BACKUP (a higher priority master
 //     appeared) takes the other masters with it (vrrp_sync_backup);
@@ -83,6 +87,7 @@ type syncGroup struct {
 	state   state
 	members map[string]state
 	faulty  map[string]bool
+	wants   map[string]bool // BACKUP members whose Master_Down_Timer fired
 }
 
 // syncGroups moves the members of every sync group together.
@@ -101,7 +106,7 @@ type syncGroups struct {
 func newSyncGroups(log zerolog.Logger, cfg *Config, faulty func(string) bool, send func(string, event), notify func(*SyncGroup, state)) *syncGroups {
 	s := &syncGroups{log: log, send: send, notify: notify, byMember: map[string]*syncGroup{}}
 	for _, g := range cfg.SyncGroups {
-		sg := &syncGroup{def: g, members: map[string]state{}, faulty: map[string]bool{}}
+		sg := &syncGroup{def: g, members: map[string]state{}, faulty: map[string]bool{}, wants: map[string]bool{}}
 		for _, m := range g.Members {
 			sg.members[m] = stateInit
 			sg.faulty[m] = faulty != nil && faulty(m)
@@ -144,10 +149,41 @@ func (s *syncGroups) initial(instance string) (event, bool) {
 
 // onEvent is the daemon subscriber.
 func (s *syncGroups) onEvent(ev instanceEvent) {
-	if !ev.Transition || s.byMember[ev.Instance] == nil {
+	if s.byMember[ev.Instance] == nil {
 		return
 	}
-	s.q.push(func() { s.transition(ev) })
+	switch {
+	case ev.Transition:
+		s.q.push(func() { s.transition(ev) })
+	case ev.WantMaster:
+		s.q.push(func() { s.want(ev.Instance, ev.Want) })
+	}
+}
+
+// want is keepalived's vrrp_sync_can_goto_master: a member whose
+// Master_Down_Timer fired only says so; when every member is either
+// MASTER or a BACKUP that wants to be, the group moves them all to MASTER
+// at once. A group in FAULT goes nowhere.
+func (s *syncGroups) want(instance string, want bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sg := s.byMember[instance]
+	sg.wants[instance] = want
+	if !want || sg.state == stateFault {
+		return
+	}
+	for _, m := range sg.def.Members {
+		if st := sg.members[m]; st != stateMaster && !(st == stateBackup && sg.wants[m]) {
+			return
+		}
+	}
+	s.log.Info().Msgf("VRRP_Group(%s) Syncing instances to MASTER state", sg.def.Name)
+	s.setState(sg, stateMaster)
+	for _, m := range sg.def.Members {
+		if sg.members[m] == stateBackup {
+			s.send(m, event{Kind: evForce, State: stateMaster, Detail: "vrrp_sync_group " + sg.def.Name + ": every member is ready"})
+		}
+	}
 }
 
 // onFaulty is the tracker's hook.
@@ -194,6 +230,9 @@ func (s *syncGroups) transition(ev instanceEvent) {
 	defer s.mu.Unlock()
 	sg := s.byMember[ev.Instance]
 	sg.members[ev.Instance] = ev.To
+	if ev.To != stateBackup {
+		sg.wants[ev.Instance] = false
+	}
 	if ev.Reason == reasonForced {
 		return
 	}

@@ -207,9 +207,9 @@ vrrp_instance VI_1 {
 	}
 }
 
-// TestDaemonSyncGroup runs a sync group of two instances: a tracked
-// interface of one member failing puts both in FAULT; when it comes back
-// both return, and one becoming MASTER takes the other along.
+// TestDaemonSyncGroup runs a sync group of two instances: they become
+// MASTER together once both are ready, a tracked interface of one member
+// failing puts both in FAULT, and when it comes back both return.
 func TestDaemonSyncGroup(t *testing.T) {
 	_, fs, tr, stop := runDaemon(t, `
 vrrp_sync_group G {
@@ -235,14 +235,17 @@ vrrp_instance VI_2 {
 	interface eth0
 	virtual_router_id 2
 	version 3
-	advert_int 5
+	advert_int 0.5
 	priority 100
 	virtual_ipaddress {
 		192.0.2.102/24
 	}
 }`)
-	// VI_2's own Master_Down_Interval is 15 s: it becomes MASTER with VI_1.
-	tr.wait(t, "VI_1", stateMaster)
+	// VI_1's Master_Down_Timer fires first, but it waits for VI_2's
+	// (keepalived's vrrp_sync_can_goto_master): the group moves both.
+	if ev := tr.wait(t, "VI_1", stateMaster); ev.Reason != reasonForced {
+		t.Errorf("VI_1 became MASTER because of %s, not with its group", ev.Reason)
+	}
 	tr.wait(t, "VI_2", stateMaster)
 	fs.link("eth1", false) // weight ignored in a sync group: FAULT
 	tr.wait(t, "VI_1", stateFault)
