@@ -134,6 +134,10 @@ type daemon struct {
 	links    linkWatcher
 	linkSet  []string
 	promoted map[string]func() error // interfaces with promote_secondaries set by us
+
+	// Tracking and sync groups (track.go, syncgroup.go); nil when off.
+	track  *tracker
+	groups *syncGroups
 }
 
 // instanceEvent is what the rest of vipd (notify scripts, sync groups,
@@ -151,6 +155,10 @@ type instanceEvent struct {
 	Priority   uint8
 	// Otherwise Log is the protocol event.
 	Log protoLog
+	// WantMaster: a sync group member's Master_Down_Timer fired (Want) or
+	// it follows a master again (!Want); the group decides (syncgroup.go).
+	WantMaster bool
+	Want       bool
 }
 
 // subscribe registers fn for every instanceEvent. fn runs on the runner's
@@ -181,7 +189,12 @@ func (d *daemon) run(ctx context.Context) error {
 	if !d.vrrp || len(d.cfg.Instances) == 0 {
 		d.log.Info().Msg("no VRRP instances to run")
 	}
+	var extras *daemonExtras
 	if d.vrrp {
+		var err error
+		if extras, err = d.startTracking(); err != nil {
+			return err
+		}
 		for _, ic := range d.cfg.Instances {
 			d.startRunner(newRunner(d, ic))
 		}
@@ -202,6 +215,7 @@ func (d *daemon) run(ctx context.Context) error {
 	d.log.Info().Msg("Stopping vipd")
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	extras.beforeStop()
 	d.mu.Lock()
 	runners := d.runners
 	d.mu.Unlock()
@@ -212,6 +226,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	wg.Wait()
 	d.wg.Wait()
+	extras.afterStop()
 	if d.links != nil {
 		d.links.Close()
 	}

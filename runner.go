@@ -284,6 +284,7 @@ func machineConfig(ic *VRRPInstance, src netip.Addr, advertised []netip.Addr) in
 		LowerPrioNoAdvert:    ic.LowerPrioNoAdvert,
 		HigherPrioSendAdvert: ic.HigherPrioSendAdvert,
 		GARPOnLowerPrio:      ic.Garp.LowerPrioRepeat > 0,
+		SyncGroup:            ic.SyncGroup != "",
 	}
 }
 
@@ -372,6 +373,9 @@ func (r *runner) run() {
 		retry = time.After(time.Second)
 	} else {
 		r.startup()
+		// Arm the timer now: a lone backup must not need an input to
+		// wake up for its Master_Down_Timer.
+		r.arm(timer, time.Now())
 	}
 	for {
 		select {
@@ -433,7 +437,8 @@ func (r *runner) run() {
 // not applied, so the state must be read, not assumed.
 func (r *runner) startup() {
 	r.linkUp = r.ifi.Flags&(net.FlagUp|net.FlagRunning) == net.FlagUp|net.FlagRunning
-	if !r.linkUp {
+	r.applyTracking()
+	if !r.linkUp && !r.ic.DontTrackPrimary {
 		// Straight to FAULT, not INIT -> BACKUP -> FAULT.
 		r.exec(r.m.Step(event{Kind: evLinkDown}, time.Now()))
 	}
@@ -525,7 +530,7 @@ func (r *runner) onLink(ev linkEvent, now time.Time) {
 	if r.m == nil {
 		return
 	}
-	if ev.Name == r.ic.Interface {
+	if ev.Name == r.ic.Interface && !r.ic.DontTrackPrimary {
 		if ev.Up == r.linkUp {
 			return
 		}
@@ -586,6 +591,8 @@ func (r *runner) exec(acts []action) {
 			r.mu.Lock()
 			r.status.IntervalCS = a.Interval
 			r.mu.Unlock()
+		case actWantMaster:
+			r.d.publish(instanceEvent{Instance: r.ic.Name, Runner: r, At: now, WantMaster: true, Want: a.Want, Priority: r.m.Priority()})
 		}
 	}
 	r.mu.Lock()
