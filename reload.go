@@ -38,6 +38,11 @@ func (r *runner) reconfigure(nic *VRRPInstance, now time.Time) error {
 	if identity(nic) != identity(r.ic) {
 		return errRestart
 	}
+	defer func() {
+		r.mu.Lock()
+		r.status.Config = r.ic
+		r.mu.Unlock()
+	}()
 	if r.m == nil || r.hub == nil {
 		// Not running yet (interface missing): the next setup uses it.
 		r.ic = nic
@@ -112,6 +117,8 @@ func (r *runner) commitAdds(now time.Time) {
 // reloadFrom loads path and applies it. A configuration with errors is
 // rejected whole, with its errors logged, and the running one is kept.
 func (d *daemon) reloadFrom(path string, opt loadOptions) error {
+	d.sdNotify(reloadingState())
+	defer func() { d.sdNotify(d.readyState()) }()
 	cfg, diags, err := loadConfig(path, opt)
 	for _, dg := range diags {
 		ev := d.log.Warn()

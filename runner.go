@@ -86,8 +86,17 @@ type runnerStatus struct {
 	Transitions int
 	SentAdverts uint64
 	Rx          rxCounters
-	Overruns    uint64 // adverts dropped because the runner was behind
-	Err         string // why the instance cannot run, when it cannot
+	Overruns    uint64        // adverts dropped because the runner was behind
+	Err         string        // why the instance cannot run, when it cannot
+	Config      *VRRPInstance // r.ic, for readers on other goroutines (status, metrics)
+
+	// keepalived's stats (keepalived.stats) and the split-brain monitor.
+	BecameMaster   uint64
+	ReleasedMaster uint64
+	PrioZeroRcvd   uint64
+	PrioZeroSent   uint64
+	SplitBrains    uint64     // another master heard that we outrank
+	Rival          netip.Addr // that master, until it falls silent
 }
 
 func newRunner(d *daemon, ic *VRRPInstance) *runner {
@@ -99,8 +108,9 @@ func newRunner(d *daemon, ic *VRRPInstance) *runner {
 		ann: map[string]announcer{},
 		buf: make([]byte, 0, 1500),
 		status: runnerStatus{
-			State: stateInit,
-			Since: time.Now(),
+			State:  stateInit,
+			Since:  time.Now(),
+			Config: ic,
 		},
 	}
 }
@@ -446,6 +456,9 @@ func (r *runner) receive(msg []byte, meta frameMeta, now time.Time) {
 	v := validate(rxMeta{Src: meta.Src, Dst: meta.Dst, TTL: meta.TTL, SrcMAC: meta.SrcMAC}, msg, &r.pol, &r.adv)
 	r.mu.Lock()
 	r.status.Rx.add(v)
+	if v.OK() && r.adv.Priority == 0 {
+		r.status.PrioZeroRcvd++
+	}
 	r.mu.Unlock()
 	if !v.OK() {
 		if e := r.log.Debug(); e.Enabled() {
@@ -524,6 +537,7 @@ func (r *runner) exec(acts []action) {
 			r.transition(a, now)
 		case actLog:
 			r.logf(r.log.Info(), "%s", a.Log)
+			r.countLog(a.Log)
 			r.d.publish(instanceEvent{Instance: r.ic.Name, Runner: r, At: now, Log: a.Log, Priority: r.m.Priority()})
 		case actAdoptInterval:
 			r.mu.Lock()
@@ -573,6 +587,12 @@ func (r *runner) transition(a action, now time.Time) {
 	r.mu.Lock()
 	r.status.Since = now
 	r.status.Transitions++
+	if a.To == stateMaster {
+		r.status.BecameMaster++
+	}
+	if a.From == stateMaster {
+		r.status.ReleasedMaster++
+	}
 	r.mu.Unlock()
 	ev := r.log.Info().Str("from", a.From.String()).Str("to", a.To.String()).Str("reason", a.Reason.String())
 	if a.Detail != "" {
@@ -611,6 +631,9 @@ func (r *runner) sendAdvert(prio uint8) {
 		}
 		r.mu.Lock()
 		r.status.SentAdverts++
+		if prio == 0 {
+			r.status.PrioZeroSent++
+		}
 		r.mu.Unlock()
 	}
 }
