@@ -28,6 +28,8 @@ type runnerInput struct {
 	ic    *VRRPInstance
 	reply chan struct{}
 	err   chan error
+	plan  chan reloadPlan // inReconfig: the VIPs to remove and add
+	skip  []vip           // inReconfigDels, inReconfigAdds: VIPs moving between instances
 }
 
 type inputKind uint8
@@ -37,8 +39,9 @@ const (
 	inLink
 	inEvent // a state machine event from tracking or a sync group
 	inStop
-	inReconfig     // reload, phase 1: new settings, VIPs that went are removed
-	inReconfigAdds // reload, phase 2: VIPs that came are added
+	inReconfig     // reload, phase 1: new settings; VIPs that went and came are noted
+	inReconfigDels // reload, phase 2: VIPs that went are removed
+	inReconfigAdds // reload, phase 3: VIPs that came are added
 )
 
 // runner is one instance's driver.
@@ -69,6 +72,7 @@ type runner struct {
 	reconfiguring bool
 	oldVIPs       []vip
 	pendingAdds   []vip
+	pendingDels   []vip
 	pendingGARP   bool
 
 	mu     sync.Mutex
@@ -396,9 +400,16 @@ func (r *runner) run() {
 				close(in.reply)
 				return
 			case inReconfig:
-				in.err <- r.reconfigure(in.ic, now)
+				err := r.reconfigure(in.ic, now)
+				if in.plan != nil {
+					in.plan <- reloadPlan{Dels: slices.Clone(r.pendingDels), Adds: slices.Clone(r.pendingAdds)}
+				}
+				in.err <- err
+			case inReconfigDels:
+				r.commitDels(in.skip)
+				close(in.reply)
 			case inReconfigAdds:
-				r.commitAdds(now)
+				r.commitAdds(now, in.skip)
 				close(in.reply)
 			}
 		case <-timer.C:
@@ -513,11 +524,11 @@ func (r *runner) exec(acts []action) {
 			}
 			r.addVIPs(vs)
 		case actRemoveVIPs:
-			list := r.vips
 			if r.reconfiguring {
-				list = r.oldVIPs
+				r.pendingDels = append(r.pendingDels, r.selectVIPs(a.Addrs, r.oldVIPs)...)
+				continue
 			}
-			r.delVIPs(r.selectVIPs(a.Addrs, list))
+			r.delVIPs(r.selectVIPs(a.Addrs, r.vips))
 			if !r.reconfiguring {
 				r.garp.Stop()
 				r.garpAt = time.Time{}
