@@ -228,30 +228,22 @@ func (m *linkMonitor) present(k vridKey, now time.Time) []*seenRouter {
 
 // masters are the routers of k acting as master now. Only a master sends
 // adverts (RFC 5798 section 6.4.2: a backup is silent), so a router is a
-// master while it keeps advertising: at least two adverts, the last
-// within one and a half intervals. A router that fell silent while one
-// that outranks it sent two adverts has yielded; this keeps a normal
-// preemption (the old master's last advert, then the new master's) from
-// looking like two masters.
+// master while it keeps advertising periodically: adverts at least 0.9
+// interval apart, the last within one and a half intervals (a burst, such
+// as keepalived's re-assertion, is not periodic). A router that fell
+// silent while one that outranks it advertised periodically has yielded;
+// this keeps a normal preemption (the old master's last advert, then the
+// new master's) from looking like two masters.
 func (m *linkMonitor) masters(k vridKey, now time.Time) []*seenRouter {
 	var out []*seenRouter
 	all := m.present(k, now)
 	for _, r := range all {
-		if r.Priority == 0 || len(r.times) < 2 || now.Sub(r.last()) > r.interval()*3/2 {
+		if r.Priority == 0 || !r.periodicAfter(time.Time{}) || now.Sub(r.last()) > r.interval()*3/2 {
 			continue
 		}
 		yielded := false
 		for _, o := range all {
-			if o == r || !o.outranks(r) {
-				continue
-			}
-			n := 0
-			for _, t := range o.times {
-				if t.After(r.last()) {
-					n++
-				}
-			}
-			if n >= 2 {
+			if o != r && o.outranks(r) && o.periodicAfter(r.last()) {
 				yielded = true
 			}
 		}
@@ -260,6 +252,17 @@ func (m *linkMonitor) masters(k vridKey, now time.Time) []*seenRouter {
 		}
 	}
 	return out
+}
+
+// periodicAfter reports whether r sent adverts after t that are at least
+// 0.9 of its interval apart.
+func (r *seenRouter) periodicAfter(t time.Time) bool {
+	for _, at := range r.times {
+		if at.After(t) {
+			return r.last().Sub(at) >= r.interval()*9/10
+		}
+	}
+	return false
 }
 
 // warnings are the problems on VRID k now.
