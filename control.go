@@ -301,6 +301,9 @@ func printStatus(w io.Writer, st daemonStatus) {
 			}
 			fmt.Fprintf(w, "%s: %s %s %s weight %+d %s\n", is.Name, t.Kind, t.Name, res, t.Weight, t.Detail)
 		}
+		if is.SplitBrainWith != "" {
+			fmt.Fprintf(w, "%s: SPLIT BRAIN: %s also advertises as master (split brains so far: %d)\n", is.Name, is.SplitBrainWith, is.SplitBrains)
+		}
 	}
 }
 

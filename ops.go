@@ -7,16 +7,20 @@ package main
 // daemon answers.
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 )
 
@@ -129,4 +133,55 @@ func (d *daemon) readyState() string {
 	n := len(d.runners)
 	d.mu.Unlock()
 	return "READY=1\nSTATUS=" + strings.TrimSpace(fmt.Sprintf("running %d VRRP instance(s)", n))
+}
+
+// underJournal reports whether stderr is connected to systemd's journal
+// ($JOURNAL_STREAM names its device and inode, systemd.exec(5)).
+func underJournal(f *os.File) bool {
+	js := os.Getenv("JOURNAL_STREAM")
+	if js == "" || f == nil {
+		return false
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return false
+	}
+	return js == fmt.Sprintf("%d:%d", st.Dev, st.Ino)
+}
+
+// journalWriter writes console lines for the journal: no timestamp (the
+// journal has its own), no colour, and the sd-daemon(3) "<N>" prefix so
+// that journalctl -p err shows vipd's errors.
+type journalWriter struct {
+	mu  sync.Mutex
+	out io.Writer
+	buf bytes.Buffer
+}
+
+func (w *journalWriter) Write(p []byte) (int, error) { return w.WriteLevel(zerolog.NoLevel, p) }
+
+func (w *journalWriter) WriteLevel(l zerolog.Level, p []byte) (int, error) {
+	prio := 6 // LOG_INFO
+	switch l {
+	case zerolog.TraceLevel, zerolog.DebugLevel:
+		prio = 7
+	case zerolog.WarnLevel:
+		prio = 4
+	case zerolog.ErrorLevel:
+		prio = 3
+	case zerolog.FatalLevel, zerolog.PanicLevel:
+		prio = 2
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Reset()
+	fmt.Fprintf(&w.buf, "<%d>", prio)
+	cw := zerolog.ConsoleWriter{Out: &w.buf, NoColor: true, PartsExclude: []string{zerolog.TimestampFieldName}}
+	if _, err := cw.Write(p); err != nil {
+		return 0, err
+	}
+	if _, err := w.out.Write(w.buf.Bytes()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

@@ -288,3 +288,18 @@ func TestSdNotifyDaemon(t *testing.T) {
 	expect("STOPPING=1")
 	cmd.Wait()
 }
+
+// Under systemd the log lines carry sd-daemon priorities and no timestamp.
+func TestJournalWriter(t *testing.T) {
+	var b bytes.Buffer
+	log := zerolog.New(&journalWriter{out: &b}).With().Timestamp().Logger()
+	log.Error().Str("instance", "VI_1").Msg("(VI_1) cannot run")
+	log.Info().Msg("(VI_1) Entering MASTER STATE")
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "<3>") || !strings.HasPrefix(lines[1], "<6>") {
+		t.Fatalf("journal lines %q", lines)
+	}
+	if !strings.Contains(lines[0], "(VI_1) cannot run") || !strings.Contains(lines[0], "instance=VI_1") || strings.Contains(lines[0], "202") {
+		t.Errorf("line %q", lines[0])
+	}
+}
