@@ -88,6 +88,14 @@ vrrp_instance VI_1 {
 		}
 		return false
 	})
+	// The text view says the same to a human.
+	out, err := client.Exec(vipdBinary(t), "inspect", "-i", "eth0", "--timeout", "1500ms")
+	if err != nil || !strings.Contains(out, "WARNING vrid 51 (inet): two_masters: 2 routers advertise as master") ||
+		strings.Count(out, " master ") < 2 {
+		t.Errorf("vipd inspect -i during the split brain: %v:\n%s", err, out)
+	} else if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) > 6 {
+		t.Logf("vipd inspect -i (first and last lines):\n%s\n...\n%s", strings.Join(lines[:3], "\n"), strings.Join(lines[len(lines)-4:], "\n"))
+	}
 	masterMetric := `vipd_vrrp_state{instance="VI_1",interface="eth0",state="MASTER",vrid="51"}`
 	for _, p := range []*vipdProc{pa, pb} {
 		if v, _ := metricValue(p.metrics(t, "127.0.0.1:9650"), masterMetric); v != "1" {
