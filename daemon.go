@@ -35,10 +35,14 @@ type runCmd struct {
 	ConfigID   string `short:"i" name:"config-id" help:"Config id selecting @ID lines (default: the short host name)."`
 	logOptions
 	controlFlag
+	opsFlags
 }
 
 // Run runs the daemon until SIGTERM or SIGINT.
 func (c *runCmd) Run() error {
+	if c.Signum != "" {
+		return printSignum(os.Stdout, c.Signum)
+	}
 	if c.ConfigTest {
 		if rc := runConfigTest(c.UseFile, c.ConfigID, c.Dump, os.Stdout, os.Stderr); rc != 0 {
 			os.Exit(rc)
@@ -80,6 +84,9 @@ func (c *runCmd) Run() error {
 	}
 	if ctl != nil {
 		defer ctl.Close()
+	}
+	if err := d.startOps(ctx, c.opsFlags); err != nil {
+		return err
 	}
 	log.Info().Str("version", version).Str("config", c.UseFile).Int("instances", len(cfg.Instances)).Msg("Starting vipd")
 	return d.run(ctx)
@@ -200,6 +207,7 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 	}
 	d.watchAll()
+	d.sdNotify(d.readyState())
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -212,6 +220,7 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 	}
 	<-ctx.Done()
+	d.sdNotify("STOPPING=1")
 	d.log.Info().Msg("Stopping vipd")
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()

@@ -28,6 +28,8 @@ type runnerInput struct {
 	ic    *VRRPInstance
 	reply chan struct{}
 	err   chan error
+	plan  chan reloadPlan // inReconfig: the VIPs to remove and add
+	skip  []vip           // inReconfigDels, inReconfigAdds: VIPs moving between instances
 }
 
 type inputKind uint8
@@ -37,8 +39,9 @@ const (
 	inLink
 	inEvent // a state machine event from tracking or a sync group
 	inStop
-	inReconfig     // reload, phase 1: new settings, VIPs that went are removed
-	inReconfigAdds // reload, phase 2: VIPs that came are added
+	inReconfig     // reload, phase 1: new settings; VIPs that went and came are noted
+	inReconfigDels // reload, phase 2: VIPs that went are removed
+	inReconfigAdds // reload, phase 3: VIPs that came are added
 )
 
 // runner is one instance's driver.
@@ -69,6 +72,7 @@ type runner struct {
 	reconfiguring bool
 	oldVIPs       []vip
 	pendingAdds   []vip
+	pendingDels   []vip
 	pendingGARP   bool
 
 	// tk measures a takeover from the timer that caused it: set while a
@@ -91,8 +95,17 @@ type runnerStatus struct {
 	Transitions int
 	SentAdverts uint64
 	Rx          rxCounters
-	Overruns    uint64 // adverts dropped because the runner was behind
-	Err         string // why the instance cannot run, when it cannot
+	Overruns    uint64        // adverts dropped because the runner was behind
+	Err         string        // why the instance cannot run, when it cannot
+	Config      *VRRPInstance // r.ic, for readers on other goroutines (status, metrics)
+
+	// keepalived's stats (keepalived.stats) and the split-brain monitor.
+	BecameMaster   uint64
+	ReleasedMaster uint64
+	PrioZeroRcvd   uint64
+	PrioZeroSent   uint64
+	SplitBrains    uint64     // another master heard that we outrank
+	Rival          netip.Addr // that master, until it falls silent
 }
 
 func newRunner(d *daemon, ic *VRRPInstance) *runner {
@@ -104,8 +117,9 @@ func newRunner(d *daemon, ic *VRRPInstance) *runner {
 		ann: map[string]announcer{},
 		buf: make([]byte, 0, 1500),
 		status: runnerStatus{
-			State: stateInit,
-			Since: time.Now(),
+			State:  stateInit,
+			Since:  time.Now(),
+			Config: ic,
 		},
 	}
 }
@@ -400,9 +414,16 @@ func (r *runner) run() {
 				close(in.reply)
 				return
 			case inReconfig:
-				in.err <- r.reconfigure(in.ic, now)
+				err := r.reconfigure(in.ic, now)
+				if in.plan != nil {
+					in.plan <- reloadPlan{Dels: slices.Clone(r.pendingDels), Adds: slices.Clone(r.pendingAdds)}
+				}
+				in.err <- err
+			case inReconfigDels:
+				r.commitDels(in.skip)
+				close(in.reply)
 			case inReconfigAdds:
-				r.commitAdds(now)
+				r.commitAdds(now, in.skip)
 				close(in.reply)
 			}
 		case <-timer.C:
@@ -506,6 +527,9 @@ func (r *runner) receive(msg []byte, meta frameMeta, now time.Time) {
 	v := validate(rxMeta{Src: meta.Src, Dst: meta.Dst, TTL: meta.TTL, SrcMAC: meta.SrcMAC}, msg, &r.pol, &r.adv)
 	r.mu.Lock()
 	r.status.Rx.add(v)
+	if v.OK() && r.adv.Priority == 0 {
+		r.status.PrioZeroRcvd++
+	}
 	r.mu.Unlock()
 	if !v.OK() {
 		if e := r.log.Debug(); e.Enabled() {
@@ -561,11 +585,11 @@ func (r *runner) exec(acts []action) {
 			r.addVIPs(vs)
 			r.tk.added = time.Now()
 		case actRemoveVIPs:
-			list := r.vips
 			if r.reconfiguring {
-				list = r.oldVIPs
+				r.pendingDels = append(r.pendingDels, r.selectVIPs(a.Addrs, r.oldVIPs)...)
+				continue
 			}
-			r.delVIPs(r.selectVIPs(a.Addrs, list))
+			r.delVIPs(r.selectVIPs(a.Addrs, r.vips))
 			if !r.reconfiguring {
 				r.garp.Stop()
 				r.garpAt = time.Time{}
@@ -586,6 +610,7 @@ func (r *runner) exec(acts []action) {
 			r.transition(a, now)
 		case actLog:
 			r.logf(r.log.Info(), "%s", a.Log)
+			r.countLog(a.Log)
 			r.d.publish(instanceEvent{Instance: r.ic.Name, Runner: r, At: now, Log: a.Log, Priority: r.m.Priority()})
 		case actAdoptInterval:
 			r.mu.Lock()
@@ -637,6 +662,12 @@ func (r *runner) transition(a action, now time.Time) {
 	r.mu.Lock()
 	r.status.Since = now
 	r.status.Transitions++
+	if a.To == stateMaster {
+		r.status.BecameMaster++
+	}
+	if a.From == stateMaster {
+		r.status.ReleasedMaster++
+	}
 	r.mu.Unlock()
 	ev := r.log.Info().Str("from", a.From.String()).Str("to", a.To.String()).Str("reason", a.Reason.String())
 	if a.Detail != "" {
@@ -683,6 +714,9 @@ func (r *runner) sendAdvert(prio uint8) {
 		}
 		r.mu.Lock()
 		r.status.SentAdverts++
+		if prio == 0 {
+			r.status.PrioZeroSent++
+		}
 		r.mu.Unlock()
 	}
 }
