@@ -80,6 +80,8 @@ type daemonStatus struct {
 	Config    string           `json:"config"`
 	Started   time.Time        `json:"started"`
 	Instances []instanceStatus `json:"instances"`
+	// VirtualServers are the IPVS virtual servers (lvs.go).
+	VirtualServers []virtualServerStatus `json:"virtual_servers,omitempty"`
 }
 
 // trackStatusFunc, when set, reports an instance's tracked objects.
@@ -88,6 +90,7 @@ var trackStatusFunc func(d *daemon, r *runner) []trackedStatus
 func (d *daemon) status() daemonStatus {
 	d.mu.Lock()
 	runners := append([]*runner(nil), d.runners...)
+	lvs := d.lvs
 	d.mu.Unlock()
 	ds := daemonStatus{Version: version, Pid: os.Getpid(), Config: d.cfgPath, Started: d.started}
 	now := time.Now()
@@ -143,6 +146,7 @@ func (d *daemon) status() daemonStatus {
 		}
 		ds.Instances = append(ds.Instances, is)
 	}
+	ds.VirtualServers = lvs.Status()
 	return ds
 }
 
@@ -305,6 +309,7 @@ func printStatus(w io.Writer, st daemonStatus) {
 			fmt.Fprintf(w, "%s: SPLIT BRAIN: %s also advertises as master (split brains so far: %d)\n", is.Name, is.SplitBrainWith, is.SplitBrains)
 		}
 	}
+	printLVSStatus(w, st.VirtualServers)
 }
 
 // reloadCmd is `vipd reload`: the running daemon re-reads its

@@ -33,6 +33,7 @@ type runCmd struct {
 	VRRPOnly   bool   `name:"vrrp" short:"P" help:"Run only VRRP (no IPVS virtual servers)."`
 	CheckOnly  bool   `name:"check" short:"C" help:"Run only IPVS virtual servers and their checkers (no VRRP)."`
 	ConfigID   string `short:"i" name:"config-id" help:"Config id selecting @ID lines (default: the short host name)."`
+	KeepIPVS   bool   `name:"dont-release-ipvs" short:"I" help:"Leave the IPVS virtual servers in the kernel on stop."`
 	logOptions
 	controlFlag
 	opsFlags
@@ -89,7 +90,13 @@ func (c *runCmd) Run() error {
 		return err
 	}
 	log.Info().Str("version", version).Str("config", c.UseFile).Int("instances", len(cfg.Instances)).Msg("Starting vipd")
-	return d.run(ctx)
+	var lvs *lvsManager
+	if !c.VRRPOnly {
+		lvs = d.startLVS(ctx, lvsOptions{Keep: c.KeepIPVS})
+	}
+	err = d.run(ctx)
+	lvs.Wait() // releases our IPVS services
+	return err
 }
 
 // system is the daemon's seam to the operating system: sockets, netlink
@@ -130,6 +137,7 @@ type daemon struct {
 	sys     *system
 	vrrp    bool
 	started time.Time
+	lvs     *lvsManager // virtual servers (lvs.go); nil when none
 
 	mu      sync.Mutex
 	runners []*runner

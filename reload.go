@@ -225,7 +225,9 @@ func (d *daemon) apply(cfg *Config) {
 	d.mu.Lock()
 	d.runners = keep
 	d.cfg = cfg
+	lvs := d.lvs
 	d.mu.Unlock()
+	lvs.Reload(cfg) // virtual servers (lvs.go)
 	for _, ic := range start {
 		d.startRunner(newRunner(d, ic))
 	}
