@@ -17,18 +17,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// realServerStatus is one IPVS real server for the metrics.
-type realServerStatus struct {
+// rsMetric is one IPVS real server for the metrics.
+type rsMetric struct {
 	VirtualServer string // "10.0.0.1:80/TCP" or "fwmark 1"
 	RealServer    string // "10.0.1.1:8080"
 	Up            bool   // its health checks pass
 	Weight        int    // the weight in the kernel now (0 while down)
 }
 
-// ipvsStatusFunc, when set, reports the IPVS real servers: the IPVS code
-// fills it in once virtual servers run inside the daemon, and the metrics
-// vipd_ipvs_real_server_up and vipd_ipvs_real_server_weight appear.
-var ipvsStatusFunc func(d *daemon) []realServerStatus
+// ipvsStatusFunc reports the IPVS real servers for the metrics
+// vipd_ipvs_real_server_up and vipd_ipvs_real_server_weight; tests replace it.
+var ipvsStatusFunc = func(d *daemon) []rsMetric {
+	var out []rsMetric
+	for _, vs := range d.lvs.Status() {
+		for _, rs := range vs.RealServers {
+			out = append(out, rsMetric{VirtualServer: vs.Name, RealServer: rs.Addr, Up: rs.Up, Weight: max(rs.KernelWeight, 0)})
+		}
+	}
+	return out
+}
 
 var (
 	instLabels = []string{"instance", "interface", "vrid"}

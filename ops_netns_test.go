@@ -29,32 +29,6 @@ import (
 	"golang.org/x/net/ipv4"
 )
 
-// opsBinary is the vipd binary the tests run, built once.
-var opsBinary struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-func vipdBinary(t testing.TB) string {
-	t.Helper()
-	opsBinary.once.Do(func() {
-		dir, err := os.MkdirTemp("", "vipd-ops-bin-")
-		if err != nil {
-			opsBinary.err = err
-			return
-		}
-		opsBinary.path = filepath.Join(dir, "vipd")
-		if out, err := exec.Command("go", "build", "-o", opsBinary.path, ".").CombinedOutput(); err != nil {
-			opsBinary.err = fmt.Errorf("go build: %v: %s", err, out)
-		}
-	})
-	if opsBinary.err != nil {
-		t.Fatal(opsBinary.err)
-	}
-	return opsBinary.path
-}
-
 // newOpsNS is newTestNS with this file's namespace prefix.
 func newOpsNS(t testing.TB, tag string) *testNS {
 	t.Helper()
@@ -123,7 +97,7 @@ type vipdProc struct {
 }
 
 // startVipd runs vipd in ns with conf and waits for its control socket.
-func startVipd(t testing.TB, ns *testNS, conf string, extra ...string) *vipdProc {
+func startOpsVipd(t testing.TB, ns *testNS, conf string, extra ...string) *vipdProc {
 	t.Helper()
 	p := &vipdProc{t: t, ns: ns, bin: vipdBinary(t), dir: t.TempDir(), done: make(chan struct{})}
 	p.conf = filepath.Join(p.dir, "keepalived.conf")
@@ -287,8 +261,8 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// hasAddr reports whether ns has addr on eth0.
-func hasAddr(ns *testNS, addr netip.Addr) bool {
+// hasVIP reports whether ns has addr on eth0.
+func hasVIP(ns *testNS, addr netip.Addr) bool {
 	out, _ := ns.TryIP("-o", "addr", "show", "dev", "eth0")
 	return strings.Contains(out, " "+addr.String()+"/")
 }

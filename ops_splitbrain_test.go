@@ -53,8 +53,8 @@ vrrp_instance VI_1 {
 }
 `, name, prio, vip)
 	}
-	pa := startVipd(t, a, conf("A", 200), "--metrics-addr", "127.0.0.1:9650")
-	pb := startVipd(t, b, conf("B", 100), "--metrics-addr", "127.0.0.1:9650")
+	pa := startOpsVipd(t, a, conf("A", 200), "--metrics-addr", "127.0.0.1:9650")
+	pb := startOpsVipd(t, b, conf("B", 100), "--metrics-addr", "127.0.0.1:9650")
 	macA, macB := a.Interface("eth0").HardwareAddr.String(), b.Interface("eth0").HardwareAddr.String()
 	waitFor(t, 10*time.Second, "A master, B backup", func() bool {
 		return pa.instance(t, "VI_1").State == "MASTER" && pb.instance(t, "VI_1").State == "BACKUP"
@@ -116,8 +116,8 @@ vrrp_instance VI_1 {
 	waitFor(t, 10*time.Second, "B back to backup", func() bool { return pb.instance(t, "VI_1").State == "BACKUP" })
 	waitFor(t, 10*time.Second, "the client's ARP entry to follow A again", func() bool { return neighMAC(client, vip) == macA })
 	ia := pa.instance(t, "VI_1")
-	if ia.State != "MASTER" || !hasAddr(a, vip) || hasAddr(b, vip) {
-		t.Fatalf("after the heal: A %s (has VIP %v), B has VIP %v", ia.State, hasAddr(a, vip), hasAddr(b, vip))
+	if ia.State != "MASTER" || !hasVIP(a, vip) || hasVIP(b, vip) {
+		t.Fatalf("after the heal: A %s (has VIP %v), B has VIP %v", ia.State, hasVIP(a, vip), hasVIP(b, vip))
 	}
 	if ia.SplitBrains < 1 {
 		t.Errorf("A counted %d split brains", ia.SplitBrains)

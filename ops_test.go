@@ -142,8 +142,8 @@ func TestMetrics(t *testing.T) {
 		return nil
 	}
 	defer func() { trackStatusFunc = nil }()
-	ipvsStatusFunc = func(d *daemon) []realServerStatus {
-		return []realServerStatus{{VirtualServer: "192.0.2.100:80/TCP", RealServer: "10.0.0.1:8080", Up: true, Weight: 3}}
+	ipvsStatusFunc = func(d *daemon) []rsMetric {
+		return []rsMetric{{VirtualServer: "192.0.2.100:80/TCP", RealServer: "10.0.0.1:8080", Up: true, Weight: 3}}
 	}
 	defer func() { ipvsStatusFunc = nil }()
 	srv := httptest.NewServer(metricsHandler(d))

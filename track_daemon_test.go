@@ -97,7 +97,7 @@ func (tr *transitions) add(ev instanceEvent) {
 func (tr *transitions) wait(t *testing.T, instance string, st state) instanceEvent {
 	t.Helper()
 	var last instanceEvent
-	ok := waitFor(10*time.Second, func() bool {
+	ok := pollUntil(10*time.Second, func() bool {
 		tr.mu.Lock()
 		defer tr.mu.Unlock()
 		for i := len(tr.evs) - 1; i >= 0; i-- {
@@ -199,7 +199,7 @@ vrrp_instance VI_1 {
 	tr.wait(t, "VI_1", stateMaster)
 	os.WriteFile(file, []byte("3\n"), 0o644)
 	r := d.runners[0]
-	if !waitFor(5*time.Second, func() bool { return r.snapshot().Priority == 70 }) {
+	if !pollUntil(5*time.Second, func() bool { return r.snapshot().Priority == 70 }) {
 		t.Errorf("priority %d after the file said 3 (weight -10), want 70", r.snapshot().Priority)
 	}
 	if got := tr.states("VI_1"); !slices.Equal(got, []state{stateBackup, stateMaster, stateFault, stateBackup, stateMaster}) {

@@ -91,8 +91,8 @@ func stopProc(cmd *exec.Cmd) {
 	}
 }
 
-// waitFor polls cond every 20 ms until it holds or limit passes.
-func waitFor(limit time.Duration, cond func() bool) bool {
+// pollUntil polls cond every 20 ms until it holds or limit passes.
+func pollUntil(limit time.Duration, cond func() bool) bool {
 	end := time.Now().Add(limit)
 	for time.Now().Before(end) {
 		if cond() {
@@ -212,7 +212,7 @@ func TestTrackNginxFailover(t *testing.T) {
 
 	startNginx := func(r *router) {
 		r.nginx = startProc(t, r.ns, filepath.Join(r.dir, "nginx.out"), "/usr/sbin/nginx", "-c", filepath.Join(r.dir, "nginx.conf"))
-		if !waitFor(5*time.Second, func() bool {
+		if !pollUntil(5*time.Second, func() bool {
 			_, err := r.ns.Exec("/bin/sh", "-c", "/bin/busybox nc 127.0.0.1 80 </dev/null")
 			return err == nil
 		}) {
@@ -244,7 +244,7 @@ func TestTrackNginxFailover(t *testing.T) {
 			t.Logf("%s vipd log:\n%s", r.name, out)
 		}
 	}
-	if !waitFor(15*time.Second, func() bool { return hasAddr(a.ns, "10.77.0.100") }) {
+	if !pollUntil(15*time.Second, func() bool { return hasAddr(a.ns, "10.77.0.100") }) {
 		dumpLogs()
 		t.Fatal("A (priority 150, nginx up) never became master")
 	}
@@ -255,7 +255,7 @@ func TestTrackNginxFailover(t *testing.T) {
 	// nginx dies on the master.
 	stopProc(a.nginx)
 	failed := time.Now()
-	if !waitFor(15*time.Second, func() bool { return hasAddr(b.ns, "10.77.0.100") }) {
+	if !pollUntil(15*time.Second, func() bool { return hasAddr(b.ns, "10.77.0.100") }) {
 		dumpLogs()
 		t.Fatal("the VIP did not move to B after nginx stopped on A")
 	}
@@ -263,7 +263,7 @@ func TestTrackNginxFailover(t *testing.T) {
 	// fall 2 x interval 1 s, then FAULT sends priority 0 and B takes over
 	// after Skew_Time ((256-95)/256 s): about 2.6 s at most.
 	t.Logf("nginx stopped on A -> VIP on B after %v (fall 2 x interval 1s + Skew_Time 0.63s)", moved.Round(time.Millisecond))
-	if !waitFor(3*time.Second, func() bool { return !hasAddr(a.ns, "10.77.0.100") }) {
+	if !pollUntil(3*time.Second, func() bool { return !hasAddr(a.ns, "10.77.0.100") }) {
 		t.Fatal("A kept the VIP in FAULT")
 	}
 
@@ -279,7 +279,7 @@ func TestTrackNginxFailover(t *testing.T) {
 	// nginx comes back on A: FAULT -> BACKUP, then A preempts B.
 	startNginx(a)
 	back := time.Now()
-	if !waitFor(15*time.Second, func() bool { return hasAddr(a.ns, "10.77.0.100") && !hasAddr(b.ns, "10.77.0.100") }) {
+	if !pollUntil(15*time.Second, func() bool { return hasAddr(a.ns, "10.77.0.100") && !hasAddr(b.ns, "10.77.0.100") }) {
 		dumpLogs()
 		t.Fatal("the VIP did not come back to A after nginx restarted")
 	}
@@ -408,7 +408,7 @@ func TestTrackSyncGroupFile(t *testing.T) {
 			t.Logf("%s:\n%s", r.ns.Name, out)
 		}
 	}
-	if !waitFor(15*time.Second, func() bool { return both(a) && none(b) }) {
+	if !pollUntil(15*time.Second, func() bool { return both(a) && none(b) }) {
 		dump()
 		t.Fatal("A did not become master of both instances")
 	}
@@ -417,13 +417,13 @@ func TestTrackSyncGroupFile(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(a.dir, "maint"), []byte("1\n"), 0o644)
 	start := time.Now()
-	if !waitFor(10*time.Second, func() bool { return both(b) && none(a) }) {
+	if !pollUntil(10*time.Second, func() bool { return both(b) && none(a) }) {
 		dump()
 		t.Fatal("the group did not move to B when its track_file failed on A")
 	}
 	t.Logf("track_file failed on A -> both VIPs on B after %v", time.Since(start).Round(time.Millisecond))
 	os.WriteFile(filepath.Join(a.dir, "maint"), []byte("0\n"), 0o644)
-	if !waitFor(15*time.Second, func() bool { return both(a) && none(b) }) {
+	if !pollUntil(15*time.Second, func() bool { return both(a) && none(b) }) {
 		dump()
 		t.Fatal("the group did not come back to A")
 	}

@@ -314,7 +314,7 @@ func TestTrackFileInotify(t *testing.T) {
 	tmp := path + ".tmp"
 	os.WriteFile(tmp, []byte("3\n"), 0o644)
 	os.Rename(tmp, path)
-	ok := waitFor(5*time.Second, func() bool {
+	ok := pollUntil(5*time.Second, func() bool {
 		ev, sent := s.last("A")
 		return sent && ev.Weight == -30
 	})
