@@ -25,6 +25,7 @@ type cli struct {
 	Inspect inspectCmd       `cmd:"" help:"Print the VRRP adverts in pcap/pcapng captures with the verdict vipd would give each."`
 	Config  configCmd        `cmd:"" help:"Check or print the configuration."`
 	Genhash genhashCmd       `cmd:"" help:"Print the MD5 digest an HTTP_GET/SSL_GET url block expects (keepalived's genhash)."`
+	Debug   debugCmd         `cmd:"" hidden:"" help:"Print the running daemon's goroutines, file descriptors, memory and socket counters (JSON), or fetch a CPU profile."`
 }
 
 func main() {
