@@ -191,7 +191,6 @@ func newWire(t testing.TB, hub *testNS, ports int) *wire {
 	return w
 }
 
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 func (w *wire) close() {
 	if w.stop.Swap(true) {
