@@ -191,7 +191,6 @@ func newWire(t testing.TB, hub *testNS, ports int) *wire {
 	return w
 }
 
-
 func (w *wire) close() {
 	if w.stop.Swap(true) {
 		return
@@ -369,8 +368,8 @@ func masterDown(interval time.Duration, prio int) time.Duration {
 	return 3*interval + time.Duration(256-prio)*interval/256
 }
 
-// vipdProc is one vipd daemon in a namespace.
-type vipdProc struct {
+// faultProc is one vipd daemon in a namespace.
+type faultProc struct {
 	t    testing.TB
 	ns   *testNS
 	name string
@@ -381,40 +380,14 @@ type vipdProc struct {
 	done chan struct{}
 }
 
-var (
-	faultBinOnce sync.Once
-	faultBin     string
-	faultBinErr  error
-)
-
-// vipdBinary builds vipd into the calling test's TempDir, so that nothing
-// outlives the test; a later test reuses it while it is still there and
-// otherwise rebuilds (a link from the build cache).
-func vipdBinary(t testing.TB) string {
-	t.Helper()
-	if faultBin != "" {
-		if _, err := os.Stat(faultBin); err == nil {
-			return faultBin
-		}
-	}
-	bin := filepath.Join(t.TempDir(), "vipd")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	faultBin = bin
-	return bin
-}
-
 // startVipd writes conf and runs vipd with it in ns until cleanup.
-func startVipd(t testing.TB, ns *testNS, name, conf string) *vipdProc {
+func startFaultVipd(t testing.TB, ns *testNS, name, conf string) *faultProc {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), name+".conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &vipdProc{t: t, ns: ns, name: name, bin: vipdBinary(t), conf: path}
+	p := &faultProc{t: t, ns: ns, name: name, bin: vipdBinary(t), conf: path}
 	p.start()
 	t.Cleanup(func() {
 		p.stop()
@@ -425,7 +398,7 @@ func startVipd(t testing.TB, ns *testNS, name, conf string) *vipdProc {
 	return p
 }
 
-func (p *vipdProc) start() {
+func (p *faultProc) start() {
 	p.t.Helper()
 	p.cmd = exec.Command("ip", "netns", "exec", p.ns.Name, p.bin, "run", "-f", p.conf)
 	if p.log == nil {
@@ -441,7 +414,7 @@ func (p *vipdProc) start() {
 }
 
 // Restart starts the daemon again after it exited (kill -9, SIGTERM).
-func (p *vipdProc) Restart() {
+func (p *faultProc) Restart() {
 	p.t.Helper()
 	p.Wait()
 	p.start()
@@ -449,7 +422,7 @@ func (p *vipdProc) Restart() {
 
 // stop ends the daemon: SIGTERM, then SIGKILL if it hangs (and resumes a
 // stopped one first).
-func (p *vipdProc) stop() {
+func (p *faultProc) stop() {
 	if p.cmd == nil || p.exited() {
 		return
 	}
@@ -464,7 +437,7 @@ func (p *vipdProc) stop() {
 	}
 }
 
-func (p *vipdProc) exited() bool {
+func (p *faultProc) exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -474,7 +447,7 @@ func (p *vipdProc) exited() bool {
 }
 
 // Wait waits until the daemon has exited.
-func (p *vipdProc) Wait() {
+func (p *faultProc) Wait() {
 	select {
 	case <-p.done:
 	case <-time.After(15 * time.Second):
@@ -482,36 +455,36 @@ func (p *vipdProc) Wait() {
 	}
 }
 
-func (p *vipdProc) Signal(sig syscall.Signal) {
+func (p *faultProc) Signal(sig syscall.Signal) {
 	p.t.Helper()
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		p.t.Fatalf("signal %v to %s: %v", sig, p.name, err)
 	}
 }
 
-func (p *vipdProc) Pid() int { return p.cmd.Process.Pid }
+func (p *faultProc) Pid() int { return p.cmd.Process.Pid }
 
 // call sends a control command in the daemon's namespace.
-func (p *vipdProc) call(cmd string, v any) error {
+func (p *faultProc) call(cmd string, v any) error {
 	return p.ns.Do(func() error { return controlCall(defaultControl, cmd, v) })
 }
 
 // Status is `vipd status --json`.
-func (p *vipdProc) Status() (daemonStatus, error) {
+func (p *faultProc) Status() (daemonStatus, error) {
 	var st daemonStatus
 	err := p.call("status", &st)
 	return st, err
 }
 
 // Debug is `vipd debug`.
-func (p *vipdProc) Debug() (debugStatus, error) {
+func (p *faultProc) Debug() (debugStatus, error) {
 	var st debugStatus
 	err := p.call("debug", &st)
 	return st, err
 }
 
 // Instance returns the status of one instance; failure is fatal.
-func (p *vipdProc) Instance(name string) instanceStatus {
+func (p *faultProc) Instance(name string) instanceStatus {
 	p.t.Helper()
 	st, err := p.Status()
 	if err != nil {
@@ -527,7 +500,7 @@ func (p *vipdProc) Instance(name string) instanceStatus {
 }
 
 // state returns an instance's state, "" while the daemon does not answer.
-func (p *vipdProc) state(inst string) string {
+func (p *faultProc) state(inst string) string {
 	st, err := p.Status()
 	if err != nil {
 		return ""
@@ -542,7 +515,7 @@ func (p *vipdProc) state(inst string) string {
 
 // waitFor polls cond until it holds; the bound only guards against a
 // hung test, it is not the property under test.
-func waitFor(t testing.TB, what string, bound time.Duration, cond func() bool) {
+func faultWait(t testing.TB, what string, bound time.Duration, cond func() bool) {
 	t.Helper()
 	for end := time.Now().Add(bound); ; time.Sleep(20 * time.Millisecond) {
 		if cond() {
@@ -555,9 +528,9 @@ func waitFor(t testing.TB, what string, bound time.Duration, cond func() bool) {
 }
 
 // waitStates waits until each daemon's instance is in the given state.
-func waitStates(t testing.TB, inst string, want map[*vipdProc]string) {
+func waitStates(t testing.TB, inst string, want map[*faultProc]string) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%s states %v", inst, describeStates(want)), 30*time.Second, func() bool {
+	faultWait(t, fmt.Sprintf("%s states %v", inst, describeStates(want)), 30*time.Second, func() bool {
 		for p, s := range want {
 			if p.state(inst) != s {
 				return false
@@ -567,7 +540,7 @@ func waitStates(t testing.TB, inst string, want map[*vipdProc]string) {
 	})
 }
 
-func describeStates(m map[*vipdProc]string) string {
+func describeStates(m map[*faultProc]string) string {
 	var parts []string
 	for p, s := range m {
 		parts = append(parts, p.name+"="+s)

@@ -43,11 +43,11 @@ func faultConf(instances ...string) string {
 // faultPair starts the higher priority router hi (200) and the lower lo
 // (100) on l's first two hosts with one v3 instance VI_1 and waits until
 // hi is master.
-func faultPair(t *testing.T, l *faultLAN, advert string, extra string) (hi, lo *vipdProc) {
+func faultPair(t *testing.T, l *faultLAN, advert string, extra string) (hi, lo *faultProc) {
 	t.Helper()
-	hi = startVipd(t, l.Hosts[0], "hi", faultConf(faultInstance("VI_1", 51, 200, advert, "    version 3\n"+extra)))
-	lo = startVipd(t, l.Hosts[1], "lo", faultConf(faultInstance("VI_1", 51, 100, advert, "    version 3\n"+extra)))
-	waitStates(t, "VI_1", map[*vipdProc]string{hi: "MASTER", lo: "BACKUP"})
+	hi = startFaultVipd(t, l.Hosts[0], "hi", faultConf(faultInstance("VI_1", 51, 200, advert, "    version 3\n"+extra)))
+	lo = startFaultVipd(t, l.Hosts[1], "lo", faultConf(faultInstance("VI_1", 51, 100, advert, "    version 3\n"+extra)))
+	waitStates(t, "VI_1", map[*faultProc]string{hi: "MASTER", lo: "BACKUP"})
 	return hi, lo
 }
 
@@ -80,7 +80,7 @@ func noisyLAN(t *testing.T, loss float64, jitter, d time.Duration) {
 	}
 	l.Wire.Set(0, 0)
 	tr := l.Wire.Trace()
-	waitStates(t, "VI_1", map[*vipdProc]string{hi: "MASTER", lo: "BACKUP"})
+	waitStates(t, "VI_1", map[*faultProc]string{hi: "MASTER", lo: "BACKUP"})
 
 	mdi := masterDown(100*time.Millisecond, 100)
 	eps, violations := takeovers(tr, start, 0, 1, mdi, 50*time.Millisecond)
@@ -170,14 +170,14 @@ func TestFaultPartition(t *testing.T) {
 	hi, lo := faultPair(t, l, "0.1", "")
 	hiTrans := hi.Instance("VI_1").Transitions
 	l.Wire.Cut(true)
-	waitStates(t, "VI_1", map[*vipdProc]string{hi: "MASTER", lo: "MASTER"})
+	waitStates(t, "VI_1", map[*faultProc]string{hi: "MASTER", lo: "MASTER"})
 	time.Sleep(500 * time.Millisecond)
 	if a, b := addrCount(t, l.Hosts[0], faultVIP, "eth0"), addrCount(t, l.Hosts[1], faultVIP, "eth0"); a != 1 || b != 1 {
 		t.Fatalf("partitioned, hi has the VIP %d times and lo %d, want both once", a, b)
 	}
 	heal := l.Wire.Reset()
 	l.Wire.Cut(false)
-	waitStates(t, "VI_1", map[*vipdProc]string{hi: "MASTER", lo: "BACKUP"})
+	waitStates(t, "VI_1", map[*faultProc]string{hi: "MASTER", lo: "BACKUP"})
 	time.Sleep(300 * time.Millisecond)
 	hiBefore, loAdverts := lateAfter(l.Wire.Trace(), heal, 0, 1)
 	t.Logf("after the heal lo sent %d adverts; %d of hi's adverts reached lo before its last (load %s)", loAdverts, hiBefore, loadAvg())
@@ -209,13 +209,13 @@ func TestFaultFreeze(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	hi.Signal(syscall.SIGSTOP)
 	stopped := time.Now()
-	waitStates(t, "VI_1", map[*vipdProc]string{lo: "MASTER"})
+	waitStates(t, "VI_1", map[*faultProc]string{lo: "MASTER"})
 	time.Sleep(time.Until(stopped.Add(2 * masterDown(100*time.Millisecond, 200))))
 	during, _ := client.TryIP("neigh", "show", faultVIP)
 	t.Logf("client's neighbour entry for the VIP during the freeze: %s(lo is %s)", during, macOf(t, l.Hosts[1], "eth0"))
 	cont := l.Wire.Reset()
 	hi.Signal(syscall.SIGCONT)
-	waitStates(t, "VI_1", map[*vipdProc]string{hi: "MASTER", lo: "BACKUP"})
+	waitStates(t, "VI_1", map[*faultProc]string{hi: "MASTER", lo: "BACKUP"})
 	time.Sleep(300 * time.Millisecond)
 	hiBefore, loAdverts := lateAfter(l.Wire.Trace(), cont, 0, 1)
 	t.Logf("after SIGCONT lo sent %d adverts; %d of hi's adverts reached lo before its last (load %s)", loAdverts, hiBefore, loadAvg())
@@ -248,7 +248,7 @@ func TestFaultKillRestart(t *testing.T) {
 	if n := addrCount(t, l.Hosts[0], faultVIP, "eth0"); n != 1 {
 		t.Fatalf("after kill -9 hi has the VIP %d times; the test expects the crash to leave it", n)
 	}
-	waitStates(t, "VI_1", map[*vipdProc]string{lo: "MASTER"})
+	waitStates(t, "VI_1", map[*faultProc]string{lo: "MASTER"})
 	hi.Restart()
 	// hi is BACKUP for a Master_Down_Interval (3.6 s at 1 s adverts)
 	// before it preempts; while BACKUP it must not hold the VIP.
@@ -269,7 +269,7 @@ func TestFaultKillRestart(t *testing.T) {
 	if backupSamples == 0 {
 		t.Fatal("never saw the restarted hi in BACKUP: the stale-address check did not run")
 	}
-	waitStates(t, "VI_1", map[*vipdProc]string{hi: "MASTER", lo: "BACKUP"})
+	waitStates(t, "VI_1", map[*faultProc]string{hi: "MASTER", lo: "BACKUP"})
 	if !strings.Contains(hi.log.String(), "left by an earlier run") {
 		t.Error("hi did not log the removal of the stale VIP")
 	}
@@ -279,7 +279,7 @@ func TestFaultKillRestart(t *testing.T) {
 	// kill -9 of the backup leaves nothing; its restart takes no VIP.
 	lo.Signal(syscall.SIGKILL)
 	lo.Restart()
-	waitStates(t, "VI_1", map[*vipdProc]string{hi: "MASTER", lo: "BACKUP"})
+	waitStates(t, "VI_1", map[*faultProc]string{hi: "MASTER", lo: "BACKUP"})
 	if a, b := addrCount(t, l.Hosts[0], faultVIP, ""), addrCount(t, l.Hosts[1], faultVIP, ""); a != 1 || b != 0 {
 		t.Errorf("after lo's restart hi has the VIP %d times and lo %d, want 1 and 0", a, b)
 	}
@@ -322,9 +322,9 @@ func TestFaultLinkFlapStorm(t *testing.T) {
 	l := newFaultLAN(t, 2, false)
 	before := []string{addrSnapshot(t, l.Hosts[0]), addrSnapshot(t, l.Hosts[1])}
 	vmac := "    use_vmac\n"
-	hi := startVipd(t, l.Hosts[0], "hi", faultConf(strings.Replace(faultInstance("VI_1", 51, 200, "0.1", "    version 3\n"+vmac), " dev eth0", "", 1)))
-	lo := startVipd(t, l.Hosts[1], "lo", faultConf(strings.Replace(faultInstance("VI_1", 51, 100, "0.1", "    version 3\n"+vmac), " dev eth0", "", 1)))
-	waitStates(t, "VI_1", map[*vipdProc]string{hi: "MASTER", lo: "BACKUP"})
+	hi := startFaultVipd(t, l.Hosts[0], "hi", faultConf(strings.Replace(faultInstance("VI_1", 51, 200, "0.1", "    version 3\n"+vmac), " dev eth0", "", 1)))
+	lo := startFaultVipd(t, l.Hosts[1], "lo", faultConf(strings.Replace(faultInstance("VI_1", 51, 100, "0.1", "    version 3\n"+vmac), " dev eth0", "", 1)))
+	waitStates(t, "VI_1", map[*faultProc]string{hi: "MASTER", lo: "BACKUP"})
 	trans0 := hi.Instance("VI_1").Transitions
 	rng := rand.New(rand.NewPCG(faultSeed(t), 2))
 	const flaps = 100
@@ -336,13 +336,13 @@ func TestFaultLinkFlapStorm(t *testing.T) {
 		// mostly not.
 		time.Sleep(time.Duration(rng.IntN(60)) * time.Millisecond)
 	}
-	waitStates(t, "VI_1", map[*vipdProc]string{hi: "MASTER", lo: "BACKUP"})
+	waitStates(t, "VI_1", map[*faultProc]string{hi: "MASTER", lo: "BACKUP"})
 	hs := hi.Instance("VI_1")
 	t.Logf("%d flaps: hi made %d transitions, now %s (load %s)", flaps, hs.Transitions-trans0, hs.State, loadAvg())
 	if hs.Transitions-trans0 < 2 {
 		t.Errorf("hi made %d transitions over %d flaps: the link events were not seen", hs.Transitions-trans0, flaps)
 	}
-	for i, p := range []*vipdProc{hi, lo} {
+	for i, p := range []*faultProc{hi, lo} {
 		ns := l.Hosts[i]
 		if got := links(t, ns, "macvlan"); len(got) != 1 {
 			t.Errorf("%s has macvlans %v, want exactly one", p.name, got)
@@ -446,13 +446,13 @@ func TestFaultFlood(t *testing.T) {
 	vi2 := func(prio, self, peer int) string {
 		return strings.Replace(faultInstance("VI_2", 52, prio, "0.1", uni(self, peer)), faultVIP, "10.77.0.101", 1)
 	}
-	hi := startVipd(t, l.Hosts[0], "hi", faultConf(faultInstance("VI_1", 51, 200, "1", "    version 2\n"+auth), vi2(200, 0, 1)))
-	lo := startVipd(t, l.Hosts[1], "lo", faultConf(faultInstance("VI_1", 51, 100, "1", "    version 2\n"+auth), vi2(100, 1, 0)))
+	hi := startFaultVipd(t, l.Hosts[0], "hi", faultConf(faultInstance("VI_1", 51, 200, "1", "    version 2\n"+auth), vi2(200, 0, 1)))
+	lo := startFaultVipd(t, l.Hosts[1], "lo", faultConf(faultInstance("VI_1", 51, 100, "1", "    version 2\n"+auth), vi2(100, 1, 0)))
 	for _, inst := range []string{"VI_1", "VI_2"} {
-		waitStates(t, inst, map[*vipdProc]string{hi: "MASTER", lo: "BACKUP"})
+		waitStates(t, inst, map[*faultProc]string{hi: "MASTER", lo: "BACKUP"})
 	}
 	before := map[string]instanceStatus{}
-	for _, p := range []*vipdProc{hi, lo} {
+	for _, p := range []*faultProc{hi, lo} {
 		for _, inst := range []string{"VI_1", "VI_2"} {
 			before[p.name+inst] = p.Instance(inst)
 		}
@@ -470,8 +470,8 @@ func TestFaultFlood(t *testing.T) {
 	})
 	defer unix.Close(fd)
 
-	cpu0 := map[*vipdProc]time.Duration{}
-	for _, p := range []*vipdProc{hi, lo} {
+	cpu0 := map[*faultProc]time.Duration{}
+	for _, p := range []*faultProc{hi, lo} {
 		c, err := procCPU(p.Pid())
 		if err != nil {
 			t.Fatal(err)
@@ -491,8 +491,8 @@ func TestFaultFlood(t *testing.T) {
 		}
 	}
 	elapsed := time.Since(t0)
-	cpu := map[*vipdProc]time.Duration{}
-	for _, p := range []*vipdProc{hi, lo} {
+	cpu := map[*faultProc]time.Duration{}
+	for _, p := range []*faultProc{hi, lo} {
 		c, err := procCPU(p.Pid())
 		if err != nil {
 			t.Fatal(err)
@@ -502,7 +502,7 @@ func TestFaultFlood(t *testing.T) {
 	time.Sleep(2 * time.Second) // let the last adverts be counted and a wrongful takeover show
 	t.Logf("flood: %d frames in %v (%.0f/s, %d send errors) of %d kinds: %s", sent, elapsed.Round(time.Millisecond),
 		float64(sent)/elapsed.Seconds(), sendErr, len(kinds), strings.Join(kinds, ", "))
-	for _, p := range []*vipdProc{hi, lo} {
+	for _, p := range []*faultProc{hi, lo} {
 		t.Logf("%s: CPU %v over %v = %.0f%% of a core (load %s -> %s)", p.name, cpu[p].Round(10*time.Millisecond),
 			elapsed.Round(time.Millisecond), 100*cpu[p].Seconds()/elapsed.Seconds(), load0, loadAvg())
 		if cpu[p] > elapsed {
