@@ -109,7 +109,13 @@ func garpFrame(mac net.HardwareAddr, ip netip.Addr) ([]byte, error) {
 		return nil, err
 	}
 	f := &ethernet.Frame{Destination: ethernet.Broadcast, Source: mac, EtherType: ethernet.EtherTypeARP, Payload: pb}
-	return f.MarshalBinary()
+	b, err := f.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	// The library pads to the 60-byte Ethernet minimum; leave that to the
+	// NIC, as keepalived does, so the frame is the same as keepalived's.
+	return b[:ethHdrLen+len(pb)], nil
 }
 
 // unsolicitedNA builds an unsolicited neighbour advertisement for ip
@@ -349,3 +355,8 @@ func announceAll(by map[string]announcer, targets []garpTarget) error {
 	}
 	return errors.Join(errs...)
 }
+
+var (
+	_ announcer = (*packetAnnouncer)(nil)
+	_ announcer = (*fakeAnnouncer)(nil)
+)

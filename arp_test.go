@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -355,4 +356,53 @@ func TestAnnouncerWithoutIPv4(t *testing.T) {
 		a, ok := p.Layer(layers.LayerTypeARP).(*layers.ARP)
 		return ok && bytes.Equal(a.SourceProtAddress, []byte{192, 0, 2, 1}) && bytes.Equal(a.SourceHwAddress, ifi.HardwareAddr)
 	})
+}
+
+// TestGARPScheduleOnWire drives the scheduler on a virtual clock through a
+// real announcer and counts the frames a peer sees: keepalived's defaults
+// give 5 gratuitous ARPs and 5 NAs per VIP at once, and as many again at
+// garp_master_delay (RFC 5798 section 6.4.2's announcements, repeated).
+func TestGARPScheduleOnWire(t *testing.T) {
+	l := newTestLAN(t, 2)
+	ifi := l.Hosts[0].Interface("eth0")
+	var an *packetAnnouncer
+	l.Hosts[0].MustDo(func() (err error) { an, err = newAnnouncer(ifi, nil); return err })
+	defer an.Close()
+	c := capture(t, l.Hosts[1], "eth0")
+	v4 := garpTarget{Addr: netip.MustParseAddr("192.0.2.10"), Dev: "eth0"}
+	v6 := garpTarget{Addr: netip.MustParseAddr("2001:db8::10"), Dev: "eth0"}
+	s := newGARPSched(defaultGARPConfig())
+	s.Start(garpT0, []garpTarget{v4, v6})
+	by := map[string]announcer{"eth0": an}
+	count := func(round int) {
+		var arps, nas int
+		for arps < 5 || nas < 5 {
+			p := c.waitFor(t, fmt.Sprintf("announcement %d of round %d", arps+nas+1, round), func(p gopacket.Packet) bool {
+				eth, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+				return eth != nil && bytes.Equal(eth.SrcMAC, ifi.HardwareAddr)
+			})
+			if a, ok := p.Layer(layers.LayerTypeARP).(*layers.ARP); ok && bytes.Equal(a.SourceProtAddress, v4.Addr.AsSlice()) {
+				arps++
+			}
+			if na, ok := p.Layer(layers.LayerTypeICMPv6NeighborAdvertisement).(*layers.ICMPv6NeighborAdvertisement); ok && na.TargetAddress.Equal(v6.Addr.AsSlice()) {
+				nas++
+			}
+		}
+		if arps != 5 || nas != 5 {
+			t.Fatalf("round %d: %d ARPs, %d NAs, want 5 each", round, arps, nas)
+		}
+	}
+	send, next := s.Due(garpT0)
+	if err := announceAll(by, send); err != nil {
+		t.Fatal(err)
+	}
+	count(1)
+	send, next = s.Due(next)
+	if err := announceAll(by, send); err != nil {
+		t.Fatal(err)
+	}
+	count(2)
+	if !next.IsZero() {
+		t.Fatalf("more scheduled after the second round: %v", next)
+	}
 }

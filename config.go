@@ -117,7 +117,7 @@ func loadConfig(path string, opt loadOptions) (*Config, []diag, error) {
 		opt.MaxLines = maxConfigLines
 	}
 	pp := &preproc{opt: opt, defs: map[string]*paramDef{}}
-	pp.readFile(path, path, 0, 0)
+	pp.readFile(path, path, 0, nil)
 	root := buildTree(pp.lines, pp)
 	l := &loader{diags: pp.diags, cfg: newConfig()}
 	if !pp.fatal {
@@ -194,14 +194,19 @@ func (p *preproc) warnf(file string, line int, format string, a ...any) {
 }
 
 // readFile reads one file. name is how diagnostics call it (the path as
-// given or globbed).
-func (p *preproc) readFile(path, name string, depth int, fromLine int) {
+// given or globbed). optional is the plain include line that named it:
+// then a file that cannot be read is a warning there, not an error.
+func (p *preproc) readFile(path, name string, depth int, optional *srcLine) {
 	if p.fatal {
 		return
 	}
 	p.files = append(p.files, name)
 	data, err := p.opt.ReadFile(path)
 	if err != nil {
+		if optional != nil {
+			p.warnf(optional.File, optional.Line, "include: cannot read %s: %v; skipped", name, unwrapPathErr(err))
+			return
+		}
 		p.errorf(name, 0, "cannot read configuration: %v", unwrapPathErr(err))
 		return
 	}
@@ -416,7 +421,13 @@ func (p *preproc) include(words []word, file string, line, depth int) {
 		}
 		sort.Strings(matches)
 		for _, m := range matches {
-			p.readFile(m, m, depth+1, line)
+			var from *srcLine
+			if words[0].S == "include" {
+				// Plain include does not make an unreadable file an
+				// error (keepalived.conf(5)); the checked variants do.
+				from = &srcLine{File: file, Line: line}
+			}
+			p.readFile(m, m, depth+1, from)
 		}
 	}
 }

@@ -90,8 +90,25 @@ func unsup[T any](name string, note ...string) kw[T] {
 	return kw[T]{kwInfo: kwInfo{Name: name, Status: kwUnsupported, Note: strings.Join(note, " ")}}
 }
 
+// repeatable keywords may appear several times in one block, adding to
+// what came before; any other keyword given twice gets a warning, since
+// only the last one counts (as in keepalived, which says nothing).
+var repeatable = map[string]bool{
+	"global_defs": true, "vrrp_instance": true, "vrrp_script": true, "vrrp_track_file": true,
+	"track_file": true, "vrrp_track_process": true, "vrrp_sync_group": true, "garp_group": true,
+	"virtual_server": true, "virtual_server_group": true, "static_ipaddress": true,
+	"static_routes": true, "static_rules": true, "linkbeat_interfaces": true, "SSL": true,
+	"virtual_ipaddress": true, "virtual_ipaddress_excluded": true, "virtual_routes": true,
+	"virtual_rules": true, "track_interface": true, "track_script": true, "track_process": true,
+	"unicast_peer": true, "notification_email": true, "group": true, "interfaces": true,
+	"real_server": true, "url": true, "host": true, "TCP_CHECK": true, "HTTP_GET": true,
+	"SSL_GET": true, "MISC_CHECK": true, "DNS_CHECK": true, "PING_CHECK": true,
+	"ICMP_CHECK": true, "UDP_CHECK": true, "SMTP_CHECK": true, "FILE_CHECK": true,
+}
+
 // walk applies the table to the children of n.
 func (t *table[T]) walk(l *loader, n *node, obj T) {
+	seen := map[string]*node{}
 	for _, c := range n.Children {
 		i, ok := t.idx[c.Key]
 		if !ok {
@@ -103,6 +120,10 @@ func (t *table[T]) walk(l *loader, n *node, obj T) {
 			l.warnf(c, "not supported by vipd: %s", c.Key)
 			continue
 		}
+		if first, dup := seen[c.Key]; dup && !repeatable[c.Key] {
+			l.warnf(c, "%s is given again (first at %s); this one applies", c.Key, first.pos())
+		}
+		seen[c.Key] = c
 		k.fn(l, c, obj)
 	}
 }
@@ -437,6 +458,12 @@ var topTable = newTable[*Config]("top level",
 		}
 		l.warnf(n, "not supported by vipd: linkbeat_interfaces (vipd follows netlink link events)")
 	}, "vipd always uses netlink link events"),
+	sup("SSL", func(l *loader, n *node, c *Config) {
+		if l.needBlock(n) {
+			c.SSL.Pos = n.pos()
+			sslTable.walk(l, n, &c.SSL)
+		}
+	}, "client credentials for SSL_GET"),
 	unsup[*Config]("track_group"),
 	unsup[*Config]("bfd_instance"),
 	unsup[*Config]("net_namespace", "run vipd inside the namespace instead (ip netns exec)"),
@@ -450,6 +477,29 @@ var topTable = newTable[*Config]("top level",
 )
 
 func (l *loader) walkTop(root *node) { topTable.walk(l, root, l.cfg) }
+
+var sslTable = newTable[*SSLDefs]("SSL",
+	sup("password", func(l *loader, n *node, s *SSLDefs) {
+		if v, ok := l.str1(n); ok {
+			s.Password = v
+		}
+	}),
+	sup("ca", func(l *loader, n *node, s *SSLDefs) {
+		if v, ok := l.str1(n); ok {
+			s.CA = v
+		}
+	}),
+	sup("certificate", func(l *loader, n *node, s *SSLDefs) {
+		if v, ok := l.str1(n); ok {
+			s.Certificate = v
+		}
+	}),
+	sup("key", func(l *loader, n *node, s *SSLDefs) {
+		if v, ok := l.str1(n); ok {
+			s.Key = v
+		}
+	}),
+)
 
 // ---- global_defs ----
 
@@ -491,7 +541,7 @@ func gStr(set func(g *GlobalDefs, v string)) func(*loader, *node, *GlobalDefs) {
 // 2.2 rejects 0 but tutorials write it meaning "no delay", which is the
 // default; accept it.
 func garpInterval(set func(g *GlobalDefs, v time.Duration)) func(*loader, *node, *GlobalDefs) {
-	return gTimer(0, 1, set)
+	return gTimer(0, 4294.967295, set) // keepalived: 0.000001..4294.967295
 }
 
 func globalFifo(get func(g *GlobalDefs) *Fifo, script bool) func(*loader, *node, *GlobalDefs) {
@@ -1251,7 +1301,9 @@ func parseVRRPScript(l *loader, n *node, c *Config) {
 	s := &VRRPScript{Name: n.Args[0], Interval: time.Second, Rise: 1, Fall: 1, Pos: n.pos()}
 	scriptTable.walk(l, n, s)
 	if !s.Script.IsSet() {
-		l.errorf(n, "vrrp_script %s has no script", s.Name)
+		// keepalived: "No script set for vrrp_script X - removing"; the
+		// instances tracking it then warn that it is not defined.
+		l.warnf(n, "vrrp_script %s has no script; removing it", s.Name)
 		return
 	}
 	c.Scripts[s.Name] = s
@@ -1549,13 +1601,13 @@ func parseGarpGroup(l *loader, n *node, c *Config) {
 var garpGroupTable = newTable[*GarpGroup]("garp_group",
 	sup("garp_interval", func(l *loader, n *node, g *GarpGroup) {
 		l.noBlock(n)
-		if d, ok := l.timer(n, 0, 1); ok {
+		if d, ok := l.timer(n, 0, 4294.967295); ok {
 			g.Interval = d
 		}
 	}),
 	sup("gna_interval", func(l *loader, n *node, g *GarpGroup) {
 		l.noBlock(n)
-		if d, ok := l.timer(n, 0, 1); ok {
+		if d, ok := l.timer(n, 0, 4294.967295); ok {
 			g.NAInterval = d
 		}
 	}),
@@ -2435,6 +2487,12 @@ func parseVSGroup(l *loader, n *node, c *Config) {
 				continue
 			}
 			e.Port = p
+		}
+		for _, o := range g.Entries {
+			if o.Addr.IsValid() && familyOf(o.Addr) != familyOf(a) {
+				l.errorf(it, "virtual_server_group %s: %s is not IPv%d like %s; one group holds one address family", g.Name, a, familyOf(o.Addr), o.Addr)
+				break
+			}
 		}
 		g.Entries = append(g.Entries, e)
 	}

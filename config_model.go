@@ -61,6 +61,18 @@ type Config struct {
 	StaticRules     []Rule
 	// LinkbeatInterfaces lists interfaces keepalived polls for link state.
 	LinkbeatInterfaces []string
+	// SSL is the top-level SSL block: the client credentials SSL_GET
+	// checkers present (all empty: no client certificate).
+	SSL SSLDefs
+}
+
+// SSLDefs is keepalived's SSL { password ca certificate key } block.
+type SSLDefs struct {
+	Password    string
+	CA          string
+	Certificate string
+	Key         string
+	Pos         Pos // where it is defined
 }
 
 // Instance returns the vrrp_instance called name, or nil.
@@ -80,7 +92,7 @@ type Script struct {
 	Cmd   string
 	User  string
 	Group string
-	Pos
+	Pos   Pos // where it is defined
 }
 
 // IsSet reports whether a script was configured.
@@ -125,7 +137,7 @@ type GlobalDefs struct {
 	CheckerLogAllFailures bool
 	StartupScript         Script
 	ShutdownScript        Script
-	Pos
+	Pos                   Pos // where it is defined
 }
 
 // Fifo is a notify fifo and its optional reader script.
@@ -159,7 +171,7 @@ type UnicastPeer struct {
 	Addr   netip.Addr
 	MinTTL int // 0: no check
 	MaxTTL int // 255
-	Pos
+	Pos    Pos // where it is defined
 }
 
 // VIP is one address of virtual_ipaddress (or static_ipaddress).
@@ -173,7 +185,7 @@ type VIP struct {
 	Peer          netip.Prefix
 	NoPrefixRoute bool
 	NoDAD         bool
-	Pos
+	Pos           Pos // where it is defined
 }
 
 // Route is one virtual_routes / static_routes entry; Raw keeps the words
@@ -189,13 +201,13 @@ type Route struct {
 	Metric int
 	Type   string // "", "blackhole", "unreachable", "prohibit", "throw"
 	Raw    []string
-	Pos
+	Pos    Pos // where it is defined
 }
 
 // Rule is one virtual_rules / static_rules entry (kept as written).
 type Rule struct {
 	Raw []string
-	Pos
+	Pos Pos // where it is defined
 }
 
 // TrackInterface is one track_interface entry.
@@ -203,7 +215,7 @@ type TrackInterface struct {
 	Name    string
 	Weight  int
 	Reverse bool
-	Pos
+	Pos     Pos // where it is defined
 }
 
 // TrackRef refers to a vrrp_script, vrrp_track_file or vrrp_track_process
@@ -213,7 +225,7 @@ type TrackRef struct {
 	Weight    int
 	WeightSet bool // a weight was given here; else the definition's applies
 	Reverse   bool
-	Pos
+	Pos       Pos // where it is defined
 }
 
 // Track is what an instance or sync group tracks.
@@ -293,7 +305,7 @@ type VRRPInstance struct {
 	Debug                int
 	// SyncGroup is the name of the vrrp_sync_group the instance is in.
 	SyncGroup string
-	Pos
+	Pos       Pos // where it is defined
 }
 
 // VRRPScript is a vrrp_script.
@@ -301,13 +313,13 @@ type VRRPScript struct {
 	Name     string
 	Script   Script
 	Interval time.Duration // default 1s
-	Timeout  time.Duration // 0: interval
+	Timeout  time.Duration // default: the interval (keepalived prints 0 and waits one interval)
 	Weight   int
 	Reverse  bool
 	Rise     int // default 1
 	Fall     int // default 1
 	InitFail bool
-	Pos
+	Pos      Pos // where it is defined
 }
 
 // TrackFileDef is a vrrp_track_file (track_file at top level).
@@ -319,7 +331,7 @@ type TrackFileDef struct {
 	InitFile      bool
 	InitValue     int
 	InitOverwrite bool
-	Pos
+	Pos           Pos // where it is defined
 }
 
 // TrackProcessDef is a vrrp_track_process.
@@ -336,7 +348,7 @@ type TrackProcessDef struct {
 	TerminateDelay time.Duration
 	Delay          time.Duration
 	FullCommand    bool
-	Pos
+	Pos            Pos // where it is defined
 }
 
 // SyncGroup is a vrrp_sync_group.
@@ -348,7 +360,7 @@ type SyncGroup struct {
 	SMTPAlert      bool
 	GlobalTracking bool
 	TrackingWeight bool // sync_group_tracking_weight
-	Pos
+	Pos            Pos  // where it is defined
 }
 
 // GarpGroup is a garp_group.
@@ -357,7 +369,7 @@ type GarpGroup struct {
 	NAInterval time.Duration
 	Interface  string
 	Interfaces []string
-	Pos
+	Pos        Pos // where it is defined
 }
 
 // VirtualServer is one virtual_server: exactly one of Addr (with Port),
@@ -397,7 +409,7 @@ type VirtualServer struct {
 	DelayLoop              time.Duration // default 60s
 	Checker                CheckerCommon // defaults inherited by checkers
 	RealServers            []*RealServer
-	Pos
+	Pos                    Pos // where it is defined
 }
 
 // RealServer is one real_server of a virtual server.
@@ -416,7 +428,7 @@ type RealServer struct {
 	Virtualhost      string
 	Checker          CheckerCommon
 	Checkers         []*Checker
-	Pos
+	Pos              Pos // where it is defined
 }
 
 // CheckerCommon are the settings shared by every checker; unset fields
@@ -467,8 +479,8 @@ type Checker struct {
 	Dynamic     bool
 	FileWeight  int // default 1
 	FileReverse bool
-	Pos
-	smtpHosts []*Checker // SMTP_CHECK host{} blocks, expanded by the parser
+	Pos         Pos        // where it is defined
+	smtpHosts   []*Checker // SMTP_CHECK host{} blocks, expanded by the parser
 }
 
 // URLCheck is one url{} of HTTP_GET / SSL_GET.
@@ -479,7 +491,7 @@ type URLCheck struct {
 	Regex        string
 	RegexNoMatch bool
 	Virtualhost  string
-	Pos
+	Pos          Pos // where it is defined
 }
 
 // StatusRange is an inclusive range of HTTP status codes.
@@ -489,7 +501,7 @@ type StatusRange struct{ Lo, Hi int }
 type VSGroup struct {
 	Name    string
 	Entries []VSGroupEntry
-	Pos
+	Pos     Pos // where it is defined
 }
 
 // VSGroupEntry is an address (or range ending at RangeEnd's last byte) and
@@ -499,7 +511,7 @@ type VSGroupEntry struct {
 	RangeEnd netip.Addr // invalid unless a range was given
 	Port     int
 	FWMark   int
-	Pos
+	Pos      Pos // where it is defined
 }
 
 func newConfig() *Config {
@@ -551,6 +563,11 @@ func (l *loader) finish() {
 			continue
 		}
 		vrids[k] = v
+	}
+	for _, s := range c.Scripts {
+		if s.Timeout == 0 {
+			s.Timeout = s.Interval
+		}
 	}
 	for _, sg := range c.SyncGroups {
 		var members []string

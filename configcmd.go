@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"github.com/alecthomas/kong"
 	"io"
+	"net"
 	"net/netip"
 	"os"
+	"os/user"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -54,6 +57,21 @@ func (c *configCmd) Run(ctx *kong.Context) error {
 // (warnings allowed), 1 when it has errors (all listed).
 func runConfigTest(file, configID string, dump bool, stdout, stderr io.Writer) int {
 	cfg, diags, err := loadConfig(file, loadOptions{ConfigID: configID})
+	if cfg != nil {
+		diags = append(diags, hostDiags(cfg)...)
+		order := map[string]int{}
+		for _, d := range diags {
+			if _, ok := order[d.File]; !ok {
+				order[d.File] = len(order)
+			}
+		}
+		sort.SliceStable(diags, func(i, j int) bool {
+			if a, b := order[diags[i].File], order[diags[j].File]; a != b {
+				return a < b
+			}
+			return diags[i].Line < diags[j].Line
+		})
+	}
 	for _, d := range diags {
 		fmt.Fprintln(stderr, d)
 	}
@@ -71,6 +89,77 @@ func runConfigTest(file, configID string, dump bool, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "%s: configuration is usable (%d warning(s))\n", file, len(diags))
 	}
 	return 0
+}
+
+// interfaceExists reports whether this host has the named interface;
+// tests replace it so results do not depend on the host.
+var interfaceExists = func(name string) bool {
+	_, err := net.InterfaceByName(name)
+	return err == nil
+}
+
+// accountExists reports whether this host has the user or group ("user"
+// or "group" kind); tests replace it.
+var accountExists = func(kind, name string) bool {
+	var err error
+	if kind == "user" {
+		_, err = user.Lookup(name)
+	} else {
+		_, err = user.LookupGroup(name)
+	}
+	return err == nil
+}
+
+// hostDiags warns about interfaces the configuration names that this host
+// does not have (keepalived -t does the same). They are warnings: the
+// daemon waits for a missing interface in FAULT state.
+func hostDiags(c *Config) []diag {
+	var out []diag
+	seen := map[string]bool{}
+	check := func(name string, p Pos, what string) {
+		if name == "" || seen[name] {
+			return
+		}
+		seen[name] = true
+		if !interfaceExists(name) {
+			out = append(out, diag{File: p.File, Line: p.Line, Severity: sevWarning,
+				Msg: fmt.Sprintf("interface %s for %s does not exist on this host", name, what)})
+		}
+	}
+	users := map[string]bool{}
+	checkUser := func(s Script, what string) {
+		for _, u := range []struct{ name, kind string }{{s.User, "user"}, {s.Group, "group"}} {
+			if u.name == "" || users[u.kind+u.name] {
+				continue
+			}
+			users[u.kind+u.name] = true
+			if !accountExists(u.kind, u.name) {
+				out = append(out, diag{File: s.Pos.File, Line: s.Pos.Line, Severity: sevWarning,
+					Msg: fmt.Sprintf("%s %s for %s does not exist on this host (unquoted script arguments are taken for user and group: quote the command)", u.kind, u.name, what)})
+			}
+		}
+	}
+	if g := c.Global; g.ScriptUser != "" {
+		checkUser(Script{User: g.ScriptUser, Group: g.ScriptGroup, Pos: g.Pos}, "script_user")
+	}
+	for _, name := range sortedKeys(c.Scripts) {
+		checkUser(c.Scripts[name].Script, "vrrp_script "+name)
+	}
+	for _, v := range c.Instances {
+		who := "vrrp_instance " + v.Name
+		n := v.Notify
+		for _, s := range []Script{n.Master, n.Backup, n.Fault, n.Stop, n.Deleted, n.Generic, n.MasterRxLowerPri} {
+			checkUser(s, who)
+		}
+		check(v.Interface, v.Pos, who)
+		for _, ip := range append(append([]VIP(nil), v.VIPs...), v.VIPsExcluded...) {
+			check(ip.Dev, ip.Pos, who)
+		}
+		for _, t := range v.Track.Interfaces {
+			check(t.Name, t.Pos, who)
+		}
+	}
+	return out
 }
 
 // dumpConfig prints the model as keepalived.conf in a stable order with
@@ -152,9 +241,7 @@ func dumpConfig(c *Config) string {
 		d.open("vrrp_script", quote(name))
 		d.line("script", quote(s.Script.Cmd))
 		d.line("interval", secs(s.Interval))
-		if s.Timeout > 0 {
-			d.line("timeout", secs(s.Timeout))
-		}
+		d.line("timeout", secs(s.Timeout))
 		d.line("weight", itoa(s.Weight), rev(s.Reverse))
 		d.line("rise", itoa(s.Rise))
 		d.line("fall", itoa(s.Fall))
@@ -246,6 +333,14 @@ func dumpConfig(c *Config) string {
 	}
 	for _, vs := range c.VirtualServers {
 		dumpVirtualServer(d, vs)
+	}
+	if s := c.SSL; s != (SSLDefs{Pos: s.Pos}) {
+		d.open("SSL")
+		d.kv("password", s.Password)
+		d.kv("ca", s.CA)
+		d.kv("certificate", s.Certificate)
+		d.kv("key", s.Key)
+		d.close()
 	}
 	d.list("static_ipaddress", c.StaticAddresses)
 	d.routes("static_routes", c.StaticRoutes)

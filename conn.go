@@ -25,7 +25,8 @@ import (
 //
 //	advertConn  (conn.go)  VRRP messages in and out: listenMulticast
 //	                       (AF_PACKET), listenUnicast (raw IP); memLAN fake
-//	addrs       (vip.go)   VIPs via rtnetlink: netlinkAddrs; fakeAddrs
+//	addrs       (vip.go)   VIPs via rtnetlink: netlinkAddrs; fakeAddrs;
+//	                       promoteSecondaries per interface at start
 //	vmacs       (vip.go)   use_vmac macvlan: netlinkVMACs
 //	announcer   (arp.go)   gratuitous ARP / unsolicited NA: newAnnouncer;
 //	                       fakeAnnouncer; garpSched decides when (pure)
@@ -282,8 +283,8 @@ func (c *mcastConn) WriteAdvert(msg []byte, dst netip.Addr) error {
 }
 
 // buildFrame wraps a VRRP message in Ethernet and IP headers as the
-// kernel would for keepalived's raw socket: TTL / hop limit 255, IPv4
-// TOS 0xc0 (internetwork control), DF clear.
+// kernel does for keepalived's raw socket: TTL / hop limit 255, IPv4 TOS
+// and IPv6 traffic class 0xc0 (internetwork control), DF clear.
 func buildFrame(srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr, id uint16, msg []byte) ([]byte, error) {
 	v4 := src.Is4()
 	hl := ipv6HdrLen
@@ -311,7 +312,9 @@ func buildFrame(srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr, id uint16,
 		binary.BigEndian.PutUint16(ip[10:12], ipChecksum(ip[:ipv4HdrLen]))
 	} else {
 		binary.BigEndian.PutUint16(b[12:14], unix.ETH_P_IPV6)
-		ip[0] = 0x60
+		// Traffic class 0xc0 as keepalived sets it; flow label 0 (its
+		// kernel fills in a hash there, which receivers ignore).
+		ip[0], ip[1] = 0x60|vrrpTOS>>4, vrrpTOS<<4&0xf0
 		binary.BigEndian.PutUint16(ip[4:6], uint16(len(msg)))
 		ip[6] = vrrpProto
 		ip[7] = vrrpTTL
@@ -519,6 +522,7 @@ func listenUnicast(src netip.Addr) (*unicastConn, error) {
 	err = errors.Join(
 		u.p6.SetHopLimit(vrrpTTL),
 		u.p6.SetMulticastHopLimit(vrrpTTL),
+		u.p6.SetTrafficClass(vrrpTOS),
 		// The codec computes the VRRPv3 checksum over the IPv6
 		// pseudo-header (RFC 5798 section 5.2.8); the kernel must leave
 		// it alone.
@@ -719,3 +723,9 @@ func (c *memConn) Close() error {
 	c.once.Do(func() { close(c.closed) })
 	return nil
 }
+
+var (
+	_ advertConn = (*mcastConn)(nil)
+	_ advertConn = (*unicastConn)(nil)
+	_ advertConn = (*memConn)(nil)
+)

@@ -642,3 +642,50 @@ func TestMulticastSurvivesLinkFlap(t *testing.T) {
 		}
 	}
 }
+
+// TestMulticastOnDownInterface: the daemon may open its conns while the
+// interface is down (FAULT at start); that must work, and adverts flow
+// once it is up.
+func TestMulticastOnDownInterface(t *testing.T) {
+	l := newTestLAN(t, 2)
+	h1, h2 := l.Hosts[0], l.Hosts[1]
+	h2.IP("link", "set", "eth0", "down")
+	var c1, c2, c2v6 *mcastConn
+	h2.MustDo(func() (err error) {
+		ifi := h2.Interface("eth0")
+		if c2, err = listenMulticast(ifi, mcastConfig{Src: l.Addr4(1).Addr()}); err != nil {
+			return err
+		}
+		c2v6, err = listenMulticast(ifi, mcastConfig{Src: netip.MustParseAddr("fe80::2")})
+		return err
+	})
+	defer c2.Close()
+	defer c2v6.Close()
+	h2.IP("link", "set", "eth0", "up")
+	h1.MustDo(func() (err error) {
+		c1, err = listenMulticast(h1.Interface("eth0"), mcastConfig{Src: l.Addr4(0).Addr()})
+		return err
+	})
+	defer c1.Close()
+	got := make(chan int, 1)
+	go func() {
+		n, _, _ := c2.ReadAdvert(make([]byte, 1500))
+		got <- n
+	}()
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if err := c1.WriteAdvert(testAdvert(20), netip.Addr{}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case n := <-got:
+			if n != 20 {
+				t.Fatalf("read %d bytes", n)
+			}
+			return
+		default:
+		}
+		if time.Now().After(end) {
+			t.Fatal("no advert once the interface came up")
+		}
+	}
+}

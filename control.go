@@ -54,6 +54,14 @@ type instanceStatus struct {
 	Overruns           uint64            `json:"overruns"`
 	Tracked            []trackedStatus   `json:"tracked,omitempty"`
 	Error              string            `json:"error,omitempty"`
+	BecameMaster       uint64            `json:"became_master"`
+	ReleasedMaster     uint64            `json:"released_master"`
+	PrioZeroReceived   uint64            `json:"priority_zero_received"`
+	PrioZeroSent       uint64            `json:"priority_zero_sent"`
+	SplitBrains        uint64            `json:"split_brains"`
+	SplitBrainWith     string            `json:"split_brain_with,omitempty"` // the other master, while it lasts
+
+	cfg *VRRPInstance // for the keepalived dumps
 }
 
 // trackedStatus is one tracked object's current result.
@@ -88,7 +96,7 @@ func (d *daemon) status() daemonStatus {
 	now := time.Now()
 	for _, r := range runners {
 		st := r.snapshot()
-		ic := r.ic
+		ic := st.Config
 		is := instanceStatus{
 			Name: ic.Name, Interface: ic.Interface, VRID: ic.VRID, Version: ic.Version,
 			Family:             map[bool]string{true: "inet6", false: "inet"}[ic.Family == 6],
@@ -107,9 +115,18 @@ func (d *daemon) status() daemonStatus {
 			ChecksumForms:      map[string]uint64{},
 			Overruns:           st.Overruns,
 			Error:              st.Err,
+			cfg:                ic,
+			BecameMaster:       st.BecameMaster,
+			ReleasedMaster:     st.ReleasedMaster,
+			PrioZeroReceived:   st.PrioZeroRcvd,
+			PrioZeroSent:       st.PrioZeroSent,
+			SplitBrains:        st.SplitBrains,
 		}
 		if st.Master.IsValid() {
 			is.Master = st.Master.String()
+		}
+		if st.Rival.IsValid() {
+			is.SplitBrainWith = st.Rival.String()
 		}
 		for i, n := range st.Rx.Drops {
 			if dropReason(i) != dropOK && n > 0 {
@@ -287,6 +304,9 @@ func printStatus(w io.Writer, st daemonStatus) {
 				res = "OK"
 			}
 			fmt.Fprintf(w, "%s: %s %s %s weight %+d %s\n", is.Name, t.Kind, t.Name, res, t.Weight, t.Detail)
+		}
+		if is.SplitBrainWith != "" {
+			fmt.Fprintf(w, "%s: SPLIT BRAIN: %s also advertises as master (split brains so far: %d)\n", is.Name, is.SplitBrainWith, is.SplitBrains)
 		}
 	}
 	printLVSStatus(w, st.VirtualServers)

@@ -36,10 +36,14 @@ type runCmd struct {
 	KeepIPVS   bool   `name:"dont-release-ipvs" short:"I" help:"Leave the IPVS virtual servers in the kernel on stop."`
 	logOptions
 	controlFlag
+	opsFlags
 }
 
 // Run runs the daemon until SIGTERM or SIGINT.
 func (c *runCmd) Run() error {
+	if c.Signum != "" {
+		return printSignum(os.Stdout, c.Signum)
+	}
 	if c.ConfigTest {
 		if rc := runConfigTest(c.UseFile, c.ConfigID, c.Dump, os.Stdout, os.Stderr); rc != 0 {
 			os.Exit(rc)
@@ -82,6 +86,9 @@ func (c *runCmd) Run() error {
 	if ctl != nil {
 		defer ctl.Close()
 	}
+	if err := d.startOps(ctx, c.opsFlags); err != nil {
+		return err
+	}
 	log.Info().Str("version", version).Str("config", c.UseFile).Int("instances", len(cfg.Instances)).Msg("Starting vipd")
 	var lvs *lvsManager
 	if !c.VRRPOnly {
@@ -103,18 +110,21 @@ type system struct {
 	watchLinks      func(names []string) (linkWatcher, error)
 	interfaceByName func(name string) (*net.Interface, error)
 	primaryAddr     func(ifi *net.Interface, ipv6 bool) (netip.Addr, error)
+	// promoteSecondaries is nil in tests that must not touch sysctls.
+	promoteSecondaries func(ifname string) (restore func() error, err error)
 }
 
 func linuxSystem() *system {
 	return &system{
-		listenMulticast: func(ifi *net.Interface, cfg mcastConfig) (advertConn, error) { return listenMulticast(ifi, cfg) },
-		listenUnicast:   func(src netip.Addr) (advertConn, error) { return listenUnicast(src) },
-		addrs:           netlinkAddrs{},
-		vmacs:           &netlinkVMACs{},
-		announcer:       func(ifi *net.Interface) (announcer, error) { return newAnnouncer(ifi, nil) },
-		watchLinks:      func(names []string) (linkWatcher, error) { return watchLinks(names) },
-		interfaceByName: net.InterfaceByName,
-		primaryAddr:     primaryAddr,
+		listenMulticast:    func(ifi *net.Interface, cfg mcastConfig) (advertConn, error) { return listenMulticast(ifi, cfg) },
+		listenUnicast:      func(src netip.Addr) (advertConn, error) { return listenUnicast(src) },
+		addrs:              netlinkAddrs{},
+		vmacs:              &netlinkVMACs{},
+		announcer:          func(ifi *net.Interface) (announcer, error) { return newAnnouncer(ifi, nil) },
+		watchLinks:         func(names []string) (linkWatcher, error) { return watchLinks(names) },
+		interfaceByName:    net.InterfaceByName,
+		primaryAddr:        primaryAddr,
+		promoteSecondaries: promoteSecondaries,
 	}
 }
 
@@ -138,6 +148,11 @@ type daemon struct {
 	reloadMu sync.Mutex     // one reload at a time
 	links    linkWatcher
 	linkSet  []string
+	promoted map[string]func() error // interfaces with promote_secondaries set by us
+
+	// Tracking and sync groups (track.go, syncgroup.go); nil when off.
+	track  *tracker
+	groups *syncGroups
 }
 
 // instanceEvent is what the rest of vipd (notify scripts, sync groups,
@@ -155,6 +170,10 @@ type instanceEvent struct {
 	Priority   uint8
 	// Otherwise Log is the protocol event.
 	Log protoLog
+	// WantMaster: a sync group member's Master_Down_Timer fired (Want) or
+	// it follows a master again (!Want); the group decides (syncgroup.go).
+	WantMaster bool
+	Want       bool
 }
 
 // subscribe registers fn for every instanceEvent. fn runs on the runner's
@@ -185,12 +204,18 @@ func (d *daemon) run(ctx context.Context) error {
 	if !d.vrrp || len(d.cfg.Instances) == 0 {
 		d.log.Info().Msg("no VRRP instances to run")
 	}
+	var extras *daemonExtras
 	if d.vrrp {
+		var err error
+		if extras, err = d.startTracking(); err != nil {
+			return err
+		}
 		for _, ic := range d.cfg.Instances {
 			d.startRunner(newRunner(d, ic))
 		}
 	}
 	d.watchAll()
+	d.sdNotify(d.readyState())
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -203,9 +228,11 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 	}
 	<-ctx.Done()
+	d.sdNotify("STOPPING=1")
 	d.log.Info().Msg("Stopping vipd")
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	extras.beforeStop()
 	d.mu.Lock()
 	runners := d.runners
 	d.mu.Unlock()
@@ -216,8 +243,14 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	wg.Wait()
 	d.wg.Wait()
+	extras.afterStop()
 	if d.links != nil {
 		d.links.Close()
+	}
+	for name, restore := range d.promoted {
+		if err := restore(); err != nil {
+			d.log.Warn().Err(err).Str("interface", name).Msg("restore promote_secondaries")
+		}
 	}
 	d.mu.Lock()
 	for k, h := range d.hubs {
@@ -227,6 +260,27 @@ func (d *daemon) run(ctx context.Context) error {
 	d.mu.Unlock()
 	d.log.Info().Msg("Stopped vipd")
 	return nil
+}
+
+// promote sets promote_secondaries on an instance interface once, as
+// keepalived does: otherwise removing a VIP that is the primary address
+// of its subnet would take the interface's other addresses in that subnet
+// with it. The old value is restored on exit.
+func (d *daemon) promote(ifname string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, done := d.promoted[ifname]; done || d.sys.promoteSecondaries == nil {
+		return
+	}
+	restore, err := d.sys.promoteSecondaries(ifname)
+	if err != nil {
+		d.log.Warn().Err(err).Str("interface", ifname).Msg("cannot set promote_secondaries")
+		return
+	}
+	if d.promoted == nil {
+		d.promoted = map[string]func() error{}
+	}
+	d.promoted[ifname] = restore
 }
 
 // startRunner runs r on its own goroutine.

@@ -24,12 +24,23 @@ import (
 // -w taken on either side.
 type inspectCmd struct {
 	JSON  bool     `help:"Print one JSON object per line per VRRP frame."`
-	Files []string `arg:"" name:"file" help:"pcap or pcapng capture files." type:"path"`
+	Files []string `arg:"" optional:"" name:"file" help:"pcap or pcapng capture files." type:"path"`
+	// Live mode (monitor.go).
+	Interface string        `short:"i" name:"interface" placeholder:"IFACE" help:"Watch IFACE live (root) instead of reading files: every VRID seen, with warnings (two masters, mismatches, collisions)."`
+	Timeout   time.Duration `help:"With -i: stop after this long (default: until interrupted)."`
+	Count     int           `short:"c" help:"With -i: stop after this many VRRP frames."`
+	Summary   time.Duration `help:"With -i, text mode: print the table of VRIDs this often (default: at the end)."`
 }
 
 // Run prints the VRRP frames of every file; a file that cannot be read is
 // reported and the others are still printed.
 func (c *inspectCmd) Run() error {
+	if c.Interface != "" {
+		return c.runLive()
+	}
+	if len(c.Files) == 0 {
+		return errors.New("give pcap/pcapng files, or -i IFACE to watch a link")
+	}
 	return c.run(os.Stdout)
 }
 
@@ -220,6 +231,9 @@ type inspectRecord struct {
 	ChecksumForm *string  `json:"checksum_form"`
 	Addresses    []string `json:"addresses"`
 	Verdict      string   `json:"verdict"`
+	// Live mode only (vipd inspect -i).
+	Interface string           `json:"interface,omitempty"`
+	Warnings  []inspectWarning `json:"warnings,omitempty"`
 
 	detail string // why the verdict, for the text line
 	length int

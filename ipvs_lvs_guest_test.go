@@ -288,10 +288,10 @@ func natTopology(t *testing.T, prefix string) (client, rs1, rs2, sorry netns.NsH
 	if err := sysctl("net.ipv4.ip_forward", "1"); err != nil {
 		t.Fatal(err)
 	}
-	veth(t, prefix+"-c0", "eth0", client)
-	veth(t, prefix+"-r1", "eth0", rs1)
-	veth(t, prefix+"-r2", "eth0", rs2)
-	veth(t, prefix+"-s", "eth0", sorry)
+	guestVeth(t, prefix+"-c0", "eth0", client)
+	guestVeth(t, prefix+"-r1", "eth0", rs1)
+	guestVeth(t, prefix+"-r2", "eth0", rs2)
+	guestVeth(t, prefix+"-s", "eth0", sorry)
 	for _, e := range []error{
 		ifup(prefix+"-c0", "", "10.0.0.1/24"),
 		ifup(prefix+"-r1", "", "10.1.1.1/24"),

@@ -12,11 +12,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 )
 
 // lockedBuffer is a bytes.Buffer safe for a process writing and a test
@@ -180,12 +184,15 @@ func vrrp3Advert(vrid, prio byte, intervalCS uint16, src, dst netip.Addr, addrs 
 }
 
 // TestKeepalivedHearsUs: keepalived as BACKUP with priority 100 and our
-// conn sending priority 250 adverts every 100 ms. RFC 5798 section 6.4.2:
+// conn sending priority 250 adverts. RFC 5798 section 6.4.2:
 // a backup receiving adverts with a higher priority stays backup; only
 // when they stop does it become master. keepalived drops frames with a
 // bad TTL, checksum or length, so staying backup shows it accepted ours.
 // Multicast (IPv4, IPv6) and unicast across a router.
 func TestKeepalivedHearsUs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: interop with keepalived takes about 20 s")
+	}
 	l := newTestLAN(t, 2)
 	k, us := l.Hosts[0], l.Hosts[1]
 	ifUs := us.Interface("eth0")
@@ -210,7 +217,7 @@ func TestKeepalivedHearsUs(t *testing.T) {
 			if tc.vip.Is6() {
 				group = vrrpGroup6
 			}
-			msg := vrrp3Advert(61, 250, 10, tc.src, group, tc.vip)
+			msg := vrrp3Advert(61, 250, 50, tc.src, group, tc.vip)
 			send := func() error { return c.WriteAdvert(msg, netip.Addr{}) }
 			bits := 24
 			if tc.vip.Is6() {
@@ -235,7 +242,7 @@ func TestKeepalivedHearsUs(t *testing.T) {
 		var c *unicastConn
 		b.MustDo(func() (err error) { c, err = listenUnicast(src); return err })
 		defer c.Close()
-		msg := vrrp3Advert(61, 250, 10, src, peer, netip.MustParseAddr("10.211.0.100"))
+		msg := vrrp3Advert(61, 250, 50, src, peer, netip.MustParseAddr("10.211.0.100"))
 		send := func() error { return c.WriteAdvert(msg, peer) }
 		// keepalived wants TTL 255 on unicast too unless told otherwise;
 		// across one router it is 254.
@@ -258,8 +265,11 @@ func TestKeepalivedHearsUs(t *testing.T) {
 }
 
 // keepalivedBackup runs a keepalived BACKUP instance (VRID 61, priority
-// 100, v3, 100 ms) in ns while send is called every 100 ms, checks that it
+// 100, v3, 500 ms) in ns while send is called every 100 ms, checks that it
 // stays BACKUP, then stops sending and waits for it to become MASTER.
+// Sending five times faster than advertised leaves a wide margin for a
+// loaded machine: only a stall of a whole Master_Down_Interval (about
+// 1.8 s) could make keepalived take over while we send.
 func keepalivedBackup(t *testing.T, ns *testNS, vip, extra string, send func() error) {
 	t.Helper()
 	stop := make(chan struct{})
@@ -287,7 +297,7 @@ vrrp_instance VI_1 {
 	virtual_router_id 61
 	priority 100
 	version 3
-	advert_int 0.1
+	advert_int 0.5
 	%s
 	virtual_ipaddress {
 		%s
@@ -295,9 +305,10 @@ vrrp_instance VI_1 {
 }
 `, extra, vip))
 	waitLog(t, log, "(VI_1) Entering BACKUP STATE")
-	// Master_Down_Interval is about 0.34 s; ten of them with our adverts
-	// flowing must leave it backup.
-	time.Sleep(3500 * time.Millisecond)
+	// Master_Down_Interval is 3 * 0.5 s + (256-100)/256 * 0.5 s, about
+	// 1.8 s; after two of them with our adverts flowing it must still be
+	// backup.
+	time.Sleep(3600 * time.Millisecond)
 	close(stop)
 	if err := <-errc; err != nil {
 		t.Fatalf("send: %v", err)
@@ -311,4 +322,147 @@ vrrp_instance VI_1 {
 		}
 	}
 	waitLog(t, log, "(VI_1) Entering MASTER STATE")
+}
+
+// TestVIPsLikeKeepalived: the same virtual_ipaddress block added by
+// keepalived (as master) in one namespace and by netlinkAddrs in another
+// must look the same in `ip addr`: no broadcast unless given, label,
+// scope, IPv6 nodad, /128 deprecated. And keepalived's gratuitous ARP and
+// unsolicited NA on the wire are byte for byte what garpFrame and
+// unsolicitedNA build.
+func TestVIPsLikeKeepalived(t *testing.T) {
+	needRoot(t)
+	mk := func(tag string) (*testNS, *testNS) {
+		n, p := newTestNS(t, tag), newTestNS(t, tag+"p")
+		veth(t, n, "eth0", p, "eth0")
+		n.IP("addr", "add", "10.9.0.1/24", "dev", "eth0")
+		return n, p
+	}
+	k, kPeer := mk("kv")
+	us, _ := mk("uv")
+	kcap := capture(t, kPeer, "eth0")
+	log := runKeepalived(t, k, `
+vrrp_instance A {
+	state MASTER
+	interface eth0
+	virtual_router_id 5
+	priority 200
+	version 3
+	advert_int 0.1
+	virtual_ipaddress {
+		10.9.0.100/24
+		10.9.0.101/24 brd 10.9.0.255 label eth0:1
+		10.9.0.102/32 scope link
+	}
+}
+vrrp_instance B {
+	state MASTER
+	interface eth0
+	virtual_router_id 6
+	priority 200
+	version 3
+	advert_int 0.1
+	virtual_ipaddress {
+		fd09::100/128
+		fd09::101/64
+	}
+}
+`)
+	waitLog(t, log, "(A) Entering MASTER STATE")
+	waitLog(t, log, "(B) Entering MASTER STATE")
+	a := netlinkAddrs{H: us.Netlink()}
+	for _, v := range []vip{
+		{Prefix: netip.MustParsePrefix("10.9.0.100/24"), Dev: "eth0"},
+		{Prefix: netip.MustParsePrefix("10.9.0.101/24"), Dev: "eth0", Brd: netip.MustParseAddr("10.9.0.255"), Label: "eth0:1"},
+		{Prefix: netip.MustParsePrefix("10.9.0.102/32"), Dev: "eth0", Scope: 253},
+		{Prefix: netip.MustParsePrefix("fd09::100/128"), Dev: "eth0"},
+		{Prefix: netip.MustParsePrefix("fd09::101/64"), Dev: "eth0"},
+	} {
+		if err := a.Add(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vipLines := func(n *testNS) []string {
+		var out []string
+		for _, l := range strings.Split(n.IP("-o", "addr", "show", "dev", "eth0"), "\n") {
+			if !strings.Contains(l, "10.9.0.10") && !strings.Contains(l, "fd09::") {
+				continue
+			}
+			f := strings.Fields(l)
+			out = append(out, strings.Join(f[1:], " ")) // drop the ifindex
+		}
+		return out
+	}
+	// keepalived adds its VIPs one by one right after the transition; wait
+	// until all five are there.
+	var want []string
+	for end := time.Now().Add(10 * time.Second); len(want) < 5 && time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		want = vipLines(k)
+	}
+	got := vipLines(us)
+	slices.Sort(want)
+	slices.Sort(got)
+	if w, g := strings.Join(want, "\n"), strings.Join(got, "\n"); w != g {
+		t.Fatalf("keepalived's VIPs:\n%s\nours:\n%s", w, g)
+	}
+
+	kmac := k.Interface("eth0").HardwareAddr
+	for _, tc := range []struct {
+		what  string
+		ip    netip.Addr
+		build func() ([]byte, error)
+	}{
+		{"gratuitous ARP", netip.MustParseAddr("10.9.0.100"), func() ([]byte, error) {
+			return garpFrame(kmac, netip.MustParseAddr("10.9.0.100"))
+		}},
+		{"neighbour advertisement", netip.MustParseAddr("fd09::101"), func() ([]byte, error) {
+			return unsolicitedNA(kmac, netip.MustParseAddr("fd09::101"), false)
+		}},
+	} {
+		want, err := tc.build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := kcap.waitFor(t, "keepalived's "+tc.what, func(p gopacket.Packet) bool {
+			if a, ok := p.Layer(layers.LayerTypeARP).(*layers.ARP); ok {
+				return bytes.Equal(a.SourceProtAddress, tc.ip.AsSlice())
+			}
+			na, ok := p.Layer(layers.LayerTypeICMPv6NeighborAdvertisement).(*layers.ICMPv6NeighborAdvertisement)
+			return ok && na.TargetAddress.Equal(tc.ip.AsSlice())
+		})
+		if got := p.Data(); !bytes.Equal(got, want) {
+			t.Errorf("%s:\nkeepalived %x\nours       %x", tc.what, got, want)
+		}
+	}
+	// Adverts: the Ethernet and IP headers keepalived's kernel socket
+	// puts around the VRRP message are what buildFrame makes.
+	for _, fam := range []layers.EthernetType{layers.EthernetTypeIPv4, layers.EthernetTypeIPv6} {
+		p := kcap.waitFor(t, "keepalived's advert over "+fam.String(), func(p gopacket.Packet) bool {
+			eth, ok := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+			if !ok || eth.EthernetType != fam {
+				return false
+			}
+			_, m, err := parseFrame(p.Data())
+			return err == nil && m.Dst.IsMulticast()
+		})
+		f := p.Data()
+		msg, m, _ := parseFrame(f)
+		var id uint16
+		if fam == layers.EthernetTypeIPv4 {
+			id = binary.BigEndian.Uint16(f[ethHdrLen+4:])
+		}
+		want, err := buildFrame(m.SrcMAC, multicastMAC(m.Dst), m.Src, m.Dst, id, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fam == layers.EthernetTypeIPv6 {
+			// The flow label is the kernel's hash; ours is 0.
+			f = slices.Clone(f)
+			f[ethHdrLen+1] &= 0xf0
+			f[ethHdrLen+2], f[ethHdrLen+3] = 0, 0
+		}
+		if !bytes.Equal(f, want) {
+			t.Errorf("advert over %s:\nkeepalived %x\nours       %x", fam, f, want)
+		}
+	}
 }

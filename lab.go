@@ -31,17 +31,23 @@ import (
 // to fail while the client pings the VIP. It prints a timeline and removes
 // everything it created. Nothing outside its namespaces is touched.
 type labCmd struct {
-	Routers     int           `default:"2" help:"Number of routers (2-9)."`
-	VRRPVersion int           `name:"vrrp-version" default:"3" enum:"2,3" help:"VRRP version."`
-	Interval    time.Duration `default:"1s" help:"Advert interval (v2: whole seconds; v3: 10ms steps)."`
-	IPv6        bool          `name:"ipv6" help:"Use an IPv6 VIP (forces version 3)."`
-	Unicast     bool          `help:"Unicast peers instead of multicast."`
-	VMAC        bool          `name:"vmac" help:"use_vmac: the VIP lives on a macvlan with the virtual MAC."`
-	Fault       string        `default:"kill" enum:"stop,kill,link" help:"How the master fails: stop (SIGTERM, graceful), kill (SIGKILL and its link down: a crash), link (its link goes down)."`
-	Keepalived  bool          `help:"Run the real keepalived (when installed) as the last router."`
-	After       time.Duration `default:"3s" help:"How long to watch after the fault."`
-	Keep        bool          `help:"Leave the lab running for exploring; Ctrl-C removes it."`
-	Prefix      string        `help:"Namespace name prefix (default vipdlab<pid>)."`
+	Routers      int           `default:"2" help:"Number of routers (2-9)."`
+	VRRPVersion  int           `name:"vrrp-version" default:"3" enum:"2,3" help:"VRRP version."`
+	Interval     time.Duration `default:"1s" help:"Advert interval (v2: whole seconds; v3: 10ms steps)."`
+	IPv6         bool          `name:"ipv6" help:"Use an IPv6 VIP (forces version 3)."`
+	Unicast      bool          `help:"Unicast peers instead of multicast."`
+	VMAC         bool          `name:"vmac" help:"use_vmac: the VIP lives on a macvlan with the virtual MAC."`
+	Fault        string        `default:"kill" enum:"stop,kill,link" help:"How the master fails: stop (SIGTERM, graceful), kill (SIGKILL and its link down: a crash), link (its link goes down)."`
+	Keepalived   bool          `help:"Run the real keepalived (when installed) as the last router."`
+	Impl         string        `default:"vipd" enum:"vipd,keepalived" help:"Daemon on every router: vipd or keepalived (when installed)."`
+	After        time.Duration `default:"3s" help:"How long to watch after the fault."`
+	Keep         bool          `help:"Leave the lab running for exploring; Ctrl-C removes it."`
+	Prefix       string        `help:"Namespace name prefix (default vipdlab<pid>)."`
+	Runs         int           `default:"1" help:"Make the master fail this many times, restoring it between runs, and print the figures of each run."`
+	JSON         bool          `name:"json" help:"Print the figures of each run as one JSON object per line."`
+	PingEvery    time.Duration `default:"10ms" help:"How often the client pings the VIP."`
+	Bench        bool          `help:"Failover benchmark: vipd and keepalived on identical LANs, crash and graceful handover at v2 1s, v3 100ms and v3 10ms (--runs each), then vipd's takeover overhead (--takeover-runs); prints a table."`
+	TakeoverRuns int           `default:"100" help:"With --bench: runs measuring vipd's takeover overhead."`
 }
 
 // labEvent is one line of the timeline.
@@ -49,10 +55,13 @@ type labEvent struct {
 	at   time.Time
 	who  string
 	what string
+	// fields are the JSON fields of a vipd log line (takeover_due, ...).
+	fields map[string]any
 }
 
 type lab struct {
 	cmd     *labCmd
+	out     io.Writer
 	prefix  string
 	dir     string
 	vip     netip.Addr
@@ -71,12 +80,27 @@ type labRouter struct {
 	proc     *exec.Cmd
 	isKA     bool
 	waitDone chan struct{}
+	mac      string // eth0's MAC
 }
 
 func (c *labCmd) Run() error {
 	if os.Geteuid() != 0 {
 		return errors.New("vipd lab needs root: it creates network namespaces")
 	}
+	if c.Bench {
+		return c.bench(os.Stdout)
+	}
+	if err := c.check(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	_, err := c.runLab(ctx, os.Stdout)
+	return err
+}
+
+// check validates the flags and fills defaults.
+func (c *labCmd) check() error {
 	if c.Routers < 2 || c.Routers > 9 {
 		return fmt.Errorf("--routers %d is out of range 2..9", c.Routers)
 	}
@@ -89,20 +113,30 @@ func (c *labCmd) Run() error {
 	if c.Interval < 10*time.Millisecond || c.Interval > 40950*time.Millisecond {
 		return fmt.Errorf("--interval %v is out of range 10ms..40.95s", c.Interval)
 	}
-	l := &lab{cmd: c, prefix: c.Prefix}
+	if c.Runs < 1 {
+		c.Runs = 1
+	}
+	if c.PingEvery <= 0 {
+		c.PingEvery = 10 * time.Millisecond
+	}
+	return nil
+}
+
+// runLab builds a lab, runs it and removes it, returning the figures of
+// each run.
+func (c *labCmd) runLab(ctx context.Context, out io.Writer) ([]labRunResult, error) {
+	l := &lab{cmd: c, prefix: c.Prefix, out: out}
 	if l.prefix == "" {
 		l.prefix = fmt.Sprintf("vipdlab%d", os.Getpid())
 	}
 	dir, err := os.MkdirTemp("", l.prefix+"-")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	l.dir = dir
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	defer l.teardown()
 	if err := l.build(); err != nil {
-		return err
+		return nil, err
 	}
 	return l.run(ctx)
 }
@@ -111,7 +145,7 @@ func (l *lab) ns(name string) string { return l.prefix + "-" + name }
 
 func (l *lab) note(who, what string) {
 	l.mu.Lock()
-	l.events = append(l.events, labEvent{time.Now(), who, what})
+	l.events = append(l.events, labEvent{at: time.Now(), who: who, what: what})
 	l.mu.Unlock()
 }
 
@@ -175,13 +209,57 @@ func (l *lab) build() error {
 			l.routers = append(l.routers, &labRouter{name: h, ns: ns, addr: addr, prio: 100 + 10*(c.Routers-i+1)})
 		}
 	}
-	if c.Keepalived {
+	if c.Keepalived || c.Impl == "keepalived" {
 		if _, err := exec.LookPath("keepalived"); err != nil {
-			return errors.New("--keepalived: keepalived is not installed")
+			return errors.New("keepalived is not installed")
 		}
 		l.routers[len(l.routers)-1].isKA = true
+		if c.Impl == "keepalived" {
+			for _, r := range l.routers {
+				r.isKA = true
+			}
+		}
+	}
+	for _, r := range l.routers {
+		ifi, err := labInterface(r.ns, "eth0")
+		if err != nil {
+			return err
+		}
+		r.mac = ifi.HardwareAddr.String()
 	}
 	return nil
+}
+
+// labInterface returns interface name as seen in namespace ns.
+func labInterface(ns, name string) (*net.Interface, error) {
+	var ifi *net.Interface
+	err := inNetns(ns, func() (err error) {
+		ifi, err = net.InterfaceByName(name)
+		return err
+	})
+	return ifi, err
+}
+
+// inNetns runs fn on a locked OS thread switched into namespace ns, then
+// switches back. Sockets fn opens stay in ns.
+func inNetns(ns string, fn func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	target, err := netns.GetFromName(ns)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	if err := netns.Set(target); err != nil {
+		return err
+	}
+	defer netns.Set(orig)
+	return fn()
 }
 
 // hostAddr is host i's address: the client is 0, routers 1..N.
@@ -196,7 +274,13 @@ func (l *lab) hostAddr(i int) netip.Addr {
 func (l *lab) config(r *labRouter) string {
 	c := l.cmd
 	var b strings.Builder
-	fmt.Fprintf(&b, "! vipd lab: %s\nglobal_defs {\n    router_id %s\n    vrrp_garp_master_delay 1\n}\n", r.name, r.name)
+	// Several runs turn the second round of gratuitous ARPs off, so that
+	// one run's does not count as the next one's first.
+	delay := 1
+	if l.multi() {
+		delay = 0
+	}
+	fmt.Fprintf(&b, "! vipd lab: %s\nglobal_defs {\n    router_id %s\n    vrrp_garp_master_delay %d\n}\n", r.name, r.name, delay)
 	fmt.Fprintf(&b, "vrrp_instance VI_1 {\n    state BACKUP\n    interface eth0\n    virtual_router_id 51\n    priority %d\n", r.prio)
 	fmt.Fprintf(&b, "    version %d\n", c.VRRPVersion)
 	if c.VRRPVersion == 2 {
@@ -227,6 +311,10 @@ func (l *lab) start(r *labRouter) error {
 	}
 	var args []string
 	if r.isKA {
+		// A killed run's VRRP child may linger as a zombie that keepalived
+		// takes for a running daemon: start from fresh pid files.
+		os.Remove(filepath.Join(l.dir, r.name+".pid"))
+		os.Remove(filepath.Join(l.dir, r.name+".vrrp.pid"))
 		args = []string{"netns", "exec", r.ns, "keepalived", "-n", "-l", "-D", "--vrrp", "-f", conf,
 			"-p", filepath.Join(l.dir, r.name+".pid"), "-r", filepath.Join(l.dir, r.name+".vrrp.pid")}
 	} else {
@@ -238,7 +326,7 @@ func (l *lab) start(r *labRouter) error {
 	}
 	cmd := exec.Command("ip", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	logf, err := os.Create(filepath.Join(l.dir, r.name+".log"))
+	logf, err := os.OpenFile(filepath.Join(l.dir, r.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -259,6 +347,20 @@ func (l *lab) start(r *labRouter) error {
 	return nil
 }
 
+// vrrpChild is keepalived's VRRP child process id, 0 when unknown.
+func (l *lab) vrrpChild(r *labRouter) int {
+	if !r.isKA {
+		return 0
+	}
+	b, err := os.ReadFile(filepath.Join(l.dir, r.name+".vrrp.pid"))
+	if err != nil {
+		return 0
+	}
+	var pid int
+	fmt.Sscan(string(b), &pid)
+	return pid
+}
+
 func (r *labRouter) kind() string {
 	if r.isKA {
 		return "keepalived"
@@ -272,18 +374,19 @@ func (l *lab) follow(r *labRouter, rd io.Reader, closer io.Closer) {
 	defer closer.Close()
 	sc := bufio.NewScanner(rd)
 	for sc.Scan() {
+		at := time.Now()
 		line := sc.Text()
 		msg := line
-		var j struct {
-			Message string `json:"message"`
-		}
-		if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &j) == nil {
-			msg = j.Message
+		var fields map[string]any
+		if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &fields) == nil {
+			msg, _ = fields["message"].(string)
 		}
 		// "(VI_1) Entering MASTER STATE", keepalived also "... STATE (init)".
 		if i := strings.Index(msg, "Entering "); i >= 0 {
 			if f := strings.Fields(msg[i+len("Entering "):]); len(f) >= 2 && f[1] == "STATE" {
-				l.note(r.name, f[0])
+				l.mu.Lock()
+				l.events = append(l.events, labEvent{at: at, who: r.name, what: f[0], fields: fields})
+				l.mu.Unlock()
 			}
 		}
 	}
@@ -327,7 +430,7 @@ func (l *lab) ping(ctx context.Context, p *pinger) error {
 		}
 	}()
 	dst := &net.IPAddr{IP: l.vip.AsSlice()}
-	t := time.NewTicker(10 * time.Millisecond)
+	t := time.NewTicker(l.cmd.PingEvery)
 	defer t.Stop()
 	for seq := 1; ; seq++ {
 		msg := icmp.Message{Type: typ, Body: &icmp.Echo{ID: os.Getpid() & 0xffff, Seq: seq & 0xffff, Data: []byte("vipd lab")}}
@@ -346,27 +449,16 @@ func (l *lab) ping(ctx context.Context, p *pinger) error {
 
 // icmpConn opens a raw ICMP socket inside the client namespace; a socket
 // keeps the namespace it was created in.
-func (l *lab) icmpConn() (*icmp.PacketConn, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return nil, err
-	}
-	defer orig.Close()
-	target, err := netns.GetFromName(l.ns("client"))
-	if err != nil {
-		return nil, err
-	}
-	defer target.Close()
-	if err := netns.Set(target); err != nil {
-		return nil, err
-	}
-	defer netns.Set(orig)
-	if l.vip.Is6() {
-		return icmp.ListenPacket("ip6:ipv6-icmp", "::")
-	}
-	return icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+func (l *lab) icmpConn() (c *icmp.PacketConn, err error) {
+	err = inNetns(l.ns("client"), func() error {
+		if l.vip.Is6() {
+			c, err = icmp.ListenPacket("ip6:ipv6-icmp", "::")
+		} else {
+			c, err = icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+		}
+		return err
+	})
+	return c, err
 }
 
 func (l *lab) master() *labRouter {
@@ -384,68 +476,283 @@ func (l *lab) master() *labRouter {
 	return nil
 }
 
-func (l *lab) run(ctx context.Context) error {
+// labRunResult is what one run measured. Times are from the fault unless
+// said otherwise; -1 means not seen.
+type labRunResult struct {
+	Impl       string  `json:"impl"`
+	Version    int     `json:"version"`
+	IntervalMS float64 `json:"interval_ms"`
+	Fault      string  `json:"fault"`
+	Run        int     `json:"run"`
+	From       string  `json:"from"`
+	To         string  `json:"to"`
+	// MasterMS: the new master's "Entering MASTER STATE" line, when the
+	// lab read it.
+	MasterMS float64 `json:"master_ms"`
+	// WireMS: its first gratuitous ARP for the VIP on the wire, by the
+	// kernel's receive timestamp in the client namespace (IPv4 only).
+	WireMS float64 `json:"wire_ms"`
+	// PingGapMS: the longest gap between the client's ping replies
+	// around the fault (resolution --ping-every).
+	PingGapMS float64 `json:"ping_gap_ms"`
+	// vipd only: its takeover overhead, from the timer being due to the
+	// VIPs added and the first round of gratuitous ARPs written (vipd's
+	// own clock), and to the first one on the wire (the client's kernel
+	// timestamp; same host clock).
+	TakeoverFiredUS float64 `json:"takeover_fired_us,omitempty"`
+	TakeoverVIPsUS  float64 `json:"takeover_vips_us,omitempty"`
+	TakeoverGARPUS  float64 `json:"takeover_garp_us,omitempty"`
+	TakeoverWireUS  float64 `json:"takeover_wire_us,omitempty"`
+	Err             string  `json:"error,omitempty"`
+}
+
+// downInterval is a generous Master_Down_Interval for waiting.
+func (l *lab) downInterval() time.Duration {
+	return 4 * l.cmd.Interval
+}
+
+// waitMaster waits until the highest priority router is the only master.
+func (l *lab) waitMaster(ctx context.Context, limit time.Duration) (*labRouter, error) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if m := l.master(); m == l.routers[0] && l.masters() == 1 {
+			return m, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if m := l.master(); m != nil && !l.multi() {
+		return m, nil
+	}
+	return nil, fmt.Errorf("no single master within %v; logs in %s", limit, l.dir)
+}
+
+// masters counts the routers whose last state is MASTER.
+func (l *lab) masters() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	state := map[string]string{}
+	for _, e := range l.events {
+		state[e.who] = e.what
+	}
+	n := 0
+	for _, r := range l.routers {
+		if state[r.name] == "MASTER" {
+			n++
+		}
+	}
+	return n
+}
+
+func (l *lab) multi() bool { return l.cmd.Runs > 1 || l.cmd.JSON }
+
+func (l *lab) run(ctx context.Context) ([]labRunResult, error) {
 	c := l.cmd
-	fmt.Printf("lab %s: %d routers, VRRPv%d, advert every %v, %s%s, VIP %s, fault %q\n",
-		l.prefix, c.Routers, c.VRRPVersion, c.Interval, map[bool]string{true: "unicast", false: "multicast"}[c.Unicast],
-		map[bool]string{true: ", use_vmac", false: ""}[c.VMAC], l.vip, c.Fault)
+	out := l.out
+	if !c.JSON {
+		fmt.Fprintf(out, "lab %s: %d routers (%s), VRRPv%d, advert every %v, %s%s, VIP %s, fault %q\n",
+			l.prefix, c.Routers, c.Impl, c.VRRPVersion, c.Interval, map[bool]string{true: "unicast", false: "multicast"}[c.Unicast],
+			map[bool]string{true: ", use_vmac", false: ""}[c.VMAC], l.vip, c.Fault)
+	}
+	var sn *arpSniffer
+	if l.vip.Is4() {
+		var err error
+		if sn, err = l.sniffARP(); err != nil {
+			return nil, err
+		}
+		defer sn.Close()
+	}
 	t0 := time.Now()
 	for _, r := range l.routers {
 		if err := l.start(r); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	// Wait for a master: a fresh cluster elects after one Master_Down_Interval.
-	down := 3*c.Interval + c.Interval
-	if c.VRRPVersion == 2 {
-		down = 4 * time.Second
-	}
-	deadline := time.Now().Add(3*down + 3*time.Second)
-	var m *labRouter
-	for m == nil && time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+	// A fresh cluster elects after one Master_Down_Interval.
+	m, err := l.waitMaster(ctx, 3*l.downInterval()+5*time.Second)
+	if err != nil {
+		if !c.JSON {
+			l.printTimeline(t0, nil, time.Time{})
 		}
-		m = l.master()
-	}
-	if m == nil {
-		l.printTimeline(t0, nil, time.Time{})
-		return fmt.Errorf("no router became master within %v; logs in %s", time.Since(t0).Round(time.Millisecond), l.dir)
+		return nil, err
 	}
 	pctx, pcancel := context.WithCancel(ctx)
+	defer pcancel()
 	p := &pinger{}
 	perr := make(chan error, 1)
 	go func() { perr <- l.ping(pctx, p) }()
 	settle := 2*c.Interval + 500*time.Millisecond
 	select {
 	case <-ctx.Done():
+		return nil, ctx.Err()
 	case <-time.After(settle):
 	}
 	if c.Keep {
-		fmt.Printf("lab is up: master %s. Explore with e.g.\n  ip netns exec %s ip addr\n  ip netns exec %s tcpdump -ni eth0 vrrp\n  configs and logs in %s\nCtrl-C removes it.\n",
+		fmt.Fprintf(out, "lab is up: master %s. Explore with e.g.\n  ip netns exec %s ip addr\n  ip netns exec %s tcpdump -ni eth0 vrrp\n  configs and logs in %s\nCtrl-C removes it.\n",
 			m.name, m.ns, l.ns("client"), l.dir)
 		<-ctx.Done()
-		pcancel()
-		return nil
+		return nil, nil
 	}
-	faultAt := time.Now()
-	if err := l.fail(m); err != nil {
-		pcancel()
-		return err
-	}
-	select {
-	case <-ctx.Done():
-	case <-time.After(c.After):
+	var results []labRunResult
+	var faultAt time.Time
+	for run := 1; run <= c.Runs; run++ {
+		if run > 1 {
+			if m, err = l.waitMaster(ctx, 3*l.downInterval()+5*time.Second); err != nil {
+				return results, err
+			}
+			select {
+			case <-ctx.Done():
+				return results, ctx.Err()
+			case <-time.After(settle):
+			}
+		}
+		faultAt = time.Now()
+		if err := l.fail(m); err != nil {
+			return results, err
+		}
+		res := l.measure(ctx, run, m, faultAt, sn, p)
+		results = append(results, res)
+		if c.JSON {
+			b, _ := json.Marshal(res)
+			fmt.Fprintln(out, string(b))
+		} else if l.multi() {
+			fmt.Fprintf(out, "run %3d: %s -> %s: master after %8.2f ms, first GARP on the wire %8.2f ms, ping gap %7.1f ms%s\n",
+				run, res.From, res.To, res.MasterMS, res.WireMS, res.PingGapMS, takeoverText(res))
+		}
+		if run < c.Runs {
+			if err := l.restore(m); err != nil {
+				return results, err
+			}
+		}
 	}
 	pcancel()
 	if err := <-perr; err != nil {
-		return err
+		return results, err
 	}
-	l.printTimeline(t0, m, faultAt)
-	l.printPing(p, faultAt)
+	if !l.multi() {
+		l.printTimeline(t0, m, faultAt)
+		l.printPing(p, faultAt)
+	}
+	return results, nil
+}
+
+func takeoverText(r labRunResult) string {
+	if r.TakeoverVIPsUS == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", takeover: woke %.0f us, VIPs %.0f us, GARP written %.0f us, on the wire %.0f us after the timer was due",
+		r.TakeoverFiredUS, r.TakeoverVIPsUS, r.TakeoverGARPUS, r.TakeoverWireUS)
+}
+
+// measure waits for another router to take over after the fault at
+// faultAt and returns the run's figures.
+func (l *lab) measure(ctx context.Context, run int, m *labRouter, faultAt time.Time, sn *arpSniffer, p *pinger) labRunResult {
+	c := l.cmd
+	res := labRunResult{Impl: c.Impl, Version: c.VRRPVersion, IntervalMS: float64(c.Interval) / 1e6, Fault: c.Fault,
+		Run: run, From: m.name, MasterMS: -1, WireMS: -1, PingGapMS: -1}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	deadline := time.Now().Add(3*l.downInterval() + 3*time.Second)
+	if !l.multi() {
+		deadline = time.Now().Add(c.After)
+	}
+	var (
+		took  *labEvent
+		garp  time.Time
+		endAt time.Time
+	)
+	for time.Now().Before(deadline) {
+		if took == nil {
+			took = l.takeover(m, faultAt)
+		}
+		if took != nil && sn != nil && garp.IsZero() {
+			var to *labRouter
+			for _, r := range l.routers {
+				if r.name == took.who {
+					to = r
+				}
+			}
+			garp = sn.first(faultAt, l.vip, m.mac, to.mac, c.VMAC)
+		}
+		if took != nil && (sn == nil || !garp.IsZero()) && l.multi() {
+			if endAt.IsZero() {
+				// Let the client's pings see the new master.
+				endAt = time.Now().Add(max(20*c.PingEvery, 50*time.Millisecond))
+			}
+			if time.Now().After(endAt) {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			res.Err = ctx.Err().Error()
+			return res
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	if took == nil {
+		res.Err = "no other router became master"
+		return res
+	}
+	res.To = took.who
+	res.MasterMS = ms(took.at.Sub(faultAt))
+	if !garp.IsZero() {
+		res.WireMS = ms(garp.Sub(faultAt))
+	}
+	res.PingGapMS = ms(p.gap(faultAt, time.Now()))
+	if took.fields != nil {
+		if due, ok := took.fields["takeover_due"].(string); ok {
+			res.TakeoverFiredUS, _ = took.fields["takeover_fired_us"].(float64)
+			res.TakeoverVIPsUS, _ = took.fields["takeover_vips_us"].(float64)
+			res.TakeoverGARPUS, _ = took.fields["takeover_garp_us"].(float64)
+			if t, err := time.Parse(time.RFC3339Nano, due); err == nil && !garp.IsZero() {
+				res.TakeoverWireUS = float64(garp.Sub(t).Nanoseconds()) / 1e3
+			}
+		}
+	}
+	return res
+}
+
+// takeover returns the first MASTER entry of a router other than m after
+// faultAt.
+func (l *lab) takeover(m *labRouter, faultAt time.Time) *labEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := range l.events {
+		e := &l.events[i]
+		if e.who != m.name && e.what == "MASTER" && e.at.After(faultAt) {
+			return e
+		}
+	}
 	return nil
+}
+
+// gap is the longest gap between ping replies from the last one before
+// from until to.
+func (p *pinger) gap(from, to time.Time) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var gap time.Duration
+	last := from
+	for _, r := range p.replies {
+		if r.Before(from) {
+			last = r
+			continue
+		}
+		if r.After(to) {
+			break
+		}
+		if d := r.Sub(last); d > gap {
+			gap = d
+		}
+		last = r
+	}
+	if d := to.Sub(last); d > gap {
+		gap = d
+	}
+	return gap
 }
 
 func (l *lab) fail(m *labRouter) error {
@@ -455,7 +762,11 @@ func (l *lab) fail(m *labRouter) error {
 		return m.signal(syscall.SIGTERM)
 	case "kill":
 		l.note(m.name, "fault: SIGKILL and link down")
+		child := l.vrrpChild(m)
 		err := m.signal(syscall.SIGKILL)
+		if child > 0 {
+			syscall.Kill(child, syscall.SIGKILL)
+		}
 		if err2 := ipCmd("-n", m.ns, "link", "set", "eth0", "down"); err == nil {
 			err = err2
 		}
@@ -464,6 +775,25 @@ func (l *lab) fail(m *labRouter) error {
 		l.note(m.name, "fault: link down")
 		return ipCmd("-n", l.ns("br"), "link", "set", m.name, "down")
 	}
+}
+
+// restore undoes the fault on m: a stopped or killed daemon is started
+// again, a downed link brought up.
+func (l *lab) restore(m *labRouter) error {
+	switch l.cmd.Fault {
+	case "link":
+		return ipCmd("-n", l.ns("br"), "link", "set", m.name, "up")
+	case "kill":
+		if err := ipCmd("-n", m.ns, "link", "set", "eth0", "up"); err != nil {
+			return err
+		}
+	}
+	select {
+	case <-m.waitDone:
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("%s did not exit", m.name)
+	}
+	return l.start(m)
 }
 
 // signal sends sig to the daemon inside the namespace: ip netns exec

@@ -43,8 +43,10 @@ type netlinkLinks struct {
 	out   chan linkEvent
 	done  chan struct{}
 	wg    sync.WaitGroup
-	state map[string]linkEvent
-	sent  map[string]bool
+
+	closeOnce sync.Once
+	state     map[string]linkEvent
+	sent      map[string]bool
 
 	// Resubscribe is how long to wait before subscribing again after a
 	// failure; zero means one second.
@@ -86,15 +88,14 @@ func (w *netlinkLinks) Events() <-chan linkEvent { return w.out }
 
 // Close implements linkWatcher. The events channel is closed.
 func (w *netlinkLinks) Close() error {
-	select {
-	case <-w.done:
-		return nil
-	default:
-	}
-	close(w.done)
-	w.wg.Wait()
-	w.h.Close()
-	return w.ns.Close()
+	var err error
+	w.closeOnce.Do(func() {
+		close(w.done)
+		w.wg.Wait()
+		w.h.Close()
+		err = w.ns.Close()
+	})
+	return err
 }
 
 func (w *netlinkLinks) subscribe() (<-chan netlink.LinkUpdate, chan struct{}, error) {
@@ -253,3 +254,8 @@ func (f *fakeLinks) Set(name string, index int, up bool) {
 
 func (f *fakeLinks) Events() <-chan linkEvent { return f.ch }
 func (f *fakeLinks) Close() error             { close(f.ch); return nil }
+
+var (
+	_ linkWatcher = (*netlinkLinks)(nil)
+	_ linkWatcher = (*fakeLinks)(nil)
+)

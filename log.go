@@ -42,6 +42,8 @@ func (o logOptions) newLogger(w io.Writer) (zerolog.Logger, error) {
 			return zerolog.Nop(), fmt.Errorf("open syslog: %w", err)
 		}
 		out = zerolog.SyslogLevelWriter(sw)
+	case o.LogFormat == "console" && w == os.Stderr && underJournal(os.Stderr):
+		out = &journalWriter{out: w} // ops.go
 	case o.LogFormat == "console":
 		out = zerolog.ConsoleWriter{Out: w, TimeFormat: "2006-01-02 15:04:05.000", NoColor: !isTerminal(w)}
 	}

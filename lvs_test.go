@@ -32,24 +32,6 @@ type lvsTest struct {
 	scripts []string
 }
 
-// syncBuffer is a bytes.Buffer safe for the manager's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func newLVSTest(t *testing.T, conf string, k ipvsKernel) *lvsTest {
 	t.Helper()
 	cfg, diags, err := loadString(t, conf, nil)

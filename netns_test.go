@@ -47,7 +47,14 @@ type testNS struct {
 // and loopback up.
 func newTestNS(t testing.TB, tag string) *testNS {
 	t.Helper()
-	name := fmt.Sprintf("vipd-netio-%d-%d-%s", os.Getpid(), nsSeq.Add(1), tag)
+	return newTestNSPrefix(t, "netio", tag)
+}
+
+// newTestNSPrefix is newTestNS for the tests of another helper tag: the
+// namespace is vipd-<helper>-<pid>-<n>-<tag>.
+func newTestNSPrefix(t testing.TB, helper, tag string) *testNS {
+	t.Helper()
+	name := fmt.Sprintf("vipd-%s-%d-%d-%s", helper, os.Getpid(), nsSeq.Add(1), tag)
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
 	}
@@ -173,12 +180,19 @@ var lanSeq atomic.Int32
 
 func newTestLAN(t testing.TB, hosts int) *testLAN {
 	t.Helper()
+	return newTestLANPrefix(t, "netio", hosts)
+}
+
+// newTestLANPrefix is newTestLAN with namespaces named for helper (see
+// newTestNSPrefix).
+func newTestLANPrefix(t testing.TB, helper string, hosts int) *testLAN {
+	t.Helper()
 	needRoot(t)
-	l := &testLAN{Bridge: newTestNS(t, "br"), Net: int(lanSeq.Add(1))}
+	l := &testLAN{Bridge: newTestNSPrefix(t, helper, "br"), Net: int(lanSeq.Add(1))}
 	l.Bridge.IP("link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
 	l.Bridge.IP("link", "set", "br0", "up")
 	for i := 0; i < hosts; i++ {
-		h := newTestNS(t, fmt.Sprintf("h%d", i+1))
+		h := newTestNSPrefix(t, helper, fmt.Sprintf("h%d", i+1))
 		port := fmt.Sprintf("p%d", i+1)
 		veth(t, h, "eth0", l.Bridge, port)
 		l.Bridge.IP("link", "set", port, "master", "br0")

@@ -38,6 +38,11 @@ func (r *runner) reconfigure(nic *VRRPInstance, now time.Time) error {
 	if identity(nic) != identity(r.ic) {
 		return errRestart
 	}
+	defer func() {
+		r.mu.Lock()
+		r.status.Config = r.ic
+		r.mu.Unlock()
+	}()
 	if r.m == nil || r.hub == nil {
 		// Not running yet (interface missing): the next setup uses it.
 		r.ic = nic
@@ -76,7 +81,7 @@ func (r *runner) reconfigure(nic *VRRPInstance, now time.Time) error {
 			gone = append(gone, v)
 		}
 	}
-	r.delVIPs(gone)
+	r.pendingDels = append(r.pendingDels, gone...)
 	for _, v := range vips {
 		a := v.Prefix.Addr()
 		if !slices.Contains(oldVIPs, v) && !containsAddr(r.pendingAdds, a) {
@@ -90,15 +95,37 @@ func containsAddr(vs []vip, a netip.Addr) bool {
 	return slices.ContainsFunc(vs, func(v vip) bool { return v.Prefix.Addr() == a })
 }
 
-// commitAdds is reload's phase 2: the additions kept by reconfigure, then
-// their announcements.
-func (r *runner) commitAdds(now time.Time) {
+// reloadPlan is what a runner's phase 1 decided: the VIPs it will remove
+// and add.
+type reloadPlan struct{ Dels, Adds []vip }
+
+// commitDels is reload's phase 2: the removals kept by reconfigure, except
+// the VIPs in skip, which another instance adds in phase 3 with the same
+// attributes: they stay on the interface, so a VIP moving between
+// instances never disappears, not even for the moment between the phases.
+func (r *runner) commitDels(skip []vip) {
+	dels := r.pendingDels
+	r.pendingDels = nil
+	for _, v := range dels {
+		if !slices.Contains(skip, v) {
+			r.delVIPs([]vip{v})
+		}
+	}
+}
+
+// commitAdds is reload's phase 3: the additions kept by reconfigure (those
+// in skip are on the interface already), then their announcements.
+func (r *runner) commitAdds(now time.Time, skip []vip) {
 	adds, garp := r.pendingAdds, r.pendingGARP
 	r.pendingAdds, r.pendingGARP = nil, false
 	if len(adds) == 0 || r.m == nil || r.m.State() != stateMaster {
 		return
 	}
-	r.addVIPs(adds)
+	for _, v := range adds {
+		if !slices.Contains(skip, v) {
+			r.addVIPs([]vip{v})
+		}
+	}
 	if garp || len(adds) > 0 { // every new address is announced
 		targets := make([]garpTarget, 0, len(adds))
 		for _, v := range adds {
@@ -112,6 +139,8 @@ func (r *runner) commitAdds(now time.Time) {
 // reloadFrom loads path and applies it. A configuration with errors is
 // rejected whole, with its errors logged, and the running one is kept.
 func (d *daemon) reloadFrom(path string, opt loadOptions) error {
+	d.sdNotify(reloadingState())
+	defer func() { d.sdNotify(d.readyState()) }()
 	cfg, diags, err := loadConfig(path, opt)
 	for _, dg := range diags {
 		ev := d.log.Warn()
@@ -142,6 +171,7 @@ func (d *daemon) apply(cfg *Config) {
 
 	var keep, stop []*runner
 	var start []*VRRPInstance
+	var dels, adds []vip
 	if d.vrrp {
 		for _, ic := range cfg.Instances {
 			r := old[ic.Name]
@@ -150,11 +180,13 @@ func (d *daemon) apply(cfg *Config) {
 				continue
 			}
 			delete(old, ic.Name)
-			e := make(chan error, 1)
-			r.in <- runnerInput{kind: inReconfig, ic: ic, err: e}
+			e, plan := make(chan error, 1), make(chan reloadPlan, 1)
+			r.in <- runnerInput{kind: inReconfig, ic: ic, err: e, plan: plan}
 			switch err := <-e; {
 			case err == nil:
 				keep = append(keep, r)
+				p := <-plan
+				dels, adds = append(dels, p.Dels...), append(adds, p.Adds...)
 			case errors.Is(err, errRestart):
 				r.logf(d.log.Info(), "interface, VRID, version or addressing changed: restarting the instance")
 				stop = append(stop, r)
@@ -176,10 +208,19 @@ func (d *daemon) apply(cfg *Config) {
 		go func() { defer wg.Done(); r.stop() }()
 	}
 	wg.Wait()
-	for _, r := range keep {
-		done := make(chan struct{})
-		r.in <- runnerInput{kind: inReconfigAdds, reply: done}
-		<-done
+	// A VIP one kept instance removes and another adds, alike, moves.
+	var moved []vip
+	for _, v := range dels {
+		if slices.Contains(adds, v) {
+			moved = append(moved, v)
+		}
+	}
+	for _, kind := range []inputKind{inReconfigDels, inReconfigAdds} {
+		for _, r := range keep {
+			done := make(chan struct{})
+			r.in <- runnerInput{kind: kind, reply: done, skip: moved}
+			<-done
+		}
 	}
 	d.mu.Lock()
 	d.runners = keep

@@ -28,6 +28,8 @@ type runnerInput struct {
 	ic    *VRRPInstance
 	reply chan struct{}
 	err   chan error
+	plan  chan reloadPlan // inReconfig: the VIPs to remove and add
+	skip  []vip           // inReconfigDels, inReconfigAdds: VIPs moving between instances
 }
 
 type inputKind uint8
@@ -37,8 +39,9 @@ const (
 	inLink
 	inEvent // a state machine event from tracking or a sync group
 	inStop
-	inReconfig     // reload, phase 1: new settings, VIPs that went are removed
-	inReconfigAdds // reload, phase 2: VIPs that came are added
+	inReconfig     // reload, phase 1: new settings; VIPs that went and came are noted
+	inReconfigDels // reload, phase 2: VIPs that went are removed
+	inReconfigAdds // reload, phase 3: VIPs that came are added
 )
 
 // runner is one instance's driver.
@@ -69,7 +72,13 @@ type runner struct {
 	reconfiguring bool
 	oldVIPs       []vip
 	pendingAdds   []vip
+	pendingDels   []vip
 	pendingGARP   bool
+
+	// tk measures a takeover from the timer that caused it: set while a
+	// timer expiry is executed, it ends up in the "Entering MASTER STATE"
+	// log line (vipd lab --bench reads it).
+	tk takeoverTimes
 
 	mu     sync.Mutex
 	status runnerStatus
@@ -86,8 +95,17 @@ type runnerStatus struct {
 	Transitions int
 	SentAdverts uint64
 	Rx          rxCounters
-	Overruns    uint64 // adverts dropped because the runner was behind
-	Err         string // why the instance cannot run, when it cannot
+	Overruns    uint64        // adverts dropped because the runner was behind
+	Err         string        // why the instance cannot run, when it cannot
+	Config      *VRRPInstance // r.ic, for readers on other goroutines (status, metrics)
+
+	// keepalived's stats (keepalived.stats) and the split-brain monitor.
+	BecameMaster   uint64
+	ReleasedMaster uint64
+	PrioZeroRcvd   uint64
+	PrioZeroSent   uint64
+	SplitBrains    uint64     // another master heard that we outrank
+	Rival          netip.Addr // that master, until it falls silent
 }
 
 func newRunner(d *daemon, ic *VRRPInstance) *runner {
@@ -99,8 +117,9 @@ func newRunner(d *daemon, ic *VRRPInstance) *runner {
 		ann: map[string]announcer{},
 		buf: make([]byte, 0, 1500),
 		status: runnerStatus{
-			State: stateInit,
-			Since: time.Now(),
+			State:  stateInit,
+			Since:  time.Now(),
+			Config: ic,
 		},
 	}
 }
@@ -170,6 +189,9 @@ func (r *runner) setup() error {
 		}
 	}
 	r.ifi, r.src = ifi, src
+	if !ipv6 {
+		r.d.promote(ic.Interface)
+	}
 	r.group = ic.McastGroup4
 	if ipv6 {
 		r.group = ic.McastGroup6
@@ -241,12 +263,19 @@ func (r *runner) setup() error {
 // devices (dev: where an address without "dev" goes), and the addresses
 // its adverts carry.
 func resolveVIPs(ic *VRRPInstance, dev string) (vips []vip, advertised []netip.Addr) {
-	for _, v := range ic.VIPs {
-		vips = append(vips, toVIP(v, dev))
-		advertised = append(advertised, v.Prefix.Addr())
-	}
-	for _, v := range ic.VIPsExcluded {
-		vips = append(vips, toVIP(v, dev))
+	for i, list := range [][]VIP{ic.VIPs, ic.VIPsExcluded} {
+		for _, v := range list {
+			if ic.UseVMAC && v.Dev == ic.Interface {
+				// keepalived moves the instance interface's VIPs onto
+				// the VMAC even when "dev <interface>" names it: on the
+				// parent, clients would learn the parent's MAC.
+				v.Dev = ""
+			}
+			vips = append(vips, toVIP(v, dev))
+			if i == 0 {
+				advertised = append(advertised, v.Prefix.Addr())
+			}
+		}
 	}
 	return vips, advertised
 }
@@ -269,6 +298,7 @@ func machineConfig(ic *VRRPInstance, src netip.Addr, advertised []netip.Addr) in
 		LowerPrioNoAdvert:    ic.LowerPrioNoAdvert,
 		HigherPrioSendAdvert: ic.HigherPrioSendAdvert,
 		GARPOnLowerPrio:      ic.Garp.LowerPrioRepeat > 0,
+		SyncGroup:            ic.SyncGroup != "",
 	}
 }
 
@@ -356,12 +386,10 @@ func (r *runner) run() {
 		r.setErr(err)
 		retry = time.After(time.Second)
 	} else {
-		r.linkUp = r.ifi.Flags&(net.FlagUp|net.FlagRunning) == net.FlagUp|net.FlagRunning
-		if !r.linkUp {
-			// Straight to FAULT, not INIT -> BACKUP -> FAULT.
-			r.exec(r.m.Step(event{Kind: evLinkDown}, time.Now()))
-		}
-		r.exec(r.m.Step(event{Kind: evStartup}, time.Now()))
+		r.startup()
+		// Arm the timer now: a lone backup must not need an input to
+		// wake up for its Master_Down_Timer.
+		r.arm(timer, time.Now())
 	}
 	for {
 		select {
@@ -386,14 +414,26 @@ func (r *runner) run() {
 				close(in.reply)
 				return
 			case inReconfig:
-				in.err <- r.reconfigure(in.ic, now)
+				err := r.reconfigure(in.ic, now)
+				if in.plan != nil {
+					in.plan <- reloadPlan{Dels: slices.Clone(r.pendingDels), Adds: slices.Clone(r.pendingAdds)}
+				}
+				in.err <- err
+			case inReconfigDels:
+				r.commitDels(in.skip)
+				close(in.reply)
 			case inReconfigAdds:
-				r.commitAdds(now)
+				r.commitAdds(now, in.skip)
 				close(in.reply)
 			}
 		case <-timer.C:
+			if r.m.State() == stateBackup {
+				preciseWait(r.m.Deadline())
+			}
 			now := time.Now()
+			r.tk = takeoverTimes{due: r.m.Deadline(), fired: now}
 			r.exec(r.m.Step(event{Kind: evTimer}, now))
+			r.tk = takeoverTimes{}
 			r.announce(now)
 		case <-retry:
 			retry = nil
@@ -404,13 +444,26 @@ func (r *runner) run() {
 					continue
 				}
 				r.setErr(nil)
-				r.exec(r.m.Step(event{Kind: evStartup}, time.Now()))
+				r.startup()
 			}
 		}
 		if r.m != nil {
 			r.arm(timer, time.Now())
 		}
 	}
+}
+
+// startup starts the protocol once setup has succeeded, from the link
+// state the interface has now: link events that arrived before setup were
+// not applied, so the state must be read, not assumed.
+func (r *runner) startup() {
+	r.linkUp = r.ifi.Flags&(net.FlagUp|net.FlagRunning) == net.FlagUp|net.FlagRunning
+	r.applyTracking()
+	if !r.linkUp && !r.ic.DontTrackPrimary {
+		// Straight to FAULT, not INIT -> BACKUP -> FAULT.
+		r.exec(r.m.Step(event{Kind: evLinkDown}, time.Now()))
+	}
+	r.exec(r.m.Step(event{Kind: evStartup}, time.Now()))
 }
 
 func (r *runner) setErr(err error) {
@@ -438,7 +491,35 @@ func (r *runner) arm(timer *time.Timer, now time.Time) {
 	if dl.IsZero() {
 		return
 	}
-	timer.Reset(max(dl.Sub(now), 0))
+	d := max(dl.Sub(now), 0)
+	if r.m.State() == stateBackup && d > earlyWake {
+		// Master_Down_Timer: wake early, preciseWait does the rest.
+		d -= earlyWake
+	}
+	timer.Reset(d)
+}
+
+// earlyWake is how much earlier than Master_Down_Timer a backup's runner
+// wakes up. Go's timers sleep in epoll_wait, whose timeout is in whole
+// milliseconds: a timer fires up to about 1 ms late, which was most of a
+// takeover's cost (vipd lab --bench). The runner wakes early and sleeps
+// the rest with nanosleep, which the kernel times to microseconds. Only
+// a takeover pays this, as a backup's timer fires only then.
+const earlyWake = 2 * time.Millisecond
+
+// preciseWait blocks the calling thread until dl (at most earlyWake).
+func preciseWait(dl time.Time) {
+	d := time.Until(dl)
+	if d <= 0 || d > earlyWake {
+		return
+	}
+	ts := unix.NsecToTimespec(d.Nanoseconds())
+	for {
+		err := unix.Nanosleep(&ts, &ts)
+		if err != unix.EINTR {
+			return
+		}
+	}
 }
 
 // receive validates an advert (RFC 5798 section 7.1) and steps the machine.
@@ -446,6 +527,9 @@ func (r *runner) receive(msg []byte, meta frameMeta, now time.Time) {
 	v := validate(rxMeta{Src: meta.Src, Dst: meta.Dst, TTL: meta.TTL, SrcMAC: meta.SrcMAC}, msg, &r.pol, &r.adv)
 	r.mu.Lock()
 	r.status.Rx.add(v)
+	if v.OK() && r.adv.Priority == 0 {
+		r.status.PrioZeroRcvd++
+	}
 	r.mu.Unlock()
 	if !v.OK() {
 		if e := r.log.Debug(); e.Enabled() {
@@ -470,7 +554,7 @@ func (r *runner) onLink(ev linkEvent, now time.Time) {
 	if r.m == nil {
 		return
 	}
-	if ev.Name == r.ic.Interface {
+	if ev.Name == r.ic.Interface && !r.ic.DontTrackPrimary {
 		if ev.Up == r.linkUp {
 			return
 		}
@@ -499,12 +583,13 @@ func (r *runner) exec(acts []action) {
 				continue
 			}
 			r.addVIPs(vs)
+			r.tk.added = time.Now()
 		case actRemoveVIPs:
-			list := r.vips
 			if r.reconfiguring {
-				list = r.oldVIPs
+				r.pendingDels = append(r.pendingDels, r.selectVIPs(a.Addrs, r.oldVIPs)...)
+				continue
 			}
-			r.delVIPs(r.selectVIPs(a.Addrs, list))
+			r.delVIPs(r.selectVIPs(a.Addrs, r.vips))
 			if !r.reconfiguring {
 				r.garp.Stop()
 				r.garpAt = time.Time{}
@@ -520,15 +605,19 @@ func (r *runner) exec(acts []action) {
 			}
 			r.garp.Start(now, targets)
 			r.announce(now)
+			r.tk.garp = time.Now()
 		case actNotify:
 			r.transition(a, now)
 		case actLog:
 			r.logf(r.log.Info(), "%s", a.Log)
+			r.countLog(a.Log)
 			r.d.publish(instanceEvent{Instance: r.ic.Name, Runner: r, At: now, Log: a.Log, Priority: r.m.Priority()})
 		case actAdoptInterval:
 			r.mu.Lock()
 			r.status.IntervalCS = a.Interval
 			r.mu.Unlock()
+		case actWantMaster:
+			r.d.publish(instanceEvent{Instance: r.ic.Name, Runner: r, At: now, WantMaster: true, Want: a.Want, Priority: r.m.Priority()})
 		}
 	}
 	r.mu.Lock()
@@ -573,10 +662,24 @@ func (r *runner) transition(a action, now time.Time) {
 	r.mu.Lock()
 	r.status.Since = now
 	r.status.Transitions++
+	if a.To == stateMaster {
+		r.status.BecameMaster++
+	}
+	if a.From == stateMaster {
+		r.status.ReleasedMaster++
+	}
 	r.mu.Unlock()
 	ev := r.log.Info().Str("from", a.From.String()).Str("to", a.To.String()).Str("reason", a.Reason.String())
 	if a.Detail != "" {
 		ev = ev.Str("detail", a.Detail)
+	}
+	if a.To == stateMaster && !r.tk.due.IsZero() && !r.tk.added.IsZero() {
+		// Takeover overhead: from the timer being due to the VIPs added
+		// and the first round of gratuitous ARPs / NAs written.
+		ev = ev.Time("takeover_due", r.tk.due).
+			Float64("takeover_fired_us", float64(r.tk.fired.Sub(r.tk.due).Nanoseconds())/1e3).
+			Float64("takeover_vips_us", float64(r.tk.added.Sub(r.tk.due).Nanoseconds())/1e3).
+			Float64("takeover_garp_us", float64(r.tk.garp.Sub(r.tk.due).Nanoseconds())/1e3)
 	}
 	r.logf(ev, "Entering %s STATE", a.To)
 	r.d.publish(instanceEvent{Instance: r.ic.Name, Runner: r, At: now, Transition: true,
@@ -611,6 +714,9 @@ func (r *runner) sendAdvert(prio uint8) {
 		}
 		r.mu.Lock()
 		r.status.SentAdverts++
+		if prio == 0 {
+			r.status.PrioZeroSent++
+		}
 		r.mu.Unlock()
 	}
 }
@@ -664,6 +770,14 @@ func (r *runner) shutdown() {
 		}
 	}
 	r.logf(r.log.Info(), "Stopped")
+}
+
+// takeoverTimes are the instants of one timer-driven takeover.
+type takeoverTimes struct {
+	due   time.Time // the deadline of the timer that fired
+	fired time.Time // when the runner woke up for it
+	added time.Time // VIPs added
+	garp  time.Time // first round of announcements written
 }
 
 // snapshot returns a copy of the runner's status.

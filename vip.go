@@ -89,6 +89,14 @@ func (v vip) toNetlink() (*netlink.Addr, error) {
 		// (and VRRP already guarantees a single owner). keepalived adds
 		// IPv6 VIPs with IFA_F_NODAD for the same reason.
 		na.Flags |= unix.IFA_F_NODAD
+		if v.Prefix.Bits() == 128 {
+			// keepalived marks a /128 VIP deprecated (preferred
+			// lifetime 0, RFC 4862 section 5.5.4) so that the host
+			// does not pick it as the source of its own connections
+			// (RFC 6724 rule 3), e.g. health checks that must come from
+			// the real address.
+			na.PreferedLft, na.ValidLft = 0, 0xffffffff
+		}
 	}
 	if v.NoPrefixRoute {
 		na.Flags |= unix.IFA_F_NOPREFIXROUTE
@@ -493,3 +501,63 @@ func writeSysctl(family, ifname, key, val string) error {
 	}
 	return nil
 }
+
+// promoteSecondaries sets net.ipv4.conf.<ifname>.promote_secondaries=1,
+// as keepalived does for each VRRP interface at start, and returns a
+// function restoring the old value (call it on exit). Without it, removing
+// an IPv4 VIP that happens to be the primary address of its subnet on the
+// interface removes every secondary address of that subnet with it:
+// other VIPs, or the host's own addresses.
+func promoteSecondaries(ifname string) (restore func() error, err error) {
+	old, err := readSysctl("ipv4", ifname, "promote_secondaries")
+	if err != nil {
+		return nil, err
+	}
+	if old == "1" {
+		return func() error { return nil }, nil
+	}
+	if err := writeSysctl("ipv4", ifname, "promote_secondaries", "1"); err != nil {
+		return nil, err
+	}
+	return func() error { return writeSysctl("ipv4", ifname, "promote_secondaries", old) }, nil
+}
+
+// fakeVMACs is vmacs in memory for tests of the daemon.
+type fakeVMACs struct {
+	mu   sync.Mutex
+	Live map[string]vmacConfig // by name
+	Err  error
+}
+
+// Create implements vmacs.
+func (f *fakeVMACs) Create(c vmacConfig) (*net.Interface, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Err != nil {
+		return nil, f.Err
+	}
+	if f.Live == nil {
+		f.Live = map[string]vmacConfig{}
+	}
+	f.Live[c.name()] = c
+	return &net.Interface{Index: 1000 + int(c.VRID), MTU: 1500, Name: c.name(),
+		HardwareAddr: vmacFor(c.VRID, c.IPv6), Flags: net.FlagUp | net.FlagBroadcast | net.FlagMulticast}, nil
+}
+
+// Delete implements vmacs.
+func (f *fakeVMACs) Delete(c vmacConfig) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Err != nil {
+		return f.Err
+	}
+	delete(f.Live, c.name())
+	return nil
+}
+
+var (
+	_ addrs = netlinkAddrs{}
+	_ addrs = (*fakeAddrs)(nil)
+	_ vmacs = (*netlinkVMACs)(nil)
+	_ vmacs = (*fakeVMACs)(nil)
+)

@@ -48,7 +48,7 @@ func TestVIPAddDel(t *testing.T) {
 		"inet 10.88.0.1/32 scope link eth0",
 		"inet 10.99.0.1 peer 10.99.0.2/32 scope global eth0",
 		"inet6 fd77::10/64 scope global nodad noprefixroute",
-		"inet6 fd78::10/128 scope global nodad",
+		"inet6 fd78::10/128 scope global nodad deprecated",
 	} {
 		if !strings.Contains(show, want) {
 			t.Errorf("ip addr lacks %q:\n%s", want, show)
@@ -148,6 +148,18 @@ func TestFakeAddrs(t *testing.T) {
 	f.Err = os.ErrPermission
 	if f.Add(v) == nil {
 		t.Fatal("Err not returned")
+	}
+}
+
+func TestFakeVMACs(t *testing.T) {
+	var f fakeVMACs
+	ifi, err := f.Create(vmacConfig{Parent: "eth0", VRID: 3})
+	if err != nil || ifi.Name != "vrrp.3" || ifi.HardwareAddr.String() != "00:00:5e:00:01:03" {
+		t.Fatalf("%+v %v", ifi, err)
+	}
+	f.Delete(vmacConfig{Parent: "eth0", VRID: 3})
+	if len(f.Live) != 0 {
+		t.Fatal("still live")
 	}
 }
 
@@ -284,5 +296,39 @@ func TestVMACClientSeesVMAC(t *testing.T) {
 				t.Fatalf("client resolved %s to %q, want the VMAC %s", tc.ip, n, tc.mac)
 			}
 		}
+	}
+}
+
+// TestPromoteSecondaries: with promote_secondaries set, removing a VIP
+// that became the primary address of its subnet leaves the other
+// addresses of that subnet alone; restore puts the old value back.
+func TestPromoteSecondaries(t *testing.T) {
+	n := dummyHost(t)
+	a := netlinkAddrs{H: n.Netlink()}
+	first := vip{Prefix: netip.MustParsePrefix("10.55.0.1/24"), Dev: "eth0"}
+	second := vip{Prefix: netip.MustParsePrefix("10.55.0.2/24"), Dev: "eth0"}
+	var restore func() error
+	n.MustDo(func() (err error) { restore, err = promoteSecondaries("eth0"); return err })
+	for _, v := range []vip{first, second} {
+		if err := a.Add(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Del(first); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := a.Present([]vip{second}); len(got) != 1 {
+		t.Fatalf("10.55.0.2 went with the primary 10.55.0.1:\n%s", n.IP("-o", "addr"))
+	}
+	n.MustDo(restore)
+	if out, _ := n.Exec("cat", "/proc/sys/net/ipv4/conf/eth0/promote_secondaries"); strings.TrimSpace(out) != "0" {
+		t.Fatalf("promote_secondaries after restore = %q", out)
+	}
+	// And the failure it prevents, so the test means something.
+	a.Add(first)
+	a.Add(vip{Prefix: netip.MustParsePrefix("10.55.0.3/24"), Dev: "eth0"})
+	a.Del(second) // primary now
+	if got, _ := a.Present([]vip{first}); len(got) != 0 {
+		t.Fatalf("without promote_secondaries the kernel kept the secondaries; the test proves nothing")
 	}
 }

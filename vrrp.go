@@ -215,6 +215,12 @@ type instance struct {
 	rivalSeen time.Time
 	rivalCS   uint16
 
+	// masterSince is when the instance last became master; preempted is
+	// the lower priority master it heard as a backup, whose last advert
+	// right after a preemption is a hand-over, not a split brain.
+	masterSince time.Time
+	preempted   netip.Addr
+
 	acts []action // reused by Step
 }
 
@@ -543,6 +549,7 @@ func (i *instance) becomeMaster(now time.Time, r transReason, detail string) {
 	i.master, i.masterPrio = i.cfg.Primary, i.prio
 	i.rival = netip.Addr{}
 	i.preemptAt = time.Time{}
+	i.masterSince = now
 	i.transition(stateMaster, r, detail)
 }
 
@@ -636,6 +643,7 @@ func (i *instance) backupAdvert(ev event, now time.Time) {
 		// A lower priority master: let Master_Down_Timer run out and
 		// preempt it.
 		i.log(protoLog{Kind: plBackupLowerPrio, Src: ev.Src, Prio: a.Priority})
+		i.preempted = ev.Src
 		return
 	}
 	if i.cfg.Version == 3 && a.Interval != 0 && a.Interval != i.masterAdverCS {
@@ -676,7 +684,14 @@ func (i *instance) masterAdvert(ev event, now time.Time) {
 		i.masterPrio = i.prio
 	}
 	if a.Priority > i.prio || (a.Priority == i.prio && cmp > 0) {
-		if i.cfg.HigherPrioSendAdvert {
+		// keepalived's higher_prio_send_advert, and by default when we
+		// have been master for a Master_Down_Interval (a split brain
+		// healing, or a preemption): one last advert, so that a master
+		// that never heard us learns of the split brain and re-announces
+		// the addresses to clients that followed us. RFC-strict
+		// (lower_prio_no_advert) instances stay silent.
+		long := !i.cfg.LowerPrioNoAdvert && now.Sub(i.masterSince) >= i.downInterval()
+		if i.cfg.HigherPrioSendAdvert || long {
 			i.emit(action{Kind: actSendAdvert, Priority: i.prio})
 		}
 		if a.Priority > i.prio {
@@ -698,6 +713,14 @@ func (i *instance) masterAdvert(ev event, now time.Time) {
 	// other side hears us and steps down).
 	reassert := !i.cfg.LowerPrioNoAdvert
 	i.log(protoLog{Kind: plMasterLowerPrio, Src: ev.Src, Prio: a.Priority, Ours: i.prio, Reassert: reassert})
+	if ev.Src == i.preempted && now.Sub(i.masterSince) < i.downInterval() {
+		// The master we just preempted, saying its last advert: a
+		// hand-over, not a split brain.
+		if reassert {
+			i.emit(action{Kind: actSendAdvert, Priority: i.prio})
+		}
+		return
+	}
 	if i.rival != ev.Src {
 		i.log(protoLog{Kind: plSplitBrain, Src: ev.Src, Prio: a.Priority, Ours: i.prio})
 	}

@@ -46,7 +46,7 @@ if [ -z "$kver" ]; then
 fi
 [ -n "$kver" ] || { echo "ipvsvm: no kernel with ip_vs in /lib/modules; install linux-image-amd64" >&2; exit 2; }
 vmlinuz=/boot/vmlinuz-$kver
-[ -r "$vmlinuz" ] || { echo "ipvsvm: $vmlinuz not readable" >&2; exit 2; }
+[ -e "$vmlinuz" ] || { echo "ipvsvm: $vmlinuz not found; install linux-image-amd64" >&2; exit 2; }
 
 # Boot the ELF vmlinux through its PVH note: no firmware decompression, which
 # costs ~3.5 s under TCG. Extract it once from the XZ payload of the bzImage.
@@ -54,6 +54,13 @@ cache=${IPVSVM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vipd-ipvsvm}
 mkdir -p "$cache"
 vmlinux=$cache/vmlinux-$kver
 if [ ! -s "$vmlinux" ]; then
+	# Debian installs vmlinuz readable by root only.
+	if [ ! -r "$vmlinuz" ]; then
+		sudo -n true 2>/dev/null || { echo "ipvsvm: $vmlinuz not readable (and no sudo)" >&2; exit 2; }
+		copy=$(mktemp "$cache/vmlinuz.XXXXXX")
+		sudo -n cat "$vmlinuz" >"$copy"
+		vmlinuz=$copy
+	fi
 	off=$(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$vmlinuz" | head -n1 | cut -d: -f1)
 	[ -n "$off" ] || { echo "ipvsvm: no XZ payload in $vmlinuz" >&2; exit 2; }
 	tmp=$(mktemp "$cache/vmlinux.XXXXXX")
@@ -64,6 +71,7 @@ if [ ! -s "$vmlinux" ]; then
 		exit 2
 	fi
 	mv "$tmp" "$vmlinux"
+	if [ -n "${copy:-}" ]; then rm -f "$copy"; fi
 fi
 
 # go test passes -test.timeout; let Go's own timeout fire first in the guest.

@@ -1,0 +1,134 @@
+package main
+
+// debug.go is the daemon's self-inspection for the soak, fault and scale
+// benchmarks: `vipd debug` prints the process's goroutines, open file
+// descriptors, memory and the receive hubs' counters (adverts for a VRID
+// no instance runs, frames the socket dropped), which `vipd status` does
+// not show; `vipd debug --cpu-profile FILE` fetches a CPU profile of the
+// running daemon (pprof format). Both go over the control socket, so they
+// work inside the daemon's network namespace like `vipd status`.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// debugStatus is `vipd debug` (JSON).
+type debugStatus struct {
+	Pid        int         `json:"pid"`
+	Goroutines int         `json:"goroutines"`
+	FDs        int         `json:"fds"`
+	RSSKiB     int         `json:"rss_kib"`      // VmRSS
+	PeakRSSKiB int         `json:"peak_rss_kib"` // VmHWM
+	HeapAlloc  uint64      `json:"heap_alloc"`
+	HeapSys    uint64      `json:"heap_sys"`
+	NumGC      uint32      `json:"num_gc"`
+	Hubs       []hubStatus `json:"hubs"`
+}
+
+// hubStatus is one receive socket's counters.
+type hubStatus struct {
+	Interface     string `json:"interface,omitempty"`
+	Unicast       bool   `json:"unicast"`
+	Addr          string `json:"addr"`
+	Instances     int    `json:"instances"`
+	UnknownVRID   uint64 `json:"unknown_vrid"`   // adverts for a VRID no instance here runs
+	MalformedDrop uint64 `json:"malformed_drop"` // frames the conn dropped as not VRRP or malformed
+}
+
+// cpuProfileSeconds is how long `vipd debug --cpu-profile` profiles.
+const cpuProfileSeconds = 10
+
+func init() {
+	controlHandlers["debug"] = func(d *daemon) any { return d.debugStatus() }
+	controlHandlers["cpu-profile"] = func(d *daemon) any {
+		var buf bytes.Buffer
+		if err := pprof.StartCPUProfile(&buf); err != nil {
+			return map[string]string{"error": err.Error()}
+		}
+		time.Sleep(cpuProfileSeconds * time.Second)
+		pprof.StopCPUProfile()
+		return map[string][]byte{"profile": buf.Bytes()}
+	}
+}
+
+func (d *daemon) debugStatus() debugStatus {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	st := debugStatus{Pid: os.Getpid(), Goroutines: runtime.NumGoroutine(),
+		HeapAlloc: ms.HeapAlloc, HeapSys: ms.HeapSys, NumGC: ms.NumGC}
+	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
+		st.FDs = len(ents) - 1 // the directory being read is one
+	}
+	st.RSSKiB, st.PeakRSSKiB = procStatusKiB("/proc/self/status", "VmRSS:"), procStatusKiB("/proc/self/status", "VmHWM:")
+	d.mu.Lock()
+	for k, h := range d.hubs {
+		hs := hubStatus{Interface: k.ifname, Unicast: k.unicast, Addr: k.addr.String()}
+		h.mu.RLock()
+		for _, rs := range h.byVRID {
+			hs.Instances += len(rs)
+		}
+		hs.UnknownVRID = h.unknown
+		h.mu.RUnlock()
+		if c, ok := h.conn.(interface{ Drops() uint64 }); ok {
+			hs.MalformedDrop = c.Drops()
+		}
+		st.Hubs = append(st.Hubs, hs)
+	}
+	d.mu.Unlock()
+	sort.Slice(st.Hubs, func(i, j int) bool {
+		return st.Hubs[i].Interface+st.Hubs[i].Addr < st.Hubs[j].Interface+st.Hubs[j].Addr
+	})
+	return st
+}
+
+// procStatusKiB returns the kB value of key in a /proc/PID/status file, or 0.
+func procStatusKiB(path, key string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == key {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	return 0
+}
+
+// debugCmd is `vipd debug`: the running daemon's process figures.
+type debugCmd struct {
+	CPUProfile string `name:"cpu-profile" placeholder:"FILE" help:"Write a CPU profile of the running daemon (10 s, pprof format) to FILE."`
+	controlFlag
+}
+
+func (c *debugCmd) Run() error {
+	if c.CPUProfile != "" {
+		var res struct {
+			Profile []byte `json:"profile"`
+		}
+		if err := controlCall(c.Control, "cpu-profile", &res); err != nil {
+			return err
+		}
+		return os.WriteFile(c.CPUProfile, res.Profile, 0o644)
+	}
+	var st debugStatus
+	if err := controlCall(c.Control, "debug", &st); err != nil {
+		return err
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(st); err != nil {
+		return fmt.Errorf("debug: %w", err)
+	}
+	return nil
+}
