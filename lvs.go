@@ -26,7 +26,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -1015,9 +1014,9 @@ func (d *daemon) startLVS(ctx context.Context, opts lvsOptions) *lvsManager {
 // lvsScriptQueue runs notify and quorum scripts one at a time, in order,
 // off the manager's goroutine (keepalived forks them and does not wait;
 // running them in order keeps a down/up pair from overtaking itself).
-// It is a minimal runner: the command is split like misc_path (a line
-// with shell syntax runs under /bin/sh -c), run as its user [group] when
-// given, else global script_user, killed after lvsScriptTimeout.
+// Each runs through script.go like the VRRP notify scripts (split like
+// misc_path, as its user, script_user or keepalived_script, refused by
+// enable_script_security when unsafe), killed after lvsScriptTimeout.
 type lvsScriptQueue struct {
 	log  zerolog.Logger
 	g    *GlobalDefs
@@ -1081,34 +1080,26 @@ func (q *lvsScriptQueue) next(ctx context.Context) {
 func (q *lvsScriptQueue) drain(ctx context.Context) { q.next(ctx) }
 
 func (q *lvsScriptQueue) exec(ctx context.Context, j lvsScriptJob) {
-	argv, err := checkMiscCommand(j.s.Cmd)
-	var cred *syscall.Credential
-	if err == nil {
-		u, g := j.s.User, j.s.Group
-		q.mu.Lock()
-		if u == "" {
-			u, g = q.g.ScriptUser, q.g.ScriptGroup
-		}
-		q.mu.Unlock()
-		if u != "" {
-			args := []string{u}
-			if g != "" {
-				args = append(args, g)
-			}
-			cred, err = checkLookupUser(args)
-		}
-	}
+	q.mu.Lock()
+	g := q.g
+	q.mu.Unlock()
+	r, err := resolveScript(j.s, g)
 	if err != nil {
-		q.log.Error().Msgf("%s: %s %q: %v", j.s.Pos, j.what, j.s.Cmd, err)
+		q.log.Error().Msgf("%s: %v", j.what, err)
 		return
 	}
 	q.log.Info().Msgf("Executing [%s] for %s", j.s.Cmd, j.what)
-	code, err := checkMiscRun(ctx, argv, lvsScriptTimeout, cred)
+	res := r.run(ctx, lvsScriptTimeout)
 	switch {
-	case err != nil:
-		q.log.Warn().Msgf("%s: %s [%s]: %v", j.s.Pos, j.what, j.s.Cmd, err)
-	case code != 0:
-		q.log.Warn().Msgf("%s: %s [%s] exited with status %d", j.s.Pos, j.what, j.s.Cmd, code)
+	case res.TimedOut:
+		q.log.Warn().Msgf("%s: %s [%s] timed out after %v: killed", j.s.Pos, j.what, j.s.Cmd, lvsScriptTimeout)
+	case res.Err != nil:
+		q.log.Warn().Msgf("%s: %s [%s]: %v", j.s.Pos, j.what, j.s.Cmd, res.Err)
+	case res.Code != 0:
+		q.log.Warn().Msgf("%s: %s [%s] exited with status %d", j.s.Pos, j.what, j.s.Cmd, res.Code)
+	}
+	if e := q.log.Debug(); e.Enabled() && len(res.Output) > 0 {
+		e.Str("output", strings.TrimSpace(string(res.Output))).Msgf("%s ran", j.what)
 	}
 }
 
