@@ -89,6 +89,9 @@ type lvsCheck struct {
 	up     bool
 	reason string // last failure
 	logAll bool
+	// attempts and failed count finished attempts (guarded by
+	// lvsManager.mu), for status and metrics.
+	attempts, failed uint64
 }
 
 // lvsError is a configuration problem found while building the IPVS state;
@@ -503,6 +506,12 @@ func (m *lvsManager) transition(t checkTransition) {
 func (m *lvsManager) attempt(id string, out checkOutcome, st rsCheckStatus) {
 	m.mu.Lock()
 	c := m.checks[id]
+	if c != nil {
+		c.attempts++
+		if out.Err != nil {
+			c.failed++
+		}
+	}
 	m.mu.Unlock()
 	if c == nil {
 		return
@@ -929,6 +938,7 @@ func (m *lvsManager) applyConfig(cfg *Config) {
 			for i, c := range rs.checkers {
 				if o := oldCk[keyOf(c, nth(rs, i))]; o != nil {
 					c.up, c.reason = o.up, o.reason
+					c.attempts, c.failed = o.attempts, o.failed
 					// The scheduler starts a checker down only with
 					// alpha: a carried-over failed checker starts so.
 					c.spec.Alpha = !o.up
@@ -1138,8 +1148,10 @@ type checkerStatus struct {
 	Target   string `json:"target"`
 	Up       bool   `json:"up"`
 	Enabled  bool   `json:"enabled"`
-	Failures int    `json:"failures"`
+	Failures int    `json:"failures"` // consecutive
 	Reason   string `json:"reason,omitempty"`
+	Attempts uint64 `json:"attempts_total"`
+	Failed   uint64 `json:"failed_total"`
 }
 
 // Status reports every virtual server. It is nil-safe.
@@ -1182,7 +1194,8 @@ func (m *lvsManager) Status() []virtualServerStatus {
 				r.KernelWeight = k
 			}
 			for _, c := range rs.checkers {
-				cs := checkerStatus{Kind: c.spec.Kind.String(), Target: c.spec.addrPort().String(), Up: c.up, Enabled: true}
+				cs := checkerStatus{Kind: c.spec.Kind.String(), Target: c.spec.addrPort().String(), Up: c.up, Enabled: true,
+					Attempts: c.attempts, Failed: c.failed}
 				if c.spec.Kind == checkMisc {
 					cs.Target = c.spec.MiscPath
 				}

@@ -459,6 +459,10 @@ virtual_server 10.0.0.1 80 {
 	defer httpLn.Close()
 	serveHTTP(httpLn)
 	waitFor("HTTP server back", func() bool { return table() == both && exists("up") })
+	st := m.Status()
+	if ck := st[0].RealServers[1].Checkers[0]; ck.Attempts < 3 || ck.Failed < 2 || ck.Failed >= ck.Attempts {
+		t.Errorf("HTTP_GET counters: %+v", ck)
+	}
 	cancel()
 	m.Wait()
 	if got := table(); got != "TCP 192.0.2.9:22 wlc\n" {
