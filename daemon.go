@@ -79,6 +79,12 @@ func (c *runCmd) Run() error {
 	d := newDaemon(log, cfg, linuxSystem())
 	d.vrrp = !c.CheckOnly
 	d.cfgPath, d.loadOpt = c.UseFile, loadOptions{ConfigID: c.ConfigID}
+	log.Info().Str("version", version).Str("config", c.UseFile).Int("instances", len(cfg.Instances)).Msg("Starting vipd")
+	if !c.VRRPOnly {
+		// Before the control socket and metrics, which read d.lvs.
+		lvs := d.startLVS(ctx, lvsOptions{Keep: c.KeepIPVS})
+		defer func() { stop(); lvs.Wait() }() // releases our IPVS services on any return
+	}
 	ctl, err := d.listenControl(c.Control)
 	if err != nil {
 		return err
@@ -89,14 +95,7 @@ func (c *runCmd) Run() error {
 	if err := d.startOps(ctx, c.opsFlags); err != nil {
 		return err
 	}
-	log.Info().Str("version", version).Str("config", c.UseFile).Int("instances", len(cfg.Instances)).Msg("Starting vipd")
-	var lvs *lvsManager
-	if !c.VRRPOnly {
-		lvs = d.startLVS(ctx, lvsOptions{Keep: c.KeepIPVS})
-	}
-	err = d.run(ctx)
-	lvs.Wait() // releases our IPVS services
-	return err
+	return d.run(ctx)
 }
 
 // system is the daemon's seam to the operating system: sockets, netlink

@@ -1001,7 +1001,11 @@ func (d *daemon) startLVS(ctx context.Context, opts lvsOptions) *lvsManager {
 	var k ipvsKernel
 	nk, err := openIPVS()
 	if err != nil {
-		d.log.Error().Err(err).Msgf("IPVS is not available: %d virtual servers are not programmed (VRRP keeps running)", len(d.cfg.VirtualServers))
+		more := ""
+		if d.vrrp && len(d.cfg.Instances) > 0 {
+			more = " (VRRP keeps running)"
+		}
+		d.log.Error().Err(err).Msgf("IPVS is not available: %d virtual servers are not programmed and not checked%s", len(d.cfg.VirtualServers), more)
 	} else {
 		k = nk
 	}
