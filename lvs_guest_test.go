@@ -12,6 +12,9 @@ package main
 //	dir2   10.4.0.12 ─┼─ bridge lvs-br (guest root namespace)
 //	rs1    10.4.0.21 ─┤  (VIP on lo, HTTP_GET /health)
 //	rs2    10.4.0.22 ─┘  (VIP on lo, TCP_CHECK)
+//
+// A second virtual server on :8080 has ha_suspend: only the director that
+// holds the VIP programs it.
 
 import (
 	"bufio"
@@ -331,6 +334,12 @@ virtual_server 10.4.0.100 80 {
         }
     }
 }
+virtual_server 10.4.0.100 8080 {
+    ha_suspend
+    lb_kind DR
+    real_server 10.4.0.22 8080 {
+    }
+}
 `, name, state, prio, flags)
 	}
 	dir1 := startDirector(t, "lvs-d1", conf("dir1", "MASTER", 150), "10.4.0.11/24", br)
@@ -375,7 +384,7 @@ virtual_server 10.4.0.100 80 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Instances) != 1 || st.Instances[0].State != "MASTER" || len(st.VirtualServers) != 1 ||
+	if len(st.Instances) != 1 || st.Instances[0].State != "MASTER" || len(st.VirtualServers) != 2 ||
 		len(st.VirtualServers[0].RealServers) != 2 || st.VirtualServers[0].RealServers[0].KernelWeight != 1 {
 		t.Fatalf("dir1 status: %+v", st)
 	}
@@ -394,12 +403,36 @@ virtual_server 10.4.0.100 80 {
 	rs1.start()
 	traffic("rs1 back", both, exists("dir1-rs1-up"))
 
+	// ha_suspend: only the director holding the VIP has the :8080
+	// service in its kernel.
+	haSuspended := func(d *lvsDirector) (suspended, programmed bool) {
+		st, err := d.status()
+		if err != nil || len(st.VirtualServers) != 2 {
+			t.Fatalf("%s status: %v %+v", d.name, err, st)
+		}
+		return st.VirtualServers[1].Suspended, st.VirtualServers[1].Programmed
+	}
+	if s, p := haSuspended(dir1); s || !p {
+		t.Errorf("dir1 (MASTER): ha_suspend service suspended %v, programmed %v", s, p)
+	}
+	if s, p := haSuspended(dir2); !s || p {
+		t.Errorf("dir2 (BACKUP): ha_suspend service suspended %v, programmed %v", s, p)
+	}
+
 	// The master director dies: dir2 takes the VIP over and traffic goes on.
 	dir1.stop(syscall.SIGKILL)
 	traffic("traffic through dir2 after dir1 died", both, func() bool {
 		st, err := dir2.status()
 		return err == nil && len(st.Instances) == 1 && st.Instances[0].State == "MASTER"
 	})
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if s, p := haSuspended(dir2); !s && p {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("dir2 (MASTER now) did not program its ha_suspend service")
+		}
+	}
 	// On SIGTERM dir2 removes its virtual server from its IPVS table.
 	dir2Log := func() string { return dir2.log.String() }
 	dir2.stop(syscall.SIGTERM)
