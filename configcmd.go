@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/user"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -59,6 +60,7 @@ func runConfigTest(file, configID string, dump bool, stdout, stderr io.Writer) i
 	cfg, diags, err := loadConfig(file, loadOptions{ConfigID: configID})
 	if cfg != nil {
 		diags = append(diags, hostDiags(cfg)...)
+		diags = append(diags, lvsDiags(cfg)...) // virtual servers as lvs.go maps them
 		order := map[string]int{}
 		for _, d := range diags {
 			if _, ok := order[d.File]; !ok {
@@ -81,6 +83,10 @@ func runConfigTest(file, configID string, dump bool, stdout, stderr io.Writer) i
 		} else {
 			fmt.Fprintln(stderr, err)
 		}
+		return 1
+	}
+	if slices.ContainsFunc(diags, func(d diag) bool { return d.Severity == sevError }) {
+		fmt.Fprintf(stderr, "%s: configuration is not usable\n", file)
 		return 1
 	}
 	if dump {

@@ -121,6 +121,21 @@ func buildLVS(cfg *Config) ([]*lvsVS, []lvsError) {
 	return out, errs
 }
 
+// lvsDiags are buildLVS's problems as configuration diagnostics, for
+// `vipd -t` (a virtual server the daemon would leave out is an error).
+func lvsDiags(cfg *Config) []diag {
+	_, errs := buildLVS(cfg)
+	out := make([]diag, 0, len(errs))
+	for _, e := range errs {
+		sev := sevError
+		if e.Warn {
+			sev = sevWarning
+		}
+		out = append(out, diag{File: e.Pos.File, Line: e.Pos.Line, Severity: sev, Msg: e.Msg})
+	}
+	return out
+}
+
 func buildVS(cfg *Config, v *VirtualServer, index int) (*lvsVS, []lvsError) {
 	var errs []lvsError
 	fail := func(format string, a ...any) {
