@@ -76,7 +76,14 @@ type lvsRS struct {
 	checkers []*lvsCheck
 
 	up        bool
-	dynWeight int // misc_dynamic weight in force, -1 when none
+	dynWeight int    // misc_dynamic weight in force, -1 when none
+	broken    string // a checker could not be built: never up
+}
+
+// healthy reports whether all of rs's checkers are up (keepalived's empty
+// failed_checkers list) and none was unusable.
+func (rs *lvsRS) healthy() bool {
+	return rs.broken == "" && !slices.ContainsFunc(rs.checkers, func(c *lvsCheck) bool { return !c.up })
 }
 
 // lvsCheck is one checker of a real server.
@@ -293,15 +300,22 @@ func buildVS(cfg *Config, v *VirtualServer, index int) (*lvsVS, []lvsError) {
 		rs.name = svcName(r.Addr, int(rs.dest.Port), proto)
 		for k, c := range r.Checkers {
 			spec, err := checkerSpecFor(v, r, c)
-			if err != nil {
+			if errors.Is(err, errLVSUnsupported) {
 				errs = append(errs, lvsError{Pos: c.Pos, Msg: fmt.Sprintf("%s of real_server %s: %v", c.Type, rs.name, err), Warn: true})
+				continue
+			}
+			if err != nil {
+				// Fail closed: a real server whose checker cannot run is
+				// never taken for healthy.
+				rs.broken = fmt.Sprintf("%s: %v", c.Type, err)
+				errs = append(errs, lvsError{Pos: c.Pos, Msg: fmt.Sprintf("%s of real_server %s: %v; the real server is kept out of the pool", c.Type, rs.name, err)})
 				continue
 			}
 			ck := &lvsCheck{id: fmt.Sprintf("vs%d/rs%d/%d", index, j, k), spec: spec, cfg: c, vs: vs, rs: rs,
 				up: !spec.Alpha, logAll: c.LogAllFailures || cfg.Global.CheckerLogAllFailures}
 			rs.checkers = append(rs.checkers, ck)
 		}
-		rs.up = !slices.ContainsFunc(rs.checkers, func(c *lvsCheck) bool { return !c.up })
+		rs.up = rs.healthy()
 		vs.reals = append(vs.reals, rs)
 	}
 	return vs, errs
@@ -313,6 +327,9 @@ func svcName(a netip.Addr, port int, p ipvsProtocol) string {
 	return "[" + a.String() + "]:" + strings.ToLower(p.String()) + ":" + strconv.Itoa(port)
 }
 
+// errLVSUnsupported marks a configured feature vipd does not implement.
+var errLVSUnsupported = errors.New("not supported by vipd")
+
 // checkerSpecFor maps one checker block of the configuration model onto a
 // checkerSpec. Settings the model resolved through inheritance (checker,
 // real_server, virtual_server) arrive here as plain values.
@@ -322,7 +339,7 @@ func checkerSpecFor(v *VirtualServer, r *RealServer, c *Checker) (*checkerSpec, 
 		typ = "PING_CHECK"
 	}
 	if typ == "FILE_CHECK" {
-		return nil, errors.New("not supported by vipd: FILE_CHECK (ignored; the real server's other checkers decide)")
+		return nil, fmt.Errorf("%w: FILE_CHECK (ignored; the real server's other checkers decide)", errLVSUnsupported)
 	}
 	kind, err := parseCheckKind(typ)
 	if err != nil {
@@ -758,7 +775,7 @@ func (m *lvsManager) handle(t checkTransition) {
 		c.reason = t.Reason
 	}
 	was := rs.up
-	rs.up = !slices.ContainsFunc(rs.checkers, func(c *lvsCheck) bool { return !c.up })
+	rs.up = rs.healthy()
 	m.update(vs)
 	switch {
 	case rs.up && !was:
@@ -959,7 +976,7 @@ func (m *lvsManager) applyConfig(cfg *Config) {
 					c.spec.Alpha = !o.up
 				}
 			}
-			rs.up = !slices.ContainsFunc(rs.checkers, func(c *lvsCheck) bool { return !c.up })
+			rs.up = rs.healthy()
 		}
 	}
 	for _, vs := range m.vss {
@@ -1156,8 +1173,9 @@ type realServerStatus struct {
 	Addr         string          `json:"addr"`
 	Method       string          `json:"method"`
 	Up           bool            `json:"up"`
-	Weight       int             `json:"weight"`        // configured, or misc_dynamic's
-	KernelWeight int             `json:"kernel_weight"` // -1: not in the table
+	Weight       int             `json:"weight"`          // configured, or misc_dynamic's
+	KernelWeight int             `json:"kernel_weight"`   // -1: not in the table
+	Error        string          `json:"error,omitempty"` // a checker that cannot run: kept out
 	Checkers     []checkerStatus `json:"checkers,omitempty"`
 }
 
@@ -1208,7 +1226,7 @@ func (m *lvsManager) Status() []virtualServerStatus {
 			if rs.up {
 				st.LiveWeight += w
 			}
-			r := realServerStatus{Addr: rs.dest.String(), Method: rs.dest.Method.String(), Up: rs.up, Weight: w, KernelWeight: -1}
+			r := realServerStatus{Addr: rs.dest.String(), Method: rs.dest.Method.String(), Up: rs.up, Weight: w, KernelWeight: -1, Error: rs.broken}
 			if k, ok := kw[rs.dest.key()]; ok && vs.programmed {
 				r.KernelWeight = k
 			}
@@ -1277,6 +1295,9 @@ func printLVSStatus(w io.Writer, vss []virtualServerStatus) {
 					s += ": " + c.Reason
 				}
 				cks = append(cks, s)
+			}
+			if rs.Error != "" {
+				cks = append(cks, "error: "+rs.Error)
 			}
 			if len(cks) == 0 {
 				cks = []string{"-"}

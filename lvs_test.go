@@ -901,3 +901,40 @@ func FuzzLVSBuild(f *testing.F) {
 		}
 	})
 }
+
+// A checker that cannot run (a regex RE2 rejects, an unknown MISC_CHECK
+// user) keeps its real server out of the pool: never taken for healthy.
+func TestLVSBrokenCheckerFailsClosed(t *testing.T) {
+	lt := newLVSTest(t, `
+virtual_server 10.0.0.4 80 {
+    real_server 10.1.0.1 80 {
+        HTTP_GET {
+            url {
+                path /
+                regex "(?<=a)b"
+            }
+        }
+    }
+    real_server 10.1.0.2 80 {
+        TCP_CHECK {
+        }
+    }
+}
+`, newFakeIPVS())
+	lt.m.start()
+	if got, want := ipvsTable(t, lt.k), "TCP 10.0.0.4:80 wlc\n  -> 10.1.0.2:80 NAT 1\n"; got != want {
+		t.Errorf("table:\n%s\nwant\n%s", got, want)
+	}
+	if !strings.Contains(lt.log.String(), `keepalived.conf:4: HTTP_GET of real_server [10.1.0.1]:tcp:80: regex`) ||
+		!strings.Contains(lt.log.String(), "kept out of the pool") {
+		t.Errorf("log:\n%s", lt.log.String())
+	}
+	st := lt.m.Status()
+	if rs := st[0].RealServers[0]; rs.Up || rs.KernelWeight != -1 || !strings.Contains(rs.Error, "regex") {
+		t.Errorf("status %+v", rs)
+	}
+	cfg := lt.m.cfg
+	if ds := lvsDiags(cfg); len(ds) != 1 || ds[0].Severity != sevError || ds[0].Line != 4 {
+		t.Errorf("diags %v", ds)
+	}
+}
