@@ -63,6 +63,7 @@ type lvsVS struct {
 	// Run-time state, guarded by lvsManager.mu.
 	quorum     quorumState
 	dests      []ipvsDest // the pool as last computed
+	sorryIn    bool       // the sorry server replaces the pool
 	suspended  bool       // ha_suspend and the address is not held
 	programmed bool       // our services are in the kernel
 	err        string     // last kernel error for this virtual server
@@ -448,6 +449,7 @@ type lvsManager struct {
 	checkOnly bool
 	wake      chan struct{} // pending or VRRP state changed
 	scripts   *lvsScriptQueue
+	fifos     []*fifoWriter // notify_fifo, lvs_notify_fifo
 	done      chan struct{}
 }
 
@@ -626,7 +628,7 @@ func (m *lvsManager) start() {
 		if vs.haAddr.IsValid() {
 			vs.suspended = !m.held(vs.haAddr)
 		}
-		m.update(vs)
+		m.updateNotify(vs)
 		m.addCheckers(vs)
 		if vs.suspended {
 			m.log.Info().Msgf("Suspending healthcheckers of VS %s: %s is not held (ha_suspend)", vs.name, vs.haAddr)
@@ -670,36 +672,45 @@ func (f rsCheckFailer) Check(context.Context) checkOutcome {
 // with mu held.
 func (m *lvsManager) update(vs *lvsVS) quorumEvent {
 	members := make([]poolMember, 0, len(vs.reals))
+	live := 0
 	for _, rs := range vs.reals {
 		d := rs.dest
-		if rs.dynWeight >= 0 {
-			d.Weight = rs.dynWeight
-		}
+		d.Weight = rs.weight()
 		members = append(members, poolMember{Dest: d, Up: rs.up, Inhibit: rs.cfg.InhibitOnFailure})
+		if rs.up {
+			live += d.Weight
+		}
 	}
 	prev := vs.quorum
 	dests, st, ev := ipvsPool(members, vs.pool, prev)
 	vs.quorum, vs.dests = st, dests
-	m.program(vs)
-	live := 0
-	for _, mb := range members {
-		if mb.Up {
-			live += mb.Dest.Weight
-		}
-	}
-	switch ev {
-	case quorumGained:
+	switch {
+	case ev == quorumGained:
 		m.log.Info().Msgf("Gained quorum %d+%d=%d <= %d for VS %s", vs.pool.Quorum, vs.pool.Hysteresis, vs.pool.Quorum+vs.pool.Hysteresis, live, vs.name)
-		if s := vs.cfg.QuorumUp; s.IsSet() {
-			m.runScript("quorum_up of VS "+vs.name, s)
-		}
-	case quorumLost:
+	case ev == quorumLost && prev == quorumUnknown:
+		m.log.Info().Msgf("Starting with quorum down %d-%d=%d > %d for VS %s", vs.pool.Quorum, vs.pool.Hysteresis, vs.pool.Quorum+vs.pool.Hysteresis, live, vs.name)
+	case ev == quorumLost:
 		m.log.Info().Msgf("Lost quorum %d-%d=%d > %d for VS %s", vs.pool.Quorum, vs.pool.Hysteresis, vs.pool.Quorum-vs.pool.Hysteresis, live, vs.name)
-		if s := vs.cfg.QuorumDown; s.IsSet() {
-			m.runScript("quorum_down of VS "+vs.name, s)
-		}
 	}
+	if sorry := vs.pool.Sorry; sorry != nil {
+		in := st == quorumDown
+		if in != vs.sorryIn {
+			name := svcName(sorry.Addr, int(sorry.Port), vs.services[0].Protocol)
+			verb := map[[2]bool]string{{true, false}: "Adding sorry server %s to VS %s", {true, true}: "Enabling sorry server %s of VS %s",
+				{false, false}: "Removing sorry server %s from VS %s", {false, true}: "Disabling sorry server %s of VS %s"}[[2]bool{in, vs.pool.SorryInhibit}]
+			m.log.Info().Msgf(verb, name, vs.name)
+		}
+		vs.sorryIn = in
+	}
+	m.program(vs)
 	return ev
+}
+
+// updateNotify is update followed by the quorum notifies it calls for.
+func (m *lvsManager) updateNotify(vs *lvsVS) {
+	if m.update(vs) != quorumNoEvent {
+		m.vsNotify(vs)
+	}
 }
 
 // program puts vs's services and pool into the kernel, or takes them out
@@ -759,7 +770,8 @@ func (m *lvsManager) retryFailed(now time.Time) {
 	}
 }
 
-// handle applies one checker transition. Called with mu held.
+// handle applies one checker transition, with keepalived's log lines
+// (ipwrapper.c perform_svr_state, update_svr_wgt). Called with mu held.
 func (m *lvsManager) handle(t checkTransition) {
 	c := m.checks[t.ID]
 	if c == nil {
@@ -767,8 +779,16 @@ func (m *lvsManager) handle(t checkTransition) {
 	}
 	rs, vs := c.rs, c.vs
 	m.log.Info().Msg(t.message(c.spec))
-	if t.Weight >= 0 && c.spec.MiscDynamic {
+	if t.Weight >= 0 && c.spec.MiscDynamic && t.Weight != rs.dynWeight {
+		old := rs.weight()
 		rs.dynWeight = t.Weight
+		if w := rs.weight(); w != old {
+			in := ""
+			if !rs.up {
+				in = "in"
+			}
+			m.log.Info().Msgf("Changing weight from %d to %d for %sactive service %s of VS %s", old, w, in, rs.name, vs.name)
+		}
 	}
 	c.up = t.Up
 	if !t.Up {
@@ -776,23 +796,94 @@ func (m *lvsManager) handle(t checkTransition) {
 	}
 	was := rs.up
 	rs.up = rs.healthy()
-	m.update(vs)
-	switch {
-	case rs.up && !was:
-		m.log.Info().Msgf("Adding service %s to VS %s", rs.name, vs.name)
-		if s := rs.cfg.NotifyUp; s.IsSet() {
-			m.runScript("notify_up of "+rs.name, s)
-		}
-	case !rs.up && was:
-		verb := "Removing service %s from VS %s"
-		if rs.cfg.InhibitOnFailure {
-			verb = "Disabling service %s from VS %s (weight 0, inhibit_on_failure)"
-		}
-		m.log.Info().Msgf(verb, rs.name, vs.name)
-		if s := rs.cfg.NotifyDown; s.IsSet() {
-			m.runScript("notify_down of "+rs.name, s)
+	if rs.up != was {
+		inhibit := rs.cfg.InhibitOnFailure
+		switch {
+		case rs.up && inhibit:
+			m.log.Info().Msgf("Enabling service %s of VS %s", rs.name, vs.name)
+		case rs.up:
+			m.log.Info().Msgf("Adding service %s to VS %s", rs.name, vs.name)
+		case inhibit:
+			m.log.Info().Msgf("Disabling service %s of VS %s", rs.name, vs.name)
+		default:
+			m.log.Info().Msgf("Removing service %s from VS %s", rs.name, vs.name)
 		}
 	}
+	// keepalived's order: the kernel, the real server's notifies, then the
+	// quorum's.
+	ev := m.update(vs)
+	if rs.up != was {
+		m.rsNotify(vs, rs)
+	}
+	if ev != quorumNoEvent {
+		m.vsNotify(vs)
+	}
+}
+
+// rsNotify runs a real server's notify_up/notify_down and writes its
+// notify fifo line (keepalived's do_rs_notifies). Called with mu held.
+func (m *lvsManager) rsNotify(vs *lvsVS, rs *lvsRS) {
+	s, st := rs.cfg.NotifyDown, "DOWN"
+	if rs.up {
+		s, st = rs.cfg.NotifyUp, "UP"
+	}
+	if s.IsSet() {
+		m.runScript(strings.ToLower("notify_"+st)+" of "+rs.name, s)
+	}
+	m.fifo("RS " + rs.name + " " + vs.name + " " + st + "\n")
+}
+
+// vsNotify runs quorum_up/quorum_down and writes the fifo line (keepalived's
+// do_vs_notifies). Called with mu held.
+func (m *lvsManager) vsNotify(vs *lvsVS) {
+	s, st := vs.cfg.QuorumDown, "DOWN"
+	if vs.quorum == quorumUp {
+		s, st = vs.cfg.QuorumUp, "UP"
+	}
+	if s.IsSet() {
+		m.runScript(strings.ToLower("quorum_"+st)+" of VS "+vs.name, s)
+	}
+	m.fifo("VS " + vs.name + " " + st + "\n")
+}
+
+// fifo writes one line to notify_fifo and lvs_notify_fifo (when open).
+func (m *lvsManager) fifo(line string) {
+	for _, f := range m.fifos {
+		f.write(line)
+	}
+}
+
+// openFifos opens global notify_fifo and lvs_notify_fifo and starts
+// lvs_notify_fifo_script (notify_fifo_script is the VRRP notifier's).
+func (m *lvsManager) openFifos() {
+	g := &m.cfg.Global
+	for _, f := range []Fifo{g.NotifyFifo, g.LVSNotifyFifo} {
+		if f.Path == "" || slices.ContainsFunc(m.fifos, func(w *fifoWriter) bool { return w.path == f.Path }) {
+			continue
+		}
+		w, err := openFifo(m.log, f.Path)
+		if err != nil {
+			m.log.Error().Msg(err.Error())
+			continue
+		}
+		if f == g.LVSNotifyFifo && f.Script.IsSet() && f.Path != g.NotifyFifo.Path {
+			if r, err := resolveScript(f.Script, g); err != nil {
+				m.log.Error().Msgf("lvs_notify_fifo_script: %v", err)
+			} else {
+				w.startScript(r)
+			}
+		}
+		m.fifos = append(m.fifos, w)
+	}
+}
+
+// weight is the real server's weight in force: misc_dynamic's, else the
+// configured one.
+func (rs *lvsRS) weight() int {
+	if rs.dynWeight >= 0 {
+		return rs.dynWeight
+	}
+	return rs.dest.Weight
 }
 
 // resync re-evaluates ha_suspend for every virtual server. Called with mu
@@ -830,6 +921,7 @@ func (m *lvsManager) Run(ctx context.Context) error {
 	if m.k == nil {
 		return m.err
 	}
+	m.openFifos()
 	m.start()
 	sctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -870,13 +962,22 @@ func (m *lvsManager) Run(ctx context.Context) error {
 // runs the scripts still queued.
 func (m *lvsManager) stop() {
 	m.mu.Lock()
+	// omega: the real servers and the virtual server go down "all the
+	// way down the exit" (keepalived's clear_service_rs), notifying.
 	for _, vs := range m.vss {
-		if vs.cfg.Omega && vs.quorum == quorumUp {
+		if !vs.cfg.Omega {
+			continue
+		}
+		for _, rs := range vs.reals {
+			if rs.up {
+				rs.up = false
+				m.rsNotify(vs, rs)
+			}
+		}
+		if vs.quorum == quorumUp {
 			vs.quorum = quorumDown
 			m.log.Info().Msgf("Lost quorum for VS %s (omega, stopping)", vs.name)
-			if s := vs.cfg.QuorumDown; s.IsSet() {
-				m.runScript("quorum_down of VS "+vs.name, s)
-			}
+			m.vsNotify(vs)
 		}
 	}
 	if m.r != nil {
@@ -888,6 +989,9 @@ func (m *lvsManager) stop() {
 	}
 	m.mu.Unlock()
 	m.scripts.drain(context.Background())
+	for _, f := range m.fifos {
+		f.close()
+	}
 	if m.k != nil {
 		m.k.Close()
 	}
@@ -1008,7 +1112,7 @@ func (m *lvsManager) applyConfig(cfg *Config) {
 		} else {
 			vs.suspended = false
 		}
-		m.update(vs)
+		m.updateNotify(vs)
 		m.addCheckers(vs)
 	}
 	m.log.Info().Int("virtual_servers", len(vss)).Msg("Reloaded virtual servers")

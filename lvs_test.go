@@ -145,7 +145,7 @@ TCP 192.0.2.9:22 wlc
   -> 10.1.0.2:80 NAT 0
   -> 10.9.9.9:8080 NAT 1
 TCP 192.0.2.9:22 wlc
-`, "quorum_down of VS [10.0.0.1]:tcp:80: /bin/echo down\nnotify_down of [10.1.0.1]:tcp:80: /bin/rs1-down")
+`, "notify_down of [10.1.0.1]:tcp:80: /bin/rs1-down\nquorum_down of VS [10.0.0.1]:tcp:80: /bin/echo down")
 	// misc_dynamic raises rs3 to weight 3 (exit status 5): live 3 is not
 	// yet quorum+hysteresis 4.
 	lt.setWeight(t, 0, 2, true, 3)
@@ -171,6 +171,11 @@ TCP 192.0.2.9:22 wlc
 		"Adding service [10.1.0.1]:tcp:80 to VS [10.0.0.1]:tcp:80",
 		"Removing service [10.1.0.1]:tcp:80 from VS [10.0.0.1]:tcp:80",
 		"Lost quorum 3-1=2 > 1 for VS [10.0.0.1]:tcp:80",
+		"Adding sorry server [10.9.9.9]:tcp:8080 to VS [10.0.0.1]:tcp:80",
+		"Removing sorry server [10.9.9.9]:tcp:8080 from VS [10.0.0.1]:tcp:80",
+		"Disabling service [10.1.0.2]:tcp:80 of VS [10.0.0.1]:tcp:80",
+		"Enabling service [10.1.0.2]:tcp:80 of VS [10.0.0.1]:tcp:80",
+		"Changing weight from 1 to 3 for active service [10.1.0.3]:tcp:80 of VS [10.0.0.1]:tcp:80",
 		"TCP_CHECK on service [10.1.0.1]:tcp:80 failed after 1 retries: connect: connection refused",
 	} {
 		if !strings.Contains(lt.log.String(), want) {
@@ -188,9 +193,10 @@ TCP 192.0.2.9:22 wlc
 		t.Errorf("printed status:\n%s", out.String())
 	}
 
-	// omega: stopping with quorum up runs quorum_down.
+	// omega: stopping, the live real servers go down (notify_down) and
+	// then the quorum (quorum_down).
 	lt.m.stop()
-	step("stop", "TCP 192.0.2.9:22 wlc\n", "quorum_down of VS [10.0.0.1]:tcp:80: /bin/echo down")
+	step("stop", "TCP 192.0.2.9:22 wlc\n", "notify_down of [10.1.0.1]:tcp:80: /bin/rs1-down\nquorum_down of VS [10.0.0.1]:tcp:80: /bin/echo down")
 }
 
 // A real server is up only while all its checkers are up.
@@ -408,6 +414,9 @@ func TestLVSManagerLoopback(t *testing.T) {
 	defer tcpLn.Close()
 	dir := t.TempDir()
 	conf := fmt.Sprintf(`
+global_defs {
+    lvs_notify_fifo %s/fifo
+}
 virtual_server 10.0.0.1 80 {
     delay_loop 0.05
     lb_algo rr
@@ -420,7 +429,7 @@ virtual_server 10.0.0.1 80 {
         HTTP_GET { url { path /health } connect_timeout 1 retry 1 delay_before_retry 0.05 }
     }
 }
-`, tcpLn.Addr().(*net.TCPAddr).Port, httpLn.Addr().(*net.TCPAddr).Port, dir, dir)
+`, dir, tcpLn.Addr().(*net.TCPAddr).Port, httpLn.Addr().(*net.TCPAddr).Port, dir, dir)
 	fk := newFakeIPVS()
 	fk.CreateService(tcpSvc("192.0.2.9:22", "wlc"))
 	k := &lockedKernel{k: fk}
@@ -453,12 +462,23 @@ virtual_server 10.0.0.1 80 {
 	}
 	exists := func(name string) bool { _, err := os.Stat(filepath.Join(dir, name)); return err == nil }
 	waitFor("both up", func() bool { return table() == both })
+	// lvs_notify_fifo: keepalived's "VS ... UP" and "RS ... DOWN|UP" lines.
+	fifo, err := os.OpenFile(filepath.Join(dir, "fifo"), os.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fifo.Close()
+	fifoLines := &syncBuffer{}
+	go io.Copy(fifoLines, fifo)
 	httpLn.Close()
 	waitFor("HTTP server removed", func() bool { return table() == one && exists("down") })
 	httpLn = listen(httpAddr)
 	defer httpLn.Close()
 	serveHTTP(httpLn)
 	waitFor("HTTP server back", func() bool { return table() == both && exists("up") })
+	rsName := fmt.Sprintf("[127.0.0.1]:tcp:%d", httpLn.Addr().(*net.TCPAddr).Port)
+	wantFifo := "VS [10.0.0.1]:tcp:80 UP\nRS " + rsName + " [10.0.0.1]:tcp:80 DOWN\nRS " + rsName + " [10.0.0.1]:tcp:80 UP\n"
+	waitFor("fifo lines", func() bool { return fifoLines.String() == wantFifo })
 	st := m.Status()
 	if ck := st[0].RealServers[1].Checkers[0]; ck.Attempts < 3 || ck.Failed < 2 || ck.Failed >= ck.Attempts {
 		t.Errorf("HTTP_GET counters: %+v", ck)
