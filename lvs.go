@@ -22,6 +22,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,6 +65,7 @@ type lvsVS struct {
 	quorum     quorumState
 	dests      []ipvsDest // the pool as last computed
 	sorryIn    bool       // the sorry server replaces the pool
+	quorumText string     // the last quorum change, as logged
 	suspended  bool       // ha_suspend and the address is not held
 	programmed bool       // our services are in the kernel
 	err        string     // last kernel error for this virtual server
@@ -450,6 +452,8 @@ type lvsManager struct {
 	wake      chan struct{} // pending or VRRP state changed
 	scripts   *lvsScriptQueue
 	fifos     []*fifoWriter // notify_fifo, lvs_notify_fifo
+	mail      *mailer       // smtp_alert; nil when none is wanted
+	host      string
 	done      chan struct{}
 }
 
@@ -489,11 +493,32 @@ func newLVSManager(log zerolog.Logger, cfg *Config, k ipvsKernel, opts lvsOption
 		}
 	}
 	m.vss = vss
+	m.host, _ = os.Hostname()
+	m.initMail()
 	m.setVIPs(cfg)
 	m.sched = newRSCheckScheduler(0, m.transition)
 	m.sched.OnAttempt = m.attempt
 	m.index()
 	return m
+}
+
+// initMail starts the mailer when some virtual or real server has
+// smtp_alert (its own or global).
+func (m *lvsManager) initMail() {
+	m.mail = &mailer{} // non-nil for alerts() while asking
+	want := false
+	for _, vs := range m.vss {
+		want = want || m.alerts(vs, nil)
+		for _, rs := range vs.reals {
+			want = want || m.alerts(vs, rs)
+		}
+	}
+	m.mail = nil
+	if want {
+		if m.mail = newMailer(m.log, &m.cfg.Global); m.mail == nil {
+			m.log.Warn().Msg("smtp_alert is set for virtual servers but global_defs has no smtp_server or notification_email: no alerts are mailed")
+		}
+	}
 }
 
 // setVIPs records which vrrp_instances carry which addresses (ha_suspend).
@@ -684,13 +709,17 @@ func (m *lvsManager) update(vs *lvsVS) quorumEvent {
 	prev := vs.quorum
 	dests, st, ev := ipvsPool(members, vs.pool, prev)
 	vs.quorum, vs.dests = st, dests
+	q, h := vs.pool.Quorum, vs.pool.Hysteresis
 	switch {
 	case ev == quorumGained:
-		m.log.Info().Msgf("Gained quorum %d+%d=%d <= %d for VS %s", vs.pool.Quorum, vs.pool.Hysteresis, vs.pool.Quorum+vs.pool.Hysteresis, live, vs.name)
+		vs.quorumText = fmt.Sprintf("Gained quorum %d+%d=%d <= %d", q, h, q+h, live)
 	case ev == quorumLost && prev == quorumUnknown:
-		m.log.Info().Msgf("Starting with quorum down %d-%d=%d > %d for VS %s", vs.pool.Quorum, vs.pool.Hysteresis, vs.pool.Quorum+vs.pool.Hysteresis, live, vs.name)
+		vs.quorumText = fmt.Sprintf("Starting with quorum down %d-%d=%d > %d", q, h, q+h, live)
 	case ev == quorumLost:
-		m.log.Info().Msgf("Lost quorum %d-%d=%d > %d for VS %s", vs.pool.Quorum, vs.pool.Hysteresis, vs.pool.Quorum-vs.pool.Hysteresis, live, vs.name)
+		vs.quorumText = fmt.Sprintf("Lost quorum %d-%d=%d > %d", q, h, q-h, live)
+	}
+	if ev != quorumNoEvent {
+		m.log.Info().Msgf("%s for VS %s", vs.quorumText, vs.name)
 	}
 	if sorry := vs.pool.Sorry; sorry != nil {
 		in := st == quorumDown
@@ -813,7 +842,7 @@ func (m *lvsManager) handle(t checkTransition) {
 	// quorum's.
 	ev := m.update(vs)
 	if rs.up != was {
-		m.rsNotify(vs, rs)
+		m.rsNotify(vs, rs, t.message(c.spec))
 	}
 	if ev != quorumNoEvent {
 		m.vsNotify(vs)
@@ -822,7 +851,7 @@ func (m *lvsManager) handle(t checkTransition) {
 
 // rsNotify runs a real server's notify_up/notify_down and writes its
 // notify fifo line (keepalived's do_rs_notifies). Called with mu held.
-func (m *lvsManager) rsNotify(vs *lvsVS, rs *lvsRS) {
+func (m *lvsManager) rsNotify(vs *lvsVS, rs *lvsRS, why string) {
 	s, st := rs.cfg.NotifyDown, "DOWN"
 	if rs.up {
 		s, st = rs.cfg.NotifyUp, "UP"
@@ -831,6 +860,34 @@ func (m *lvsManager) rsNotify(vs *lvsVS, rs *lvsRS) {
 		m.runScript(strings.ToLower("notify_"+st)+" of "+rs.name, s)
 	}
 	m.fifo("RS " + rs.name + " " + vs.name + " " + st + "\n")
+	if m.alerts(vs, rs) {
+		m.mail.send(mail{Subject: fmt.Sprintf("[%s] Realserver %s of virtual server %s - %s", m.routerID(), rs.name, vs.name, st),
+			Body: fmt.Sprintf("=> %s <=\n\nHost: %s\nTime: %s\n", why, m.host, time.Now().Format(time.RFC3339)), At: time.Now()})
+	}
+}
+
+// alerts reports whether state changes of rs (nil: vs's quorum) are
+// mailed: smtp_alert of the real server or the virtual server, else
+// global smtp_alert_checker, else smtp_alert.
+func (m *lvsManager) alerts(vs *lvsVS, rs *lvsRS) bool {
+	if m.mail == nil {
+		return false
+	}
+	if (rs != nil && rs.cfg.SMTPAlert) || vs.cfg.SMTPAlert {
+		return true
+	}
+	g := &m.cfg.Global
+	if g.SMTPAlertChecker != nil {
+		return *g.SMTPAlertChecker
+	}
+	return g.SMTPAlert
+}
+
+func (m *lvsManager) routerID() string {
+	if id := m.cfg.Global.RouterID; id != "" {
+		return id
+	}
+	return m.host
 }
 
 // vsNotify runs quorum_up/quorum_down and writes the fifo line (keepalived's
@@ -844,6 +901,10 @@ func (m *lvsManager) vsNotify(vs *lvsVS) {
 		m.runScript(strings.ToLower("quorum_"+st)+" of VS "+vs.name, s)
 	}
 	m.fifo("VS " + vs.name + " " + st + "\n")
+	if m.alerts(vs, nil) {
+		m.mail.send(mail{Subject: fmt.Sprintf("[%s] Virtualserver %s - %s", m.routerID(), vs.name, st),
+			Body: fmt.Sprintf("=> %s <=\n\nHost: %s\nTime: %s\n", vs.quorumText, m.host, time.Now().Format(time.RFC3339)), At: time.Now()})
+	}
 }
 
 // fifo writes one line to notify_fifo and lvs_notify_fifo (when open).
@@ -971,11 +1032,12 @@ func (m *lvsManager) stop() {
 		for _, rs := range vs.reals {
 			if rs.up {
 				rs.up = false
-				m.rsNotify(vs, rs)
+				m.rsNotify(vs, rs, "Shutting down")
 			}
 		}
 		if vs.quorum == quorumUp {
 			vs.quorum = quorumDown
+			vs.quorumText = "Shutting down"
 			m.log.Info().Msgf("Lost quorum for VS %s (omega, stopping)", vs.name)
 			m.vsNotify(vs)
 		}
@@ -992,6 +1054,7 @@ func (m *lvsManager) stop() {
 	for _, f := range m.fifos {
 		f.close()
 	}
+	m.mail.close(2 * time.Second)
 	if m.k != nil {
 		m.k.Close()
 	}

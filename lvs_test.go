@@ -42,7 +42,7 @@ func newLVSTest(t *testing.T, conf string, k ipvsKernel) *lvsTest {
 	if f, ok := k.(*fakeIPVS); ok {
 		lt.k = f
 	}
-	lt.m = newLVSManager(zerolog.New(lt.log), cfg, k, lvsOptions{})
+	lt.m = noMail(newLVSManager(zerolog.New(lt.log), cfg, k, lvsOptions{}))
 	var mu sync.Mutex
 	lt.m.runScript = func(what string, s Script) {
 		mu.Lock()
@@ -51,6 +51,14 @@ func newLVSTest(t *testing.T, conf string, k ipvsKernel) *lvsTest {
 	}
 	lt.m.localAddr = func(netip.Addr) bool { return false }
 	return lt
+}
+
+// noMail stops m's mailer: tests never send mail to the addresses a
+// configuration names (keepalived's samples have smtp_server 192.168.200.1).
+func noMail(m *lvsManager) *lvsManager {
+	m.mail.close(0)
+	m.mail = nil
+	return m
 }
 
 // set reports a checker transition of real server rs (index in the
@@ -617,7 +625,7 @@ func lvsDump(t *testing.T, cfg *Config) string {
 		}
 	}
 	k := newFakeIPVS()
-	m := newLVSManager(zerolog.Nop(), cfg, k, lvsOptions{})
+	m := noMail(newLVSManager(zerolog.Nop(), cfg, k, lvsOptions{}))
 	m.localAddr = func(netip.Addr) bool { return true }
 	m.start()
 	b.WriteString("-- kernel table after start\n")
@@ -910,7 +918,7 @@ func FuzzLVSBuild(f *testing.F) {
 			}
 		}
 		k := newFakeIPVS()
-		m := newLVSManager(zerolog.Nop(), cfg, k, lvsOptions{})
+		m := noMail(newLVSManager(zerolog.Nop(), cfg, k, lvsOptions{}))
 		m.localAddr = func(netip.Addr) bool { return true }
 		m.runScript = func(string, Script) {}
 		m.start()
@@ -956,5 +964,77 @@ virtual_server 10.0.0.4 80 {
 	cfg := lt.m.cfg
 	if ds := lvsDiags(cfg); len(ds) != 1 || ds[0].Severity != sevError || ds[0].Line != 4 {
 		t.Errorf("diags %v", ds)
+	}
+}
+
+// smtp_alert on a real server mails its state changes, and on the virtual
+// server its quorum changes, to a local SMTP server (keepalived's
+// "Realserver ... of virtual server ... - DOWN" subjects).
+func TestLVSSMTPAlert(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := startSMTP(t, ln)
+	cfg, diags, err := loadString(t, fmt.Sprintf(`
+global_defs {
+    router_id lb1
+    notification_email {
+        ops@example.org
+    }
+    notification_email_from vipd@lb1.example.org
+    smtp_server 127.0.0.1 %d
+    smtp_connect_timeout 2
+}
+virtual_server 10.0.0.1 80 {
+    smtp_alert
+    real_server 10.1.0.1 80 {
+        TCP_CHECK {
+        }
+    }
+}
+`, ln.Addr().(*net.TCPAddr).Port), nil)
+	if err != nil {
+		t.Fatal(err, diags)
+	}
+	log := &syncBuffer{}
+	m := newLVSManager(zerolog.New(log), cfg, newFakeIPVS(), lvsOptions{})
+	m.runScript = func(string, Script) {}
+	if m.mail == nil {
+		t.Fatal("no mailer")
+	}
+	m.start() // quorum gained: one mail
+	c := m.vss[0].reals[0].checkers[0]
+	m.mu.Lock()
+	m.handle(checkTransition{ID: c.id, Kind: checkTCP, Up: false, Weight: -1, Reason: "connect: connection refused"})
+	m.mu.Unlock()
+	for i := 0; i < 3; i++ { // quorum up, real server down, quorum down
+		select {
+		case <-be.got:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("mail %d not received; log:\n%s", i+1, log.String())
+		}
+	}
+	m.stop()
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	var subjects []string
+	for _, msg := range be.msgs {
+		for _, l := range strings.Split(msg.Data, "\r\n") {
+			if s, ok := strings.CutPrefix(l, "Subject: "); ok {
+				subjects = append(subjects, s)
+			}
+		}
+	}
+	want := []string{
+		"[lb1] Virtualserver [10.0.0.1]:tcp:80 - UP",
+		"[lb1] Realserver [10.1.0.1]:tcp:80 of virtual server [10.0.0.1]:tcp:80 - DOWN",
+		"[lb1] Virtualserver [10.0.0.1]:tcp:80 - DOWN",
+	}
+	if !slices.Equal(subjects, want) {
+		t.Errorf("subjects %q, want %q", subjects, want)
+	}
+	if len(be.msgs) > 1 && !strings.Contains(be.msgs[1].Data, "=> TCP_CHECK on service [10.1.0.1]:tcp:80 failed: connect: connection refused <=") {
+		t.Errorf("real server mail:\n%s", be.msgs[1].Data)
 	}
 }
