@@ -10,10 +10,12 @@ package main
 //
 //	checker transition ──┐
 //	VRRP MASTER/BACKUP ──┼─> lvsManager ─> ipvsPool ─> ipvsReconciler ─> kernel
-//	address poll ────────┘        └─> notify_up/down, quorum_up/down (script queue)
+//	address poll, reload ┘        └─> notify_up/down, quorum_up/down (script queue),
+//	                                  notify fifo lines, smtp_alert mail
 //
 // A real server is up when all its checkers are up (keepalived's
-// failed_checkers list is empty); one with no checker is always up.
+// failed_checkers list is empty); one with no checker is always up, one
+// whose checker cannot run never is.
 
 import (
 	"context"
