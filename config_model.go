@@ -1071,7 +1071,9 @@ func (l *loader) finishVirtualServers() {
 				rs.InhibitOnFailure = vs.InhibitOnFailure
 			}
 			for _, ck := range rs.Checkers {
-				ck.CheckerCommon = resolveCommon(ck.CheckerCommon, rs.Checker, vs.Checker, vs.DelayLoop)
+				own := ck.CheckerCommon
+				ck.CheckerCommon = resolveCommon(own, rs.Checker, vs.Checker, vs.DelayLoop)
+				ck.CheckerCommon = checkerKindDefaults(ck.Type, ck.CheckerCommon, rs.Checker, vs.Checker, own)
 				if ck.Type == "MISC_CHECK" && ck.MiscTimeout == 0 {
 					ck.MiscTimeout = ck.DelayLoop
 				}
@@ -1091,6 +1093,31 @@ func (l *loader) finishVirtualServers() {
 // resolveCommon fills unset (negative) settings of c from rs, then vs,
 // then keepalived's defaults: connect_timeout 5s, retry 1,
 // delay_before_retry 1s, warmup 0, delay_loop the virtual server's.
+// checkerKindDefaults replaces resolveCommon's generic defaults with the
+// ones keepalived gives each checker type when neither the checker, its
+// real server nor its virtual server set them: MISC_CHECK retries 0 times,
+// DNS_CHECK 3 (check_misc.c, check_dns.c); HTTP_GET and SSL_GET wait 3 s
+// before a retry and DNS_CHECK a delay_loop (check_http.c, check_dns.c).
+func checkerKindDefaults(kind string, c, rs, vs, own CheckerCommon) CheckerCommon {
+	if own.Retry < 0 && rs.Retry < 0 && vs.Retry < 0 {
+		switch kind {
+		case "MISC_CHECK":
+			c.Retry = 0
+		case "DNS_CHECK":
+			c.Retry = 3
+		}
+	}
+	if own.DelayBeforeRetry < 0 && rs.DelayBeforeRetry < 0 && vs.DelayBeforeRetry < 0 {
+		switch kind {
+		case "HTTP_GET", "SSL_GET":
+			c.DelayBeforeRetry = 3 * time.Second
+		case "DNS_CHECK":
+			c.DelayBeforeRetry = c.DelayLoop
+		}
+	}
+	return c
+}
+
 func resolveCommon(c, rs, vs CheckerCommon, delayLoop time.Duration) CheckerCommon {
 	pickD := func(v ...time.Duration) time.Duration {
 		for _, x := range v {
