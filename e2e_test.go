@@ -1053,3 +1053,78 @@ func TestE2ESideBySide(t *testing.T) {
 		t.Errorf("stopping a disturbed b: %d state changes, VIP present %v", n, hasAddr(b.Hosts[0], vip))
 	}
 }
+
+// captureNA records neighbour advertisements for ip seen on dev in ns
+// (RFC 4861 section 4.4) that are well-formed unsolicited ones: hop limit
+// 255, to all-nodes, override flag set, solicited flag clear.
+func captureNA(t *testing.T, ns *testNS, dev string, ip netip.Addr) *arpCapture {
+	t.Helper()
+	ifi := ns.Interface(dev)
+	var conn *packet.Conn
+	ns.MustDo(func() (err error) {
+		conn, err = packet.Listen(ifi, packet.Raw, 0x86dd, nil)
+		return err
+	})
+	t.Cleanup(func() { conn.Close() })
+	c := &arpCapture{}
+	want := ip.As16()
+	allNodes := netip.MustParseAddr("ff02::1").As16()
+	go func() {
+		buf := make([]byte, 1600)
+		for {
+			n, _, err := conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			at := time.Now()
+			f := buf[:n]
+			// Ethernet (14), IPv6 (40), NA: type, code, checksum, flags
+			// (4), target (16).
+			if n < 14+40+24 || f[12] != 0x86 || f[13] != 0xdd {
+				continue
+			}
+			h, icmp := f[14:54], f[54:]
+			if h[6] != 58 || icmp[0] != 136 || [16]byte(icmp[8:24]) != want {
+				continue
+			}
+			if h[7] != 255 || [16]byte(h[24:40]) != allNodes || icmp[4]&0x20 == 0 || icmp[4]&0x40 != 0 {
+				t.Errorf("malformed unsolicited NA: hop limit %d, dst %x, flags %#x", h[7], h[24:40], icmp[4])
+				continue
+			}
+			c.mu.Lock()
+			c.frames = append(c.frames, arpSeen{At: at, Sender: net.HardwareAddr(append([]byte(nil), f[6:12]...))})
+			c.mu.Unlock()
+		}
+	}()
+	return c
+}
+
+// TestE2EUnsolicitedNA: for an IPv6 VIP a new master sends unsolicited
+// neighbour advertisements instead of gratuitous ARPs (RFC 5798 section
+// 6.4.1), garp_master_repeat of them and again after garp_master_delay.
+func TestE2EUnsolicitedNA(t *testing.T) {
+	needE2E(t)
+	l := newTestLANPrefix(t, e2eTag, 2)
+	vip := fmt.Sprintf("fd00:%d::100", l.Net)
+	capt := captureNA(t, l.Hosts[1], "eth0", netip.MustParseAddr(vip))
+	const repeat = 2
+	r := startVipd(t, l.Hosts[0], "r1", keepalivedConf("r1", nil, vrrpInst{Priority: 150, VIPs: []string{vip + "/64"},
+		Extra: []string{fmt.Sprintf("garp_master_repeat %d", repeat), "garp_master_delay 1"}}))
+	r.waitState(0, "MASTER")
+	deadline := time.Now().Add(e2eWait)
+	for len(capt.seen()) < 2*repeat && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	fs := capt.seen()
+	if len(fs) != 2*repeat {
+		t.Fatalf("saw %d unsolicited NAs for %s, want %d", len(fs), vip, 2*repeat)
+	}
+	mac := l.Hosts[0].Interface("eth0").HardwareAddr.String()
+	for _, f := range fs {
+		if f.Sender.String() != mac {
+			t.Errorf("NA from %s, want the interface's MAC %s", f.Sender, mac)
+		}
+	}
+	t.Logf("second round %v after the first", fs[repeat].At.Sub(fs[0].At).Round(time.Millisecond))
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -492,6 +493,11 @@ type labRunResult struct {
 	// WireMS: its first gratuitous ARP for the VIP on the wire, by the
 	// kernel's receive timestamp in the client namespace (IPv4 only).
 	WireMS float64 `json:"wire_ms"`
+	// SilenceMS: from the failed master's last advert on the wire (its
+	// priority 0 advert when stopped) to that first gratuitous ARP: the
+	// detection time, Master_Down_Interval (or Skew_Time) plus the
+	// takeover, free of the fault's phase against the advert interval.
+	SilenceMS float64 `json:"silence_ms"`
 	// PingGapMS: the longest gap between the client's ping replies
 	// around the fault (resolution --ping-every).
 	PingGapMS float64 `json:"ping_gap_ms"`
@@ -609,6 +615,11 @@ func (l *lab) run(ctx context.Context) ([]labRunResult, error) {
 			case <-time.After(settle):
 			}
 		}
+		if l.multi() {
+			// A random phase against the adverts, so that crash figures
+			// sample the whole Master_Down_Interval window.
+			time.Sleep(time.Duration(rand.Int64N(int64(c.Interval))))
+		}
 		faultAt = time.Now()
 		if err := l.fail(m); err != nil {
 			return results, err
@@ -619,8 +630,8 @@ func (l *lab) run(ctx context.Context) ([]labRunResult, error) {
 			b, _ := json.Marshal(res)
 			fmt.Fprintln(out, string(b))
 		} else if l.multi() {
-			fmt.Fprintf(out, "run %3d: %s -> %s: master after %8.2f ms, first GARP on the wire %8.2f ms, ping gap %7.1f ms%s\n",
-				run, res.From, res.To, res.MasterMS, res.WireMS, res.PingGapMS, takeoverText(res))
+			fmt.Fprintf(out, "run %3d: %s -> %s: master after %8.2f ms, first GARP on the wire %8.2f ms (%8.2f ms after the last advert), ping gap %7.1f ms%s\n",
+				run, res.From, res.To, res.MasterMS, res.WireMS, res.SilenceMS, res.PingGapMS, takeoverText(res))
 		}
 		if run < c.Runs {
 			if err := l.restore(m); err != nil {
@@ -652,7 +663,7 @@ func takeoverText(r labRunResult) string {
 func (l *lab) measure(ctx context.Context, run int, m *labRouter, faultAt time.Time, sn *arpSniffer, p *pinger) labRunResult {
 	c := l.cmd
 	res := labRunResult{Impl: c.Impl, Version: c.VRRPVersion, IntervalMS: float64(c.Interval) / 1e6, Fault: c.Fault,
-		Run: run, From: m.name, MasterMS: -1, WireMS: -1, PingGapMS: -1}
+		Run: run, From: m.name, MasterMS: -1, WireMS: -1, SilenceMS: -1, PingGapMS: -1}
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	deadline := time.Now().Add(3*l.downInterval() + 3*time.Second)
 	if !l.multi() {
@@ -700,6 +711,9 @@ func (l *lab) measure(ctx context.Context, run int, m *labRouter, faultAt time.T
 	res.MasterMS = ms(took.at.Sub(faultAt))
 	if !garp.IsZero() {
 		res.WireMS = ms(garp.Sub(faultAt))
+		if last := sn.lastAdvert(m.addr, garp); !last.IsZero() && !last.Before(faultAt.Add(-2*c.Interval-100*time.Millisecond)) {
+			res.SilenceMS = ms(garp.Sub(last))
+		}
 	}
 	res.PingGapMS = ms(p.gap(faultAt, time.Now()))
 	if took.fields != nil {

@@ -427,8 +427,10 @@ func (r *runner) run() {
 				close(in.reply)
 			}
 		case <-timer.C:
-			if r.m.State() == stateBackup {
-				preciseWait(r.m.Deadline())
+			if r.m.State() == stateBackup && !r.waitDue(r.m.Deadline()) {
+				// An advert (or other input) came in before the
+				// deadline: it goes first, and may reset the timer.
+				break
 			}
 			now := time.Now()
 			r.tk = takeoverTimes{due: r.m.Deadline(), fired: now}
@@ -503,22 +505,25 @@ func (r *runner) arm(timer *time.Timer, now time.Time) {
 // wakes up. Go's timers sleep in epoll_wait, whose timeout is in whole
 // milliseconds: a timer fires up to about 1 ms late, which was most of a
 // takeover's cost (vipd lab --bench). The runner wakes early and sleeps
-// the rest with nanosleep, which the kernel times to microseconds. Only
+// the rest in short nanosleeps, which the kernel times to microseconds. Only
 // a takeover pays this, as a backup's timer fires only then.
 const earlyWake = 2 * time.Millisecond
 
-// preciseWait blocks the calling thread until dl (at most earlyWake).
-func preciseWait(dl time.Time) {
-	d := time.Until(dl)
-	if d <= 0 || d > earlyWake {
-		return
-	}
-	ts := unix.NsecToTimespec(d.Nanoseconds())
+// waitDue sleeps until dl, at most earlyWake, in short nanosleeps. It
+// returns false as soon as an input is waiting: an advert received before
+// the deadline must be handled before the timer, as it would have been
+// without the early wake-up.
+func (r *runner) waitDue(dl time.Time) bool {
 	for {
-		err := unix.Nanosleep(&ts, &ts)
-		if err != unix.EINTR {
-			return
+		if len(r.in) > 0 {
+			return false
 		}
+		d := time.Until(dl)
+		if d <= 0 || d > earlyWake {
+			return true
+		}
+		ts := unix.NsecToTimespec(min(d, 50*time.Microsecond).Nanoseconds())
+		unix.Nanosleep(&ts, nil)
 	}
 }
 
