@@ -479,7 +479,19 @@ func (r *runner) setErr(err error) {
 		r.logf(r.log.Error(), "cannot run: %v (FAULT until it can)", err)
 	}
 	r.status.Err = err.Error()
-	r.status.State = stateFault
+	if r.status.State != stateFault {
+		// The state machine does not exist yet (no address to run it
+		// with), but users and notify scripts see the instance in FAULT.
+		from := r.status.State
+		now := time.Now()
+		r.status.State, r.status.Since = stateFault, now
+		r.status.Transitions++
+		r.mu.Unlock()
+		r.logf(r.log.Info().Str("from", from.String()).Str("to", "FAULT").Str("reason", "cannot run"), "Entering FAULT STATE")
+		r.d.publish(instanceEvent{Instance: r.ic.Name, Runner: r, At: now, Transition: true,
+			From: from, To: stateFault, Reason: reasonLinkDown, Detail: err.Error(), Priority: uint8(r.ic.Priority)})
+		r.mu.Lock()
+	}
 }
 
 // arm sets timer to the earlier of the state machine's and the GARP
