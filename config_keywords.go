@@ -626,7 +626,7 @@ var globalTable = newTable[*GlobalDefs]("global_defs",
 	sup("vrrp_garp_master_repeat", gInt(1, 255, func(g *GlobalDefs, v int) { g.Garp.MasterRepeat = v })),
 	sup("vrrp_garp_master_refresh", gTimer(0, 1<<20, func(g *GlobalDefs, v time.Duration) { g.Garp.MasterRefresh = v })),
 	sup("vrrp_garp_master_refresh_repeat", gInt(1, 255, func(g *GlobalDefs, v int) { g.Garp.MasterRefreshRepeat = v })),
-	sup("vrrp_garp_lower_prio_delay", gTimer(0, 255, func(g *GlobalDefs, v time.Duration) { g.Garp.LowerPrioDelay = v })),
+	unsup[*GlobalDefs]("vrrp_garp_lower_prio_delay", "the lower-priority burst is sent at once"),
 	sup("vrrp_garp_lower_prio_repeat", gInt(0, 255, func(g *GlobalDefs, v int) { g.Garp.LowerPrioRepeat = v })),
 	sup("vrrp_garp_interval", garpInterval(func(g *GlobalDefs, v time.Duration) { g.Garp.Interval = v }), "0 (no delay) accepted though keepalived 2.2 rejects it"),
 	sup("vrrp_gna_interval", garpInterval(func(g *GlobalDefs, v time.Duration) { g.Garp.NAInterval = v }), "0 (no delay) accepted though keepalived 2.2 rejects it"),
@@ -637,15 +637,7 @@ var globalTable = newTable[*GlobalDefs]("global_defs",
 	sup("vrrp_strict", gBool(func(g *GlobalDefs, v bool) { g.Strict = v })),
 	sup("vrrp_check_unicast_src", gBool(func(g *GlobalDefs, v bool) { g.CheckUnicastSrc = v })),
 	sup("vrrp_notify_priority_changes", gBool(func(g *GlobalDefs, v bool) { g.NotifyPriorityChanges = v })),
-	sup("max_auto_priority", func(l *loader, n *node, g *GlobalDefs) {
-		l.noBlock(n)
-		g.MaxAutoPriority = 99
-		if len(n.Args) > 0 {
-			if v, ok := l.int1(n, -1, 99); ok {
-				g.MaxAutoPriority = v
-			}
-		}
-	}),
+	unsup[*GlobalDefs]("max_auto_priority", "vipd does not change its scheduling priority"),
 	sup("dynamic_interfaces", func(l *loader, n *node, g *GlobalDefs) {
 		l.noBlock(n)
 		l.nargs(n, 0, 1)
@@ -1023,7 +1015,7 @@ var instanceTable = newTable[*VRRPInstance]("vrrp_instance",
 	sup("garp_master_repeat", iInt("garp_master_repeat", 1, 255, func(v *VRRPInstance, i int) { v.Garp.MasterRepeat = i })),
 	sup("garp_master_refresh", iTimer("garp_master_refresh", 0, 1<<20, func(v *VRRPInstance, d time.Duration) { v.Garp.MasterRefresh = d })),
 	sup("garp_master_refresh_repeat", iInt("garp_master_refresh_repeat", 1, 255, func(v *VRRPInstance, i int) { v.Garp.MasterRefreshRepeat = i })),
-	sup("garp_lower_prio_delay", iTimer("garp_lower_prio_delay", 0, 255, func(v *VRRPInstance, d time.Duration) { v.Garp.LowerPrioDelay = d })),
+	unsup[*VRRPInstance]("garp_lower_prio_delay", "the lower-priority burst is sent at once"),
 	sup("garp_lower_prio_repeat", iInt("garp_lower_prio_repeat", 0, 255, func(v *VRRPInstance, i int) { v.Garp.LowerPrioRepeat = i })),
 	sup("down_timer_adverts", iInt("down_timer_adverts", 1, 100, func(v *VRRPInstance, i int) { v.DownTimerAdverts = i })),
 	sup("lower_prio_no_advert", iBool("lower_prio_no_advert", func(v *VRRPInstance, b bool) { v.LowerPrioNoAdvert = b })),
@@ -1042,15 +1034,7 @@ var instanceTable = newTable[*VRRPInstance]("vrrp_instance",
 	}),
 	sup("skip_check_adv_addr", iBool("skip_check_adv_addr", func(v *VRRPInstance, b bool) { v.SkipCheckAdvAddr = b })),
 	sup("strict_mode", iBool("strict_mode", func(v *VRRPInstance, b bool) { v.StrictMode = b })),
-	sup("debug", func(l *loader, n *node, v *VRRPInstance) {
-		l.noBlock(n)
-		v.Debug = 1
-		if len(n.Args) > 0 {
-			if i, ok := l.int1(n, 0, 4); ok {
-				v.Debug = i
-			}
-		}
-	}),
+	unsup[*VRRPInstance]("debug", "use -D / --log-detail"),
 	unsup[*VRRPInstance]("lvs_sync_daemon_interface", "old keyword; keepalived wants global lvs_sync_daemon"),
 	unsup[*VRRPInstance]("use_vmac_addr"),
 	unsup[*VRRPInstance]("use_ipvlan"),

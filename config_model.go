@@ -799,6 +799,11 @@ func (l *loader) completeInstance(v *VRRPInstance) {
 		l.warnAt(v.Pos, "vrrp_instance %s: accept mode for VRRP version 2 does not comply with RFC 3768; cleared", v.Name)
 		v.Accept = false
 	}
+	if !v.Accept && !owner {
+		// keepalived enforces Accept_Mode off (RFC 5798 section 6.1) with
+		// firewall rules dropping traffic to the VIPs; vipd installs none.
+		l.warnAt(v.Pos, "not supported by vipd: accept mode off (no_accept or vrrp_strict) for vrrp_instance %s: no firewall rules are installed, so a master accepts traffic to its VIPs", v.Name)
+	}
 	// Settings inherited from global_defs; strict mode forces the lower
 	// priority advert behaviour of RFC 5798 section 6.4.3.
 	strictInt := func(key string, val *int, global int, name string) {

@@ -210,7 +210,6 @@ func dumpConfig(c *Config) string {
 	d.line("vrrp_garp_master_repeat", itoa(g.Garp.MasterRepeat))
 	d.line("vrrp_garp_master_refresh", secs(g.Garp.MasterRefresh))
 	d.line("vrrp_garp_master_refresh_repeat", itoa(g.Garp.MasterRefreshRepeat))
-	d.line("vrrp_garp_lower_prio_delay", secs(g.Garp.LowerPrioDelay))
 	d.line("vrrp_garp_lower_prio_repeat", itoa(g.Garp.LowerPrioRepeat))
 	if g.Garp.Interval > 0 { // keepalived 2.2 rejects 0, its default
 		d.line("vrrp_garp_interval", secs(g.Garp.Interval))
@@ -225,9 +224,6 @@ func dumpConfig(c *Config) string {
 	d.line("vrrp_strict", yesno(g.Strict))
 	d.line("vrrp_check_unicast_src", yesno(g.CheckUnicastSrc))
 	d.line("vrrp_notify_priority_changes", yesno(g.NotifyPriorityChanges))
-	if g.MaxAutoPriority >= 0 {
-		d.line("max_auto_priority", itoa(g.MaxAutoPriority))
-	}
 	if g.DynamicInterfaces {
 		d.line("dynamic_interfaces", g.DynamicInterfacesFlag)
 	}
@@ -436,7 +432,6 @@ func dumpInstance(d *dumper, v *VRRPInstance) {
 	d.line("garp_master_repeat", itoa(v.Garp.MasterRepeat))
 	d.line("garp_master_refresh", secs(v.Garp.MasterRefresh))
 	d.line("garp_master_refresh_repeat", itoa(v.Garp.MasterRefreshRepeat))
-	d.line("garp_lower_prio_delay", secs(v.Garp.LowerPrioDelay))
 	d.line("garp_lower_prio_repeat", itoa(v.Garp.LowerPrioRepeat))
 	d.line("down_timer_adverts", itoa(v.DownTimerAdverts))
 	d.line("lower_prio_no_advert", yesno(v.LowerPrioNoAdvert))
@@ -448,9 +443,6 @@ func dumpInstance(d *dumper, v *VRRPInstance) {
 	}
 	d.line("skip_check_adv_addr", yesno(v.SkipCheckAdvAddr))
 	d.line("strict_mode", yesno(v.StrictMode))
-	if v.Debug > 0 {
-		d.line("debug", itoa(v.Debug))
-	}
 	d.close()
 }
 

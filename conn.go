@@ -536,6 +536,15 @@ func listenUnicast(src netip.Addr) (*unicastConn, error) {
 	return u, nil
 }
 
+// SetTTL sets the TTL / hop limit of sent adverts (keepalived's
+// unicast_ttl; 255 by default, RFC 5798 section 5.1.1.3).
+func (u *unicastConn) SetTTL(ttl int) error {
+	if u.p4 != nil {
+		return u.p4.SetTTL(ttl)
+	}
+	return u.p6.SetHopLimit(ttl)
+}
+
 // WriteAdvert implements advertConn. dst is one unicast peer; a
 // link-local IPv6 peer needs its zone.
 func (u *unicastConn) WriteAdvert(msg []byte, dst netip.Addr) error {

@@ -232,9 +232,20 @@ func (r *runner) setup() error {
 	r.pol = rxPolicyFor(ic, advertised, r.group)
 	r.garp = newGARPSched(garpConfigFor(ic))
 	// Sockets last, so that a failure above leaves none open.
+	if ic.UnicastFaultNoPeer && len(ic.UnicastPeers) == 0 && ic.UnicastSrcIP.IsValid() {
+		return fmt.Errorf("unicast_fault_no_peer: no unicast_peer configured")
+	}
 	if len(ic.UnicastPeers) > 0 {
 		key := hubKey{unicast: true, addr: src}
-		r.hub, err = r.d.attach(key, uint8(ic.VRID), r, func() (advertConn, error) { return sys.listenUnicast(src) })
+		r.hub, err = r.d.attach(key, uint8(ic.VRID), r, func() (advertConn, error) {
+			c, err := sys.listenUnicast(src)
+			if err == nil && ic.UnicastTTL > 0 && ic.UnicastTTL != vrrpTTL {
+				if t, ok := c.(interface{ SetTTL(int) error }); ok {
+					err = t.SetTTL(ic.UnicastTTL)
+				}
+			}
+			return c, err
+		})
 		if err != nil {
 			return err
 		}
