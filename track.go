@@ -250,6 +250,7 @@ type tracker struct {
 	// handles it for the instance).
 	primary map[string]*trackObj
 	faulty  map[string]bool
+	held    map[string]bool // runners in INIT waiting for weight-0 scripts
 	// onFaulty hears when an instance's fault status (failed weight-0
 	// objects, or its interface for sync group members) changes; called
 	// in order, after the runner's evTrack, and must not block.
@@ -285,7 +286,7 @@ func objKey(k trackKind, name string) string { return k.String() + "/" + name }
 func newTracker(log zerolog.Logger, cfg *Config, sys *system, send func(string, event)) *tracker {
 	t := &tracker{log: log, cfg: cfg, sys: sys, send: send,
 		objs: map[string]*trackObj{}, uses: map[string][]trackUse{}, base: map[string]int{}, last: map[string][2]int{},
-		primary: map[string]*trackObj{}, faulty: map[string]bool{}, pollEvery: min(trackFilePoll, trackProcessPoll)}
+		primary: map[string]*trackObj{}, faulty: map[string]bool{}, held: map[string]bool{}, pollEvery: min(trackFilePoll, trackProcessPoll)}
 	groups := map[string]*SyncGroup{}
 	for _, g := range cfg.SyncGroups {
 		groups[g.Name] = g
@@ -409,6 +410,32 @@ func (t *tracker) faultyLocked(instance string) bool {
 	return f > 0 || p != nil && p.known && !p.up
 }
 
+// pendingLocked reports a weight-0 vrrp_script of the instance without a
+// result yet.
+func (t *tracker) pendingLocked(instance string) bool {
+	for _, u := range t.uses[instance] {
+		if u.weight == 0 && u.obj.kind == trackScript && !u.obj.known {
+			return true
+		}
+	}
+	return false
+}
+
+// hold registers a runner that must stay in INIT until its weight-0
+// scripts have a result; false when there is nothing to wait for.
+func (t *tracker) hold(instance string) bool {
+	if t == nil {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.pendingLocked(instance) {
+		return false
+	}
+	t.held[instance] = true
+	return true
+}
+
 // isFaulty reports an instance's fault status as a sync group sees it.
 func (t *tracker) isFaulty(instance string) bool {
 	if t == nil {
@@ -483,7 +510,14 @@ func (t *tracker) changedLocked(o *trackObj) []func() {
 		}
 		w, f := trackSum(uses)
 		old := t.last[name]
+		release := t.held[name] && !t.pendingLocked(name)
+		if release {
+			delete(t.held, name)
+		}
 		if old == [2]int{w, f} {
+			if release && t.send != nil {
+				out = append(out, func() { t.send(name, event{Kind: evStartup}) })
+			}
 			continue
 		}
 		t.last[name] = [2]int{w, f}
@@ -497,6 +531,9 @@ func (t *tracker) changedLocked(o *trackObj) []func() {
 					out = append(out, func() { t.onPriority(name, to) })
 				}
 			}
+		}
+		if release && t.send != nil {
+			out = append(out, func() { t.send(name, event{Kind: evStartup}) })
 		}
 	}
 	return append(out, faults...)
@@ -873,10 +910,12 @@ func processMatches(d *TrackProcessDef, args []string, comm func() string) bool 
 
 // applyTracking gives a runner's state machine the current tracking
 // summary before it starts, so that a failed weight-0 object starts it in
-// FAULT instead of flapping through BACKUP.
-func (r *runner) applyTracking() {
+// FAULT instead of flapping through BACKUP. hold says a weight-0
+// vrrp_script has not returned yet: the runner stays in INIT and the
+// tracker sends evStartup once it has (keepalived's num_script_init).
+func (r *runner) applyTracking() (hold bool) {
 	if r.m == nil {
-		return
+		return false
 	}
 	t, g := r.d.extras.current()
 	if t.tracks(r.ic.Name) {
@@ -885,6 +924,7 @@ func (r *runner) applyTracking() {
 	if ev, ok := g.initial(r.ic.Name); ok {
 		r.exec(r.m.Step(ev, time.Now()))
 	}
+	return t.hold(r.ic.Name)
 }
 
 // daemonExtras are tracking, sync groups and notifications of a daemon.
@@ -998,6 +1038,10 @@ func (x *daemonExtras) reload(cfg *Config) {
 		r.step(t.current(r.ic.Name))
 		if ev, ok := g.initial(r.ic.Name); ok {
 			r.step(ev)
+		}
+		// One held by the old tracker waits for the new one's scripts.
+		if r.snapshot().State == stateInit && !t.hold(r.ic.Name) {
+			r.step(event{Kind: evStartup})
 		}
 	}
 }

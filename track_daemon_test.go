@@ -365,3 +365,52 @@ vrrp_track_file f {
 		t.Error("VI_1's notify_stop did not run at the end")
 	}
 }
+
+// TestDaemonHoldsForScripts checks keepalived's init state: an instance
+// tracking a weight-0 vrrp_script stays in INIT until the script's first
+// result, so a service down at start gives INIT -> FAULT, not a BACKUP
+// (and its notify) first.
+func TestDaemonHoldsForScripts(t *testing.T) {
+	_, _, tr, stop := runDaemon(t, `
+vrrp_script down {
+	script "/bin/sh -c 'sleep 0.3; exit 1'"
+	interval 1
+}
+vrrp_script up {
+	script "/bin/sh -c 'sleep 0.3; exit 0'"
+	interval 1
+}
+vrrp_instance VI_DOWN {
+	interface eth0
+	virtual_router_id 1
+	version 3
+	advert_int 0.1
+	virtual_ipaddress {
+		192.0.2.101/24
+	}
+	track_script {
+		down
+	}
+}
+vrrp_instance VI_UP {
+	interface eth0
+	virtual_router_id 2
+	version 3
+	advert_int 0.1
+	virtual_ipaddress {
+		192.0.2.102/24
+	}
+	track_script {
+		up
+	}
+}`)
+	defer stop()
+	tr.wait(t, "VI_DOWN", stateFault)
+	tr.wait(t, "VI_UP", stateMaster)
+	if got := tr.states("VI_DOWN"); !slices.Equal(got, []state{stateFault}) {
+		t.Errorf("VI_DOWN went %v, want straight to FAULT", got)
+	}
+	if got := tr.states("VI_UP"); !slices.Equal(got, []state{stateBackup, stateMaster}) {
+		t.Errorf("VI_UP went %v", got)
+	}
+}
