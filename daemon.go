@@ -149,9 +149,8 @@ type daemon struct {
 	linkSet  []string
 	promoted map[string]func() error // interfaces with promote_secondaries set by us
 
-	// Tracking and sync groups (track.go, syncgroup.go); nil when off.
-	track  *tracker
-	groups *syncGroups
+	// Tracking, sync groups and notifications (track.go); nil when off.
+	extras *daemonExtras
 }
 
 // instanceEvent is what the rest of vipd (notify scripts, sync groups,

@@ -31,6 +31,7 @@ type notifyScripts struct {
 	byState    map[state]*runnable
 	generic    *runnable
 	rxLowerPri *runnable // notify_master_rx_lower_pri
+	deleted    *runnable // notify_deleted
 	priority   bool      // notify_priority_changes
 }
 
@@ -42,15 +43,16 @@ type notifier struct {
 	routerID string
 	host     string
 
-	scripts map[string]*notifyScripts // "i/NAME", "g/NAME"
-	smtp    map[string]bool           // same keys: smtp_alert on
-	fifos   []*fifoWriter
-	mail    *mailer
+	fifos []*fifoWriter
+	mail  *mailer
 
 	ctx    context.Context
 	cancel context.CancelFunc
 
 	mu       sync.Mutex
+	scripts  map[string]*notifyScripts // "i/NAME", "g/NAME"
+	smtp     map[string]bool           // same keys: smtp_alert on
+	del      map[string]bool           // instances a reload removes
 	queues   map[string]*workQueue
 	lastMail map[string]state
 }
@@ -61,20 +63,12 @@ func newNotifier(log zerolog.Logger, cfg *Config) *notifier {
 	g := &cfg.Global
 	host, _ := os.Hostname()
 	n := &notifier{log: log, cfg: cfg, timeout: notifyTimeout, host: host, routerID: g.RouterID,
-		scripts: map[string]*notifyScripts{}, smtp: map[string]bool{}, queues: map[string]*workQueue{}, lastMail: map[string]state{}}
+		del: map[string]bool{}, queues: map[string]*workQueue{}, lastMail: map[string]state{}}
 	if n.routerID == "" {
 		n.routerID = host
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	for _, ic := range cfg.Instances {
-		n.scripts["i/"+ic.Name] = n.resolve("vrrp_instance "+ic.Name, ic.Notify)
-		n.smtp["i/"+ic.Name] = ic.SMTPAlert
-	}
-	for _, sg := range cfg.SyncGroups {
-		n.scripts["g/"+sg.Name] = n.resolve("vrrp_sync_group "+sg.Name, sg.Notify)
-		alert := sg.SMTPAlert || g.SMTPAlert && (g.SMTPAlertVRRP == nil || *g.SMTPAlertVRRP)
-		n.smtp["g/"+sg.Name] = alert
-	}
+	n.scripts, n.smtp = n.resolveAll(cfg)
 	seen := map[string]bool{}
 	for _, f := range []Fifo{g.NotifyFifo, g.VRRPNotifyFifo} {
 		if f.Path == "" || seen[f.Path] {
@@ -107,13 +101,60 @@ func newNotifier(log zerolog.Logger, cfg *Config) *notifier {
 	return n
 }
 
-func (n *notifier) resolve(who string, nt Notify) *notifyScripts {
+// resolveAll resolves the notify scripts and smtp_alert of every instance
+// and sync group of cfg.
+func (n *notifier) resolveAll(cfg *Config) (map[string]*notifyScripts, map[string]bool) {
+	g := &cfg.Global
+	scripts, smtp := map[string]*notifyScripts{}, map[string]bool{}
+	for _, ic := range cfg.Instances {
+		scripts["i/"+ic.Name] = n.resolve(cfg, "vrrp_instance "+ic.Name, ic.Notify)
+		smtp["i/"+ic.Name] = ic.SMTPAlert
+	}
+	for _, sg := range cfg.SyncGroups {
+		scripts["g/"+sg.Name] = n.resolve(cfg, "vrrp_sync_group "+sg.Name, sg.Notify)
+		smtp["g/"+sg.Name] = sg.SMTPAlert || g.SMTPAlert && (g.SMTPAlertVRRP == nil || *g.SMTPAlertVRRP)
+	}
+	return scripts, smtp
+}
+
+// reconfigure takes a reloaded configuration's scripts and smtp_alert
+// settings. The fifos and the mail server stay those of the start.
+func (n *notifier) reconfigure(cfg *Config) {
+	scripts, smtp := n.resolveAll(cfg)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.cfg, n.scripts, n.smtp = cfg, scripts, smtp
+	if n.mail == nil {
+		for _, on := range smtp {
+			if on {
+				n.log.Warn().Msg("reload: smtp_alert needs a restart of vipd to start mailing")
+				break
+			}
+		}
+	}
+}
+
+// deleting marks an instance a reload removes: its STOP is reported as
+// DELETED and runs notify_deleted (else notify_stop).
+func (n *notifier) deleting(instance string) {
+	n.mu.Lock()
+	n.del[instance] = true
+	n.mu.Unlock()
+}
+
+func (n *notifier) lookup(key string) (*notifyScripts, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.scripts[key], n.smtp[key]
+}
+
+func (n *notifier) resolve(cfg *Config, who string, nt Notify) *notifyScripts {
 	ns := &notifyScripts{byState: map[state]*runnable{}}
 	one := func(s Script, kw string) *runnable {
 		if !s.IsSet() {
 			return nil
 		}
-		r, err := resolveScript(s, &n.cfg.Global)
+		r, err := resolveScript(s, &cfg.Global)
 		if err != nil {
 			n.log.Error().Msgf("%s: %s: %v; not run", who, kw, err)
 			return nil
@@ -127,6 +168,7 @@ func (n *notifier) resolve(who string, nt Notify) *notifyScripts {
 	}
 	ns.generic = one(nt.Generic, "notify")
 	ns.rxLowerPri = one(nt.MasterRxLowerPri, "notify_master_rx_lower_pri")
+	ns.deleted = one(nt.Deleted, "notify_deleted")
 	ns.priority = nt.Priority
 	return ns
 }
@@ -156,7 +198,14 @@ func (n *notifier) onEvent(ev instanceEvent) {
 	if ev.To == stateInit {
 		return
 	}
-	n.dispatch("i/"+ev.Instance, "INSTANCE", "Instance", ev.Instance, ev.From, ev.To, ev.Reason.String()+detailSuffix(ev.Detail), ev.Priority, ev.At)
+	deleted := false
+	if ev.To == stateStop {
+		n.mu.Lock()
+		deleted = n.del[ev.Instance]
+		delete(n.del, ev.Instance)
+		n.mu.Unlock()
+	}
+	n.dispatch("i/"+ev.Instance, "INSTANCE", "Instance", ev.Instance, ev.From, ev.To, deleted, ev.Reason.String()+detailSuffix(ev.Detail), ev.Priority, ev.At)
 }
 
 // group is the sync groups' hook for a group state change.
@@ -164,14 +213,14 @@ func (n *notifier) group(g *SyncGroup, st state) {
 	if st == stateInit {
 		return
 	}
-	n.dispatch("g/"+g.Name, "GROUP", "Group", g.Name, stateInit, st, "", 0, time.Now())
+	n.dispatch("g/"+g.Name, "GROUP", "Group", g.Name, stateInit, st, false, "", 0, time.Now())
 }
 
 // priority is the tracker's hook for an effective priority change: with
 // notify_priority_changes, a MASTER_PRIORITY or BACKUP_PRIORITY fifo line
 // (keepalived's send_instance_priority_notifies).
 func (n *notifier) priority(instance string, st state, prio uint8) {
-	ns := n.scripts["i/"+instance]
+	ns, _ := n.lookup("i/" + instance)
 	if ns == nil || !ns.priority {
 		return
 	}
@@ -188,7 +237,7 @@ func (n *notifier) event(key, name, what string, prio uint8) {
 	for _, f := range n.fifos {
 		f.write(fifoLine("INSTANCE", name, what, prio))
 	}
-	if ns := n.scripts[key]; ns != nil && ns.rxLowerPri != nil {
+	if ns, _ := n.lookup(key); ns != nil && ns.rxLowerPri != nil {
 		n.queue(key).push(func() { n.runScript(ns.rxLowerPri, name, "notify_master_rx_lower_pri") })
 	}
 }
@@ -200,34 +249,46 @@ func detailSuffix(d string) string {
 	return ": " + d
 }
 
-func (n *notifier) dispatch(key, fifoKind, mailKind, name string, from, to state, why string, prio uint8, at time.Time) {
-	line := fifoLine(fifoKind, name, to.String(), prio)
+func (n *notifier) dispatch(key, fifoKind, mailKind, name string, from, to state, deleted bool, why string, prio uint8, at time.Time) {
+	what := to.String()
+	if deleted {
+		what = "DELETED"
+	}
+	line := fifoLine(fifoKind, name, what, prio)
 	for _, f := range n.fifos {
 		f.write(line)
 	}
-	ns := n.scripts[key]
+	ns, alert := n.lookup(key)
+	var script *runnable
+	kw := "notify_" + strings.ToLower(what)
+	if ns != nil {
+		script = ns.byState[to]
+		if deleted && ns.deleted != nil {
+			script = ns.deleted
+		} else if deleted {
+			kw = "notify_stop"
+		}
+	}
 	var ml mail
 	send := false
-	if n.smtp[key] && n.mail != nil && !(n.cfg.Global.NoEmailFaults && to == stateFault) {
+	if alert && n.mail != nil {
 		n.mu.Lock()
-		if last, ok := n.lastMail[key]; !ok || last != to {
+		if last, ok := n.lastMail[key]; (!ok || last != to) && !(n.cfg.Global.NoEmailFaults && to == stateFault) {
 			n.lastMail[key] = to
 			ml, send = vrrpAlert(n.routerID, mailKind, name, from, to, why, prio, n.host, at)
 		}
 		n.mu.Unlock()
 	}
-	if (ns == nil || ns.byState[to] == nil && ns.generic == nil) && !send {
+	if (ns == nil || script == nil && ns.generic == nil) && !send {
 		return
 	}
 	prioArg := itoa(int(prio))
 	n.queue(key).push(func() {
-		if ns != nil {
-			if r := ns.byState[to]; r != nil {
-				n.runScript(r, name, "notify_"+strings.ToLower(to.String()))
-			}
-			if ns.generic != nil {
-				n.runScript(ns.generic, name, "notify", fifoKind, name, to.String(), prioArg)
-			}
+		if script != nil {
+			n.runScript(script, name, kw)
+		}
+		if ns != nil && ns.generic != nil {
+			n.runScript(ns.generic, name, "notify", fifoKind, name, what, prioArg)
 		}
 		if send {
 			n.mail.send(ml)

@@ -199,6 +199,7 @@ func (d *daemon) apply(cfg *Config) {
 		}
 	}
 	for _, r := range old {
+		d.extras.deleted(r.ic.Name)
 		r.logf(d.log.Info(), "removed from the configuration: releasing")
 		stop = append(stop, r)
 	}
@@ -228,6 +229,7 @@ func (d *daemon) apply(cfg *Config) {
 	lvs := d.lvs
 	d.mu.Unlock()
 	lvs.Reload(cfg) // virtual servers (lvs.go)
+	d.extras.reload(cfg)
 	for _, ic := range start {
 		d.startRunner(newRunner(d, ic))
 	}

@@ -471,12 +471,14 @@ func (r *runner) run() {
 // not applied, so the state must be read, not assumed.
 func (r *runner) startup() {
 	r.linkUp = r.ifi.Flags&(net.FlagUp|net.FlagRunning) == net.FlagUp|net.FlagRunning
-	r.applyTracking()
+	hold := r.applyTracking() // a weight-0 script has no result yet: INIT until it has
 	if !r.linkUp && !r.ic.DontTrackPrimary {
 		// Straight to FAULT, not INIT -> BACKUP -> FAULT.
 		r.exec(r.m.Step(event{Kind: evLinkDown}, time.Now()))
 	}
-	r.exec(r.m.Step(event{Kind: evStartup}, time.Now()))
+	if !hold {
+		r.exec(r.m.Step(event{Kind: evStartup}, time.Now()))
+	}
 }
 
 func (r *runner) setErr(err error) {

@@ -250,6 +250,7 @@ type tracker struct {
 	// handles it for the instance).
 	primary map[string]*trackObj
 	faulty  map[string]bool
+	held    map[string]bool // runners in INIT waiting for weight-0 scripts
 	// onFaulty hears when an instance's fault status (failed weight-0
 	// objects, or its interface for sync group members) changes; called
 	// in order, after the runner's evTrack, and must not block.
@@ -285,7 +286,7 @@ func objKey(k trackKind, name string) string { return k.String() + "/" + name }
 func newTracker(log zerolog.Logger, cfg *Config, sys *system, send func(string, event)) *tracker {
 	t := &tracker{log: log, cfg: cfg, sys: sys, send: send,
 		objs: map[string]*trackObj{}, uses: map[string][]trackUse{}, base: map[string]int{}, last: map[string][2]int{},
-		primary: map[string]*trackObj{}, faulty: map[string]bool{}, pollEvery: min(trackFilePoll, trackProcessPoll)}
+		primary: map[string]*trackObj{}, faulty: map[string]bool{}, held: map[string]bool{}, pollEvery: min(trackFilePoll, trackProcessPoll)}
 	groups := map[string]*SyncGroup{}
 	for _, g := range cfg.SyncGroups {
 		groups[g.Name] = g
@@ -409,6 +410,32 @@ func (t *tracker) faultyLocked(instance string) bool {
 	return f > 0 || p != nil && p.known && !p.up
 }
 
+// pendingLocked reports a weight-0 vrrp_script of the instance without a
+// result yet.
+func (t *tracker) pendingLocked(instance string) bool {
+	for _, u := range t.uses[instance] {
+		if u.weight == 0 && u.obj.kind == trackScript && !u.obj.known {
+			return true
+		}
+	}
+	return false
+}
+
+// hold registers a runner that must stay in INIT until its weight-0
+// scripts have a result; false when there is nothing to wait for.
+func (t *tracker) hold(instance string) bool {
+	if t == nil {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.pendingLocked(instance) {
+		return false
+	}
+	t.held[instance] = true
+	return true
+}
+
 // isFaulty reports an instance's fault status as a sync group sees it.
 func (t *tracker) isFaulty(instance string) bool {
 	if t == nil {
@@ -483,7 +510,14 @@ func (t *tracker) changedLocked(o *trackObj) []func() {
 		}
 		w, f := trackSum(uses)
 		old := t.last[name]
+		release := t.held[name] && !t.pendingLocked(name)
+		if release {
+			delete(t.held, name)
+		}
 		if old == [2]int{w, f} {
+			if release && t.send != nil {
+				out = append(out, func() { t.send(name, event{Kind: evStartup}) })
+			}
 			continue
 		}
 		t.last[name] = [2]int{w, f}
@@ -497,6 +531,9 @@ func (t *tracker) changedLocked(o *trackObj) []func() {
 					out = append(out, func() { t.onPriority(name, to) })
 				}
 			}
+		}
+		if release && t.send != nil {
+			out = append(out, func() { t.send(name, event{Kind: evStartup}) })
 		}
 	}
 	return append(out, faults...)
@@ -873,57 +910,140 @@ func processMatches(d *TrackProcessDef, args []string, comm func() string) bool 
 
 // applyTracking gives a runner's state machine the current tracking
 // summary before it starts, so that a failed weight-0 object starts it in
-// FAULT instead of flapping through BACKUP.
-func (r *runner) applyTracking() {
+// FAULT instead of flapping through BACKUP. hold says a weight-0
+// vrrp_script has not returned yet: the runner stays in INIT and the
+// tracker sends evStartup once it has (keepalived's num_script_init).
+func (r *runner) applyTracking() (hold bool) {
 	if r.m == nil {
-		return
+		return false
 	}
-	if r.d.track.tracks(r.ic.Name) {
-		r.exec(r.m.Step(r.d.track.current(r.ic.Name), time.Now()))
+	t, g := r.d.extras.current()
+	if t.tracks(r.ic.Name) {
+		r.exec(r.m.Step(t.current(r.ic.Name), time.Now()))
 	}
-	if ev, ok := r.d.groups.initial(r.ic.Name); ok {
+	if ev, ok := g.initial(r.ic.Name); ok {
 		r.exec(r.m.Step(ev, time.Now()))
 	}
+	return t.hold(r.ic.Name)
 }
 
 // daemonExtras are tracking, sync groups and notifications of a daemon.
+// A reload replaces the tracker and the sync groups; the notifier (its
+// fifos and mailer) lives as long as the daemon.
 type daemonExtras struct {
+	d      *daemon
+	notify *notifier
+
+	mu     sync.Mutex
 	track  *tracker
 	groups *syncGroups
-	notify *notifier
 }
 
 // startTracking builds and starts tracking, sync groups and notifications
 // for the daemon's runners (which must exist, and not run yet).
 func (d *daemon) startTracking() (*daemonExtras, error) {
+	x := &daemonExtras{d: d, notify: newNotifier(d.log, d.cfg)}
+	d.subscribe(x.onEvent)
+	if err := x.build(d.cfg); err != nil {
+		x.notify.close(0)
+		return nil, err
+	}
+	d.extras = x
+	return x, nil
+}
+
+// current returns the tracker and sync groups in use (nil-safe).
+func (x *daemonExtras) current() (*tracker, *syncGroups) {
+	if x == nil {
+		return nil, nil
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.track, x.groups
+}
+
+// onEvent is the daemon subscriber: notifications, then the sync groups.
+func (x *daemonExtras) onEvent(ev instanceEvent) {
+	x.notify.onEvent(ev)
+	if _, g := x.current(); g != nil {
+		g.onEvent(ev)
+	}
+}
+
+// build makes and starts the tracker and sync groups of cfg.
+func (x *daemonExtras) build(cfg *Config) error {
+	d := x.d
 	send := func(name string, ev event) {
 		if r := d.runnerNamed(name); r != nil {
 			r.step(ev)
 		}
 	}
-	x := &daemonExtras{notify: newNotifier(d.log, d.cfg)}
-	d.subscribe(x.notify.onEvent)
-	x.track = newTracker(d.log, d.cfg, d.sys, send)
-	x.track.onPriority = func(name string, prio uint8) {
-		for _, r := range d.runners {
-			if r.ic.Name == name {
-				x.notify.priority(name, r.snapshot().State, prio)
-			}
+	t := newTracker(d.log, cfg, d.sys, send)
+	t.onPriority = func(name string, prio uint8) {
+		if r := d.runnerNamed(name); r != nil {
+			x.notify.priority(name, r.snapshot().State, prio)
 		}
 	}
-	if len(d.cfg.SyncGroups) > 0 {
-		x.groups = newSyncGroups(d.log, d.cfg, x.track.isFaulty, send, x.notify.group)
-		x.track.onFaulty = x.groups.onFaulty
-		x.groups.start()
-		d.subscribe(x.groups.onEvent)
+	var g *syncGroups
+	if len(cfg.SyncGroups) > 0 {
+		g = newSyncGroups(d.log, cfg, t.isFaulty, send, x.notify.group)
+		// Members kept across a reload are where they are.
+		for name, sg := range g.byMember {
+			if r := d.runnerNamed(name); r != nil {
+				sg.members[name] = r.snapshot().State
+			}
+		}
+		t.onFaulty = g.onFaulty
+		g.start()
 	}
-	d.track, d.groups = x.track, x.groups
-	if err := x.track.start(); err != nil {
-		x.groups.stop()
-		x.notify.close(0)
-		return nil, err
+	x.mu.Lock()
+	x.track, x.groups = t, g
+	x.mu.Unlock()
+	if err := t.start(); err != nil {
+		g.stop()
+		return err
 	}
-	return x, nil
+	return nil
+}
+
+// deleted says a reload removes an instance: its last notification is
+// notify_deleted (keepalived's VRRP_STATE_DELETED), not notify_stop.
+func (x *daemonExtras) deleted(instance string) {
+	if x != nil {
+		x.notify.deleting(instance)
+	}
+}
+
+// reload moves tracking, sync groups and notify scripts to cfg. The
+// daemon calls it after stopping removed instances and reconfiguring the
+// kept ones, before starting new ones; kept runners get their new
+// tracking summary (and group command) at once.
+func (x *daemonExtras) reload(cfg *Config) {
+	if x == nil {
+		return
+	}
+	t, g := x.current()
+	t.stop()
+	g.stop()
+	x.notify.reconfigure(cfg)
+	if err := x.build(cfg); err != nil {
+		x.d.log.Error().Msgf("reload: tracking: %v", err)
+		return
+	}
+	t, g = x.current()
+	x.d.mu.Lock()
+	kept := slices.Clone(x.d.runners)
+	x.d.mu.Unlock()
+	for _, r := range kept {
+		r.step(t.current(r.ic.Name))
+		if ev, ok := g.initial(r.ic.Name); ok {
+			r.step(ev)
+		}
+		// One held by the old tracker waits for the new one's scripts.
+		if r.snapshot().State == stateInit && !t.hold(r.ic.Name) {
+			r.step(event{Kind: evStartup})
+		}
+	}
 }
 
 // runnerNamed returns the runner of an instance, or nil.
@@ -940,8 +1060,8 @@ func (d *daemon) runnerNamed(name string) *runner {
 
 // beforeStop ends tracking, so no more events reach stopping runners.
 func (x *daemonExtras) beforeStop() {
-	if x != nil {
-		x.track.stop()
+	if t, _ := x.current(); t != nil {
+		t.stop()
 	}
 }
 
@@ -949,7 +1069,8 @@ func (x *daemonExtras) beforeStop() {
 // fifos and the mailer.
 func (x *daemonExtras) afterStop() {
 	if x != nil {
-		x.groups.stop()
+		_, g := x.current()
+		g.stop()
 		x.notify.close(notifyTimeout)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -141,11 +142,14 @@ func runDaemon(t *testing.T, conf string) (*daemon, *fakeSys, *transitions, func
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.run(ctx) }()
+	var once sync.Once
 	stop := func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		})
 	}
 	return d, fs, &tr, stop
 }
@@ -260,5 +264,153 @@ vrrp_instance VI_2 {
 		if got := tr.states(name); got[len(got)-1] != stateStop {
 			t.Errorf("%s ended in %v", name, got)
 		}
+	}
+}
+
+// TestDaemonReloadTracking reloads a configuration that adds a track_file
+// to a running instance and removes another: the kept instance takes the
+// new tracking at once, the removed one reports DELETED and runs
+// notify_deleted instead of notify_stop.
+func TestDaemonReloadTracking(t *testing.T) {
+	dir := t.TempDir()
+	rec, out := recorder(t, dir)
+	file := filepath.Join(dir, "prio")
+	os.WriteFile(file, []byte("3\n"), 0o644)
+	inst := func(name string, vrid int, extra string) string {
+		return `
+vrrp_instance ` + name + ` {
+	interface eth0
+	virtual_router_id ` + itoa(vrid) + `
+	version 3
+	advert_int 0.1
+	priority 100
+	virtual_ipaddress {
+		192.0.2.` + itoa(100+vrid) + `/24
+	}
+	notify_stop "` + rec + ` stop"
+	notify_deleted "` + rec + ` deleted"
+	notify ` + rec + `
+` + extra + `
+}`
+	}
+	// The daemon's parts, driven from this goroutine as run() and a SIGHUP
+	// would drive them from its own.
+	path0 := filepath.Join(t.TempDir(), "keepalived.conf")
+	os.WriteFile(path0, []byte(inst("VI_1", 1, "")+inst("VI_2", 2, "")), 0o644)
+	cfg0, diags, err := loadConfig(path0, loadOptions{})
+	if err != nil {
+		t.Fatalf("%v %v", err, diags)
+	}
+	fs := &fakeSys{}
+	d := newDaemon(zerolog.New(zerolog.NewTestWriter(t)), cfg0, fs.system())
+	tr := &transitions{}
+	d.subscribe(tr.add)
+	x, err := d.startTracking()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ic := range cfg0.Instances {
+		d.startRunner(newRunner(d, ic))
+	}
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		x.beforeStop()
+		d.mu.Lock()
+		rs := slices.Clone(d.runners)
+		d.mu.Unlock()
+		for _, r := range rs {
+			r.stop()
+		}
+		d.wg.Wait()
+		x.afterStop()
+	}
+	defer stop()
+	tr.wait(t, "VI_1", stateMaster)
+	tr.wait(t, "VI_2", stateMaster)
+	path := filepath.Join(t.TempDir(), "reloaded.conf")
+	os.WriteFile(path, []byte(`
+vrrp_track_file f {
+	file `+file+`
+	weight -10
+}`+inst("VI_1", 1, "track_file {\n f\n}")), 0o644)
+	cfg, diags, err := loadConfig(path, loadOptions{})
+	if err != nil {
+		t.Fatalf("%v %v", err, diags)
+	}
+	d.apply(cfg)
+	tr.wait(t, "VI_2", stateStop)
+	r := d.runnerNamed("VI_1")
+	if r == nil || !pollUntil(5*time.Second, func() bool { return r.snapshot().Priority == 70 }) {
+		t.Fatalf("VI_1 after the reload: priority %d, want 70 (file 3 x weight -10)", r.snapshot().Priority)
+	}
+	stop()
+	// VI_2's scripts run in order, one at a time; VI_1's notify_stop at the
+	// end may interleave with them.
+	var vi2 []string
+	for _, l := range readLines(t, out) {
+		if strings.Contains(l, "VI_2") || strings.HasSuffix(l, "deleted") {
+			vi2 = append(vi2, l)
+		}
+	}
+	want := []string{"start INSTANCE VI_2 BACKUP 100", "end INSTANCE VI_2 BACKUP 100", "start INSTANCE VI_2 MASTER 100", "end INSTANCE VI_2 MASTER 100",
+		"start deleted", "end deleted", "start INSTANCE VI_2 DELETED 100", "end INSTANCE VI_2 DELETED 100"}
+	if !slices.Equal(vi2, want) {
+		t.Errorf("notifications of the removed VI_2:\n got %q\nwant %q", vi2, want)
+	}
+	if stops := slices.Index(readLines(t, out), "start stop"); stops < 0 {
+		t.Error("VI_1's notify_stop did not run at the end")
+	}
+}
+
+// TestDaemonHoldsForScripts checks keepalived's init state: an instance
+// tracking a weight-0 vrrp_script stays in INIT until the script's first
+// result, so a service down at start gives INIT -> FAULT, not a BACKUP
+// (and its notify) first.
+func TestDaemonHoldsForScripts(t *testing.T) {
+	_, _, tr, stop := runDaemon(t, `
+vrrp_script down {
+	script "/bin/sh -c 'sleep 0.3; exit 1'"
+	interval 1
+}
+vrrp_script up {
+	script "/bin/sh -c 'sleep 0.3; exit 0'"
+	interval 1
+}
+vrrp_instance VI_DOWN {
+	interface eth0
+	virtual_router_id 1
+	version 3
+	advert_int 0.1
+	virtual_ipaddress {
+		192.0.2.101/24
+	}
+	track_script {
+		down
+	}
+}
+vrrp_instance VI_UP {
+	interface eth0
+	virtual_router_id 2
+	version 3
+	advert_int 0.1
+	virtual_ipaddress {
+		192.0.2.102/24
+	}
+	track_script {
+		up
+	}
+}`)
+	defer stop()
+	tr.wait(t, "VI_DOWN", stateFault)
+	tr.wait(t, "VI_UP", stateMaster)
+	if got := tr.states("VI_DOWN"); !slices.Equal(got, []state{stateFault}) {
+		t.Errorf("VI_DOWN went %v, want straight to FAULT", got)
+	}
+	if got := tr.states("VI_UP"); !slices.Equal(got, []state{stateBackup, stateMaster}) {
+		t.Errorf("VI_UP went %v", got)
 	}
 }
