@@ -202,6 +202,8 @@ func (d *daemon) run(ctx context.Context) error {
 	if !d.vrrp || len(d.cfg.Instances) == 0 {
 		d.log.Info().Msg("no VRRP instances to run")
 	}
+	d.globalScript("startup_script", d.cfg.Global.StartupScript)
+	defer d.globalScript("shutdown_script", d.cfg.Global.ShutdownScript)
 	var extras *daemonExtras
 	if d.vrrp {
 		var err error
@@ -258,6 +260,25 @@ func (d *daemon) run(ctx context.Context) error {
 	d.mu.Unlock()
 	d.log.Info().Msg("Stopped vipd")
 	return nil
+}
+
+// globalScript runs global_defs' startup_script or shutdown_script and
+// waits for it (at most 10 s, keepalived's startup_script_timeout default).
+func (d *daemon) globalScript(what string, s Script) {
+	if !s.IsSet() {
+		return
+	}
+	r, err := resolveScript(s, &d.cfg.Global)
+	if err != nil {
+		d.log.Error().Err(err).Msgf("%s not run", what)
+		return
+	}
+	res := r.run(context.Background(), 10*time.Second)
+	ev := d.log.Info()
+	if !res.OK() {
+		ev = d.log.Warn().Int("status", res.Code).AnErr("error", res.Err)
+	}
+	ev.Str("script", s.Cmd).Dur("took", res.Took).Msgf("%s finished", what)
 }
 
 // promote sets promote_secondaries on an instance interface once, as
