@@ -196,7 +196,9 @@ func TestReloadUnderTraffic(t *testing.T) {
 // kernel's addresses and the other router's view.
 func checkOpsState(t *testing.T, l *testLAN, pa, pb *vipdProc) {
 	addrA := l.Addr4(0).Addr().String()
-	ia, ib := pa.instance(t, "VI_1"), pb.instance(t, "VI_1")
+	// B first: A's counter, read after, is at least what B received.
+	ib := pb.instance(t, "VI_1")
+	ia := pa.instance(t, "VI_1")
 	if ia.State != "MASTER" || ib.State != "BACKUP" {
 		t.Fatalf("states %s/%s, want MASTER/BACKUP", ia.State, ib.State)
 	}
@@ -216,7 +218,7 @@ func checkOpsState(t *testing.T, l *testLAN, pa, pb *vipdProc) {
 		t.Errorf("counters: A sent %d, B received %d", ia.AdvertsSent, ib.AdvertsReceived)
 	}
 	// A's adverts that B received: B can only have received what A sent.
-	if ib.AdvertsReceived > ia.AdvertsSent+1 {
+	if ib.AdvertsReceived > ia.AdvertsSent {
 		t.Errorf("B received %d adverts, A sent only %d", ib.AdvertsReceived, ia.AdvertsSent)
 	}
 
