@@ -42,6 +42,7 @@ const (
 	inReconfig     // reload, phase 1: new settings; VIPs that went and came are noted
 	inReconfigDels // reload, phase 2: VIPs that went are removed
 	inReconfigAdds // reload, phase 3: VIPs that came are added
+	inPing         // the watchdog: reply when the loop gets here
 )
 
 // runner is one instance's driver.
@@ -410,6 +411,8 @@ func (r *runner) run() {
 				close(in.reply)
 			case inReconfigAdds:
 				r.commitAdds(now, in.skip)
+				close(in.reply)
+			case inPing:
 				close(in.reply)
 			}
 		case <-timer.C:
