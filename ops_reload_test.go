@@ -235,6 +235,10 @@ func checkOpsState(t *testing.T, l *testLAN, pa, pb *vipdProc) {
 			t.Errorf("backup B has %s", v)
 		}
 	}
+	// Every transition has its keepalived log line.
+	if n := strings.Count(pa.logs(), `"message":"(VI_1) Entering `); n != ia.Transitions {
+		t.Errorf("A logged %d transitions of VI_1, status says %d", n, ia.Transitions)
+	}
 	if ib.AdvertsReceived == 0 || ia.AdvertsSent == 0 {
 		t.Errorf("counters: A sent %d, B received %d", ia.AdvertsSent, ib.AdvertsReceived)
 	}
