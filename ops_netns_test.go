@@ -39,12 +39,6 @@ var opsBinary struct {
 func vipdBinary(t testing.TB) string {
 	t.Helper()
 	opsBinary.once.Do(func() {
-		// VIPD_TEST_BINARY runs the tests against another build, e.g.
-		// one made with -race.
-		if p := os.Getenv("VIPD_TEST_BINARY"); p != "" {
-			opsBinary.path = p
-			return
-		}
 		dir, err := os.MkdirTemp("", "vipd-ops-bin-")
 		if err != nil {
 			opsBinary.err = err
