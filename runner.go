@@ -126,9 +126,12 @@ func (r *runner) logf(ev *zerolog.Event, format string, a ...any) {
 }
 
 // watched are the interfaces whose link state matters to the instance.
+// It is called from other goroutines (the link watcher), so it reads the
+// configuration from the status snapshot, not r.ic, which a reload changes.
 func (r *runner) watched() []string {
-	names := []string{r.ic.Interface}
-	for _, t := range r.ic.Track.Interfaces {
+	ic := r.snapshot().Config
+	names := []string{ic.Interface}
+	for _, t := range ic.Track.Interfaces {
 		names = append(names, t.Name)
 	}
 	return names
