@@ -122,8 +122,8 @@ type vipdProc struct {
 	log bytes.Buffer
 }
 
-// startVipd runs vipd in ns with conf and waits for its control socket.
-func startVipd(t testing.TB, ns *testNS, conf string, extra ...string) *vipdProc {
+// startOpsVipd runs vipd in ns with conf and waits for its control socket.
+func startOpsVipd(t testing.TB, ns *testNS, conf string, extra ...string) *vipdProc {
 	t.Helper()
 	p := &vipdProc{t: t, ns: ns, bin: vipdBinary(t), dir: t.TempDir(), done: make(chan struct{})}
 	p.conf = filepath.Join(p.dir, "keepalived.conf")
@@ -287,8 +287,8 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// hasAddr reports whether ns has addr on eth0.
-func hasAddr(ns *testNS, addr netip.Addr) bool {
+// hasVIP reports whether ns has addr on eth0.
+func hasVIP(ns *testNS, addr netip.Addr) bool {
 	out, _ := ns.TryIP("-o", "addr", "show", "dev", "eth0")
 	return strings.Contains(out, " "+addr.String()+"/")
 }

@@ -67,10 +67,10 @@ func TestReloadUnderTraffic(t *testing.T) {
 	base := opsConf{Name: "A", Prio: 200, IntervalCS: 20, VIPs1: []netip.Addr{vip1, vipMoved}, VIPs2: []netip.Addr{vip2}}
 	peer := base
 	peer.Name, peer.Prio = "B", 100
-	pa := startVipd(t, a, base.String(), "--metrics-addr", "127.0.0.1:9650")
-	pb := startVipd(t, b, peer.String())
+	pa := startOpsVipd(t, a, base.String(), "--metrics-addr", "127.0.0.1:9650")
+	pb := startOpsVipd(t, b, peer.String())
 	waitFor(t, 10*time.Second, "A master of VI_1 and VI_2", func() bool {
-		return hasAddr(a, vip1) && hasAddr(a, vip2) && pb.instance(t, "VI_1").Master == l.Addr4(0).Addr().String()
+		return hasVIP(a, vip1) && hasVIP(a, vip2) && pb.instance(t, "VI_1").Master == l.Addr4(0).Addr().String()
 	})
 	watch := watchAdverts(t, client)
 	waitFor(t, 5*time.Second, "the monitor to hear A", func() bool { return watch.len() > 2 })
@@ -169,12 +169,12 @@ func TestReloadUnderTraffic(t *testing.T) {
 			for _, v := range []netip.Addr{vip1, vipMoved, vipExtra, vip2, vip3} {
 				if v == vip3 && last.VI3 != nil {
 					// A new instance starts in BACKUP: master after its down interval.
-					waitFor(t, 5*time.Second, "VI_3 master", func() bool { return hasAddr(a, vip3) })
+					waitFor(t, 5*time.Second, "VI_3 master", func() bool { return hasVIP(a, vip3) })
 				}
-				if got := hasAddr(a, v); got != slices.Contains(want, v) {
+				if got := hasVIP(a, v); got != slices.Contains(want, v) {
 					t.Errorf("A has %s: %v, configuration says %v", v, got, !got)
 				}
-				if hasAddr(b, v) {
+				if hasVIP(b, v) {
 					t.Errorf("backup B has %s", v)
 				}
 			}
@@ -199,7 +199,7 @@ func TestReloadUnderTraffic(t *testing.T) {
 			t.Errorf("%d echo requests lost after a rejected reload", lost)
 		}
 		after := pa.status(t)
-		if len(after.Instances) != len(before.Instances) || !hasAddr(a, vip1) || after.Instances[0].State != "MASTER" {
+		if len(after.Instances) != len(before.Instances) || !hasVIP(a, vip1) || after.Instances[0].State != "MASTER" {
 			t.Errorf("the running configuration was not kept: %+v", after.Instances)
 		}
 		if !strings.Contains(pa.logs(), "Reload rejected") {
@@ -228,10 +228,10 @@ func checkOpsState(t *testing.T, l *testLAN, pa, pb *vipdProc) {
 	}
 	for _, v := range ia.VIPs {
 		p := netip.MustParsePrefix(v)
-		if !hasAddr(l.Hosts[0], p.Addr()) {
+		if !hasVIP(l.Hosts[0], p.Addr()) {
 			t.Errorf("status lists %s but A lacks it", v)
 		}
-		if hasAddr(l.Hosts[1], p.Addr()) {
+		if hasVIP(l.Hosts[1], p.Addr()) {
 			t.Errorf("backup B has %s", v)
 		}
 	}

@@ -61,12 +61,12 @@ vrrp_instance VI_1 {
 }
 `, name, prio, vip)
 	}
-	pa := startVipd(t, a, conf("A", 200), "--metrics-addr", "127.0.0.1:9650")
+	pa := startOpsVipd(t, a, conf("A", 200), "--metrics-addr", "127.0.0.1:9650")
 	var pb *vipdProc
 	if keepalivedPeer {
 		runKeepalived(t, b, strings.Replace(conf("B", 100), "    advert_int 0.2\n", "    advert_int 0.2\n    higher_prio_send_advert\n", 1))
 	} else {
-		pb = startVipd(t, b, conf("B", 100), "--metrics-addr", "127.0.0.1:9650")
+		pb = startOpsVipd(t, b, conf("B", 100), "--metrics-addr", "127.0.0.1:9650")
 	}
 	peers := []*vipdProc{pa}
 	if pb != nil {
@@ -74,10 +74,10 @@ vrrp_instance VI_1 {
 	}
 	macA, macB := a.Interface("eth0").HardwareAddr.String(), b.Interface("eth0").HardwareAddr.String()
 	waitFor(t, 10*time.Second, "A master, B backup", func() bool {
-		return pa.instance(t, "VI_1").State == "MASTER" && hasAddr(a, vip)
+		return pa.instance(t, "VI_1").State == "MASTER" && hasVIP(a, vip)
 	})
 	time.Sleep(time.Second) // B in BACKUP (keepalived says nothing on the wire)
-	if hasAddr(b, vip) {
+	if hasVIP(b, vip) {
 		t.Fatal("B has the VIP before the partition")
 	}
 	if out, err := client.Exec("ping", "-c1", "-W2", vip.String()); err != nil {
@@ -92,7 +92,7 @@ vrrp_instance VI_1 {
 	// Partition: isolated ports reach only non-isolated ones (the client).
 	l.Bridge.IP("link", "set", "dev", "p1", "type", "bridge_slave", "isolated", "on")
 	l.Bridge.IP("link", "set", "dev", "p2", "type", "bridge_slave", "isolated", "on")
-	waitFor(t, 10*time.Second, "B to become master too", func() bool { return hasAddr(b, vip) })
+	waitFor(t, 10*time.Second, "B to become master too", func() bool { return hasVIP(b, vip) })
 	if st := pa.instance(t, "VI_1"); st.State != "MASTER" {
 		t.Fatalf("A is %s during the partition", st.State)
 	}
@@ -132,7 +132,7 @@ vrrp_instance VI_1 {
 	healed := len(watch.snapshot())
 	l.Bridge.IP("link", "set", "dev", "p1", "type", "bridge_slave", "isolated", "off")
 	l.Bridge.IP("link", "set", "dev", "p2", "type", "bridge_slave", "isolated", "off")
-	waitFor(t, 10*time.Second, "B back to backup", func() bool { return !hasAddr(b, vip) })
+	waitFor(t, 10*time.Second, "B back to backup", func() bool { return !hasVIP(b, vip) })
 	if pb != nil {
 		if st := pb.instance(t, "VI_1").State; st != "BACKUP" {
 			t.Errorf("B is %s after the heal", st)
@@ -140,8 +140,8 @@ vrrp_instance VI_1 {
 	}
 	waitFor(t, 10*time.Second, "the client's ARP entry to follow A again", func() bool { return neighMAC(client, vip) == macA })
 	ia := pa.instance(t, "VI_1")
-	if ia.State != "MASTER" || !hasAddr(a, vip) || hasAddr(b, vip) {
-		t.Fatalf("after the heal: A %s (has VIP %v), B has VIP %v", ia.State, hasAddr(a, vip), hasAddr(b, vip))
+	if ia.State != "MASTER" || !hasVIP(a, vip) || hasVIP(b, vip) {
+		t.Fatalf("after the heal: A %s (has VIP %v), B has VIP %v", ia.State, hasVIP(a, vip), hasVIP(b, vip))
 	}
 	if ia.SplitBrains < 1 {
 		t.Errorf("A counted %d split brains", ia.SplitBrains)
