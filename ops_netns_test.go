@@ -122,7 +122,7 @@ type vipdProc struct {
 	log bytes.Buffer
 }
 
-// startOpsVipd runs vipd in ns with conf and waits for its control socket.
+// startVipd runs vipd in ns with conf and waits for its control socket.
 func startOpsVipd(t testing.TB, ns *testNS, conf string, extra ...string) *vipdProc {
 	t.Helper()
 	p := &vipdProc{t: t, ns: ns, bin: vipdBinary(t), dir: t.TempDir(), done: make(chan struct{})}
