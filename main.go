@@ -22,7 +22,7 @@ type cli struct {
 	Status  statusCmd        `cmd:"" help:"Show the running daemon's instances: state, priorities, master, counters."`
 	Reload  reloadCmd        `cmd:"" help:"Make the running daemon re-read its configuration (like SIGHUP)."`
 	Dump    dumpCmd          `cmd:"" help:"Print keepalived's data, stats or JSON dump of the running daemon (SIGUSR1, SIGUSR2, SIGRTMIN+2 write them to files)."`
-	Inspect inspectCmd       `cmd:"" help:"Print the VRRP adverts in pcap/pcapng captures with the verdict vipd would give each."`
+	Inspect inspectCmd       `cmd:"" help:"Print the VRRP adverts in pcap/pcapng captures, or live on a link with -i IFACE (every VRID, split-brain warnings), with the verdict vipd would give each."`
 	Config  configCmd        `cmd:"" help:"Check or print the configuration."`
 	Genhash genhashCmd       `cmd:"" help:"Print the MD5 digest an HTTP_GET/SSL_GET url block expects (keepalived's genhash)."`
 	Debug   debugCmd         `cmd:"" hidden:"" help:"Print the running daemon's goroutines, file descriptors, memory and socket counters (JSON), or fetch a CPU profile."`

@@ -111,13 +111,13 @@ func (r *seenRouter) window() time.Duration {
 	return max(3*r.interval()+r.interval()/2, monitorMinWindow)
 }
 
-// outranks reports whether a wins an election against b (RFC 5798
+// outranks reports whether r wins an election against o (RFC 5798
 // section 6.4.3: higher priority, then higher primary address).
-func (a *seenRouter) outranks(b *seenRouter) bool {
-	if a.Priority != b.Priority {
-		return a.Priority > b.Priority
+func (r *seenRouter) outranks(o *seenRouter) bool {
+	if r.Priority != o.Priority {
+		return r.Priority > o.Priority
 	}
-	return a.Src.Compare(b.Src) > 0
+	return r.Src.Compare(o.Src) > 0
 }
 
 type vridKey struct {
@@ -485,7 +485,7 @@ func runLive(ctx context.Context, w io.Writer, o liveOptions) error {
 	return nil
 }
 
-// runLiveCmd is the inspect command's live mode, interrupted by SIGINT.
+// runLive is the inspect command's live mode, until SIGINT or SIGTERM.
 func (c *inspectCmd) runLive() error {
 	if len(c.Files) > 0 {
 		return fmt.Errorf("give capture files or -i IFACE, not both")

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"io"
+	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gopacket/gopacket/layers"
 )
 
 // monRec is an advert as inspectFrame decodes it.
@@ -172,4 +177,41 @@ func TestLinkMonitorIgnoresBadAdverts(t *testing.T) {
 	if got := b.String(); !strings.Contains(got, "10.0.0.11") || !strings.Contains(got, "master") || strings.Contains(got, "10.0.0.12") {
 		t.Errorf("table:\n%s", got)
 	}
+}
+
+// FuzzLinkMonitor feeds the live monitor arbitrary frames, as AF_PACKET
+// would hand them over: it never panics, and what it reports names the
+// frame's VRID.
+func FuzzLinkMonitor(f *testing.F) {
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	for _, prio := range []uint8{100, 255, 0} {
+		a := Advert{Version: 3, Type: 1, VRID: 51, Priority: prio, Interval: 100, Addresses: []netip.Addr{netip.MustParseAddr("10.0.0.100")}}
+		src := netip.MustParseAddr("10.0.0.1")
+		msg, err := a.Append(nil, src, vrrpGroup4, ChecksumPseudo)
+		if err != nil {
+			f.Fatal(err)
+		}
+		frame, err := buildFrame(mac, multicastMAC(vrrpGroup4), src, vrrpGroup4, 1, msg)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(frame, frame)
+	}
+	f.Fuzz(func(t *testing.T, f1, f2 []byte) {
+		m := newLinkMonitor()
+		var a Advert
+		for k, data := range [][]byte{f1, f2, f1} {
+			rec, ok := inspectFrame(captureFrame{N: k + 1, Time: time.Unix(int64(k), 0), Link: layers.LinkTypeEthernet, Data: data}, &a)
+			if !ok {
+				continue
+			}
+			ws, _, _ := m.observe(&rec, time.Unix(int64(k), 0))
+			for _, w := range ws {
+				if w.VRID != rec.VRID {
+					t.Fatalf("warning for VRID %d on a frame of VRID %d", w.VRID, rec.VRID)
+				}
+			}
+			m.writeTable(io.Discard, time.Unix(int64(k), 0))
+		}
+	})
 }

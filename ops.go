@@ -9,6 +9,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -102,9 +103,10 @@ func watchdogInterval() time.Duration {
 	return time.Duration(usec) * time.Microsecond / 2
 }
 
-// watchdog pings systemd every iv while the daemon can take a status
-// snapshot: a runner stuck holding its lock stops the pings, and systemd
-// restarts vipd (WatchdogSec=).
+// watchdog pings systemd every iv while every runner's loop turns (each
+// answers a ping within iv) and a status snapshot can be taken: a runner
+// stuck in a system call or a lock stops the pings, and systemd restarts
+// vipd (WatchdogSec=).
 func (d *daemon) watchdog(ctx context.Context, iv time.Duration) {
 	t := time.NewTicker(iv)
 	defer t.Stop()
@@ -113,17 +115,46 @@ func (d *daemon) watchdog(ctx context.Context, iv time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			done := make(chan struct{})
-			go func() { d.status(); close(done) }()
-			select {
-			case <-done:
-				d.sdNotify("WATCHDOG=1")
-			case <-time.After(iv):
-				d.log.Error().Msg("status snapshot is stuck: not pinging the systemd watchdog")
-			case <-ctx.Done():
-				return
+			if err := d.alive(iv); err != nil {
+				d.log.Error().Err(err).Msg("not pinging the systemd watchdog")
+				continue
 			}
+			d.sdNotify("WATCHDOG=1")
 		}
+	}
+}
+
+// alive checks within timeout that every runner answers and that status
+// can be taken.
+func (d *daemon) alive(timeout time.Duration) error {
+	// Not during a reload, whose stopped runners answer nothing; a reload
+	// that never ends stops the pings too.
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	deadline := time.After(timeout)
+	d.mu.Lock()
+	runners := append([]*runner(nil), d.runners...)
+	d.mu.Unlock()
+	for _, r := range runners {
+		reply := make(chan struct{})
+		select {
+		case r.in <- runnerInput{kind: inPing, reply: reply}:
+		case <-deadline:
+			return fmt.Errorf("instance %s is not taking input", r.snapshot().Config.Name)
+		}
+		select {
+		case <-reply:
+		case <-deadline:
+			return fmt.Errorf("instance %s does not answer", r.snapshot().Config.Name)
+		}
+	}
+	done := make(chan struct{})
+	go func() { d.status(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-deadline:
+		return errors.New("status snapshot is stuck")
 	}
 }
 

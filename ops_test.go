@@ -303,3 +303,30 @@ func TestJournalWriter(t *testing.T) {
 		t.Errorf("line %q", lines[0])
 	}
 }
+
+// The watchdog's liveness check fails while a runner's loop does not turn.
+func TestAlive(t *testing.T) {
+	d, r1, r2 := opsTestDaemon(t)
+	if err := d.alive(50 * time.Millisecond); err == nil || !strings.Contains(err.Error(), "VI_1") {
+		t.Fatalf("no runner loop running: %v", err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	for _, r := range []*runner{r1, r2} {
+		go func() {
+			for {
+				select {
+				case in := <-r.in:
+					if in.kind == inPing {
+						close(in.reply)
+					}
+				case <-stop:
+					return
+				}
+			}
+		}()
+	}
+	if err := d.alive(time.Second); err != nil {
+		t.Fatal(err)
+	}
+}

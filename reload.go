@@ -56,9 +56,14 @@ func (r *runner) reconfigure(nic *VRRPInstance, now time.Time) error {
 	oldVIPs, oldAdvertised := r.vips, r.pol.Addresses
 	r.reconfiguring, r.oldVIPs = true, oldVIPs
 	defer func() { r.reconfiguring, r.oldVIPs = false, nil }()
-	acts, err := r.m.Reconfigure(machineConfig(nic, r.src, advertised), now)
+	mc := machineConfig(nic, r.src, advertised)
+	mc.Name = r.m.cfg.Name // the state machine keeps its first name; a rename is the daemon's affair
+	acts, err := r.m.Reconfigure(mc, now)
 	if err != nil {
 		return fmt.Errorf("%s: %w", nic.Pos, err)
+	}
+	if nic.Name != r.ic.Name {
+		r.log = r.d.log.With().Str("instance", nic.Name).Logger()
 	}
 	r.ic, r.vips = nic, vips
 	r.pol = rxPolicyFor(nic, advertised, r.group)
@@ -173,13 +178,41 @@ func (d *daemon) apply(cfg *Config) {
 	var start []*VRRPInstance
 	var dels, adds []vip
 	if d.vrrp {
+		// Pair each new instance with the runner that speaks for the same
+		// virtual router: by name when its identity is unchanged, else by
+		// identity (a renamed instance, or two instances whose VRIDs were
+		// swapped), so it is updated in place and its VIPs move rather
+		// than go away with a restart.
+		pairs := map[*VRRPInstance]*runner{}
 		for _, ic := range cfg.Instances {
-			r := old[ic.Name]
+			if r := old[ic.Name]; r != nil && identity(r.ic) == identity(ic) {
+				pairs[ic] = r
+				delete(old, ic.Name)
+			}
+		}
+		for _, ic := range cfg.Instances {
+			if pairs[ic] != nil {
+				continue
+			}
+			for name, r := range old {
+				if identity(r.ic) == identity(ic) {
+					r.logf(d.log.Info(), "now %s in the configuration (same interface and VRID)", ic.Name)
+					pairs[ic] = r
+					delete(old, name)
+					break
+				}
+			}
+		}
+		for _, ic := range cfg.Instances {
+			r := pairs[ic]
+			if r == nil {
+				r = old[ic.Name]
+				delete(old, ic.Name)
+			}
 			if r == nil {
 				start = append(start, ic)
 				continue
 			}
-			delete(old, ic.Name)
 			e, plan := make(chan error, 1), make(chan reloadPlan, 1)
 			r.in <- runnerInput{kind: inReconfig, ic: ic, err: e, plan: plan}
 			switch err := <-e; {

@@ -42,6 +42,7 @@ const (
 	inReconfig     // reload, phase 1: new settings; VIPs that went and came are noted
 	inReconfigDels // reload, phase 2: VIPs that went are removed
 	inReconfigAdds // reload, phase 3: VIPs that came are added
+	inPing         // the watchdog: reply when the loop gets here
 )
 
 // runner is one instance's driver.
@@ -130,9 +131,12 @@ func (r *runner) logf(ev *zerolog.Event, format string, a ...any) {
 }
 
 // watched are the interfaces whose link state matters to the instance.
+// It is called from other goroutines (the link watcher), so it reads the
+// configuration from the status snapshot, not r.ic, which a reload changes.
 func (r *runner) watched() []string {
-	names := []string{r.ic.Interface}
-	for _, t := range r.ic.Track.Interfaces {
+	ic := r.snapshot().Config
+	names := []string{ic.Interface}
+	for _, t := range ic.Track.Interfaces {
 		names = append(names, t.Name)
 	}
 	return names
@@ -435,6 +439,8 @@ func (r *runner) run() {
 				close(in.reply)
 			case inReconfigAdds:
 				r.commitAdds(now, in.skip)
+				close(in.reply)
+			case inPing:
 				close(in.reply)
 			}
 		case <-timer.C:

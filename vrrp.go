@@ -684,14 +684,13 @@ func (i *instance) masterAdvert(ev event, now time.Time) {
 		i.masterPrio = i.prio
 	}
 	if a.Priority > i.prio || (a.Priority == i.prio && cmp > 0) {
-		// keepalived's higher_prio_send_advert, and by default when we
-		// have been master for a Master_Down_Interval (a split brain
-		// healing, or a preemption): one last advert, so that a master
-		// that never heard us learns of the split brain and re-announces
-		// the addresses to clients that followed us. RFC-strict
-		// (lower_prio_no_advert) instances stay silent.
-		long := !i.cfg.LowerPrioNoAdvert && now.Sub(i.masterSince) >= i.downInterval()
-		if i.cfg.HigherPrioSendAdvert || long {
+		// keepalived's higher_prio_send_advert, on by default here: one
+		// last advert, so that a master that never heard us (a split
+		// brain healing, however short) learns of it and re-announces the
+		// addresses to clients that followed us; after a preemption the
+		// new master takes it for a hand-over. RFC-strict instances
+		// (lower_prio_no_advert) stay silent (RFC 5798 section 6.4.3).
+		if i.cfg.HigherPrioSendAdvert || !i.cfg.LowerPrioNoAdvert {
 			i.emit(action{Kind: actSendAdvert, Priority: i.prio})
 		}
 		if a.Priority > i.prio {

@@ -383,10 +383,15 @@ func TestMasterAdvert(t *testing.T) {
 		log    protoLogKind
 		timerR bool // Adver_Timer restarted
 	}{
+		// One last advert before stepping down (keepalived's
+		// higher_prio_send_advert, vipd's default), so a master that never
+		// heard us learns of a split brain; not under lower_prio_no_advert.
 		{"higher priority: backup", nil, fsmLowerAddr, 150, stateBackup,
-			[]string{"remove-vips [192.0.2.100]", "notify MASTER->BACKUP (higher priority master)"}, plMasterHigherPrio, false},
+			[]string{"send-advert prio=100", "remove-vips [192.0.2.100]", "notify MASTER->BACKUP (higher priority master)"}, plMasterHigherPrio, false},
 		{"equal from higher address: backup", nil, fsmUpperAddr, 100, stateBackup,
-			[]string{"remove-vips [192.0.2.100]", "notify MASTER->BACKUP (higher priority master)"}, plMasterEqualHigherAddr, false},
+			[]string{"send-advert prio=100", "remove-vips [192.0.2.100]", "notify MASTER->BACKUP (higher priority master)"}, plMasterEqualHigherAddr, false},
+		{"higher priority, strict: silent backup", func(c *instanceConfig) { c.LowerPrioNoAdvert = true }, fsmLowerAddr, 150, stateBackup,
+			[]string{"remove-vips [192.0.2.100]", "notify MASTER->BACKUP (higher priority master)"}, plMasterHigherPrio, false},
 		{"equal from lower address: re-assert", nil, fsmLowerAddr, 100, stateMaster,
 			[]string{"send-advert prio=100"}, plSplitBrain, false},
 		{"lower: re-assert (keepalived)", nil, fsmUpperAddr, 50, stateMaster,
