@@ -30,6 +30,7 @@ type debugStatus struct {
 	PeakRSSKiB int         `json:"peak_rss_kib"` // VmHWM
 	HeapAlloc  uint64      `json:"heap_alloc"`
 	HeapSys    uint64      `json:"heap_sys"`
+	StackSys   uint64      `json:"stack_sys"`
 	NumGC      uint32      `json:"num_gc"`
 	Hubs       []hubStatus `json:"hubs"`
 }
@@ -76,7 +77,7 @@ func (d *daemon) debugStatus() debugStatus {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	st := debugStatus{Pid: os.Getpid(), Goroutines: runtime.NumGoroutine(),
-		HeapAlloc: ms.HeapAlloc, HeapSys: ms.HeapSys, NumGC: ms.NumGC}
+		HeapAlloc: ms.HeapAlloc, HeapSys: ms.HeapSys, StackSys: ms.StackSys, NumGC: ms.NumGC}
 	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
 		st.FDs = len(ents) - 1 // the directory being read is one
 	}
