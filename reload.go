@@ -151,7 +151,7 @@ func (d *daemon) apply(cfg *Config) {
 			}
 			delete(old, ic.Name)
 			e := make(chan error, 1)
-			r.in <- runnerInput{kind: inReconfig, ic: ic, err: e}
+			r.in <- &runnerInput{kind: inReconfig, ic: ic, err: e}
 			switch err := <-e; {
 			case err == nil:
 				keep = append(keep, r)
@@ -178,7 +178,7 @@ func (d *daemon) apply(cfg *Config) {
 	wg.Wait()
 	for _, r := range keep {
 		done := make(chan struct{})
-		r.in <- runnerInput{kind: inReconfigAdds, reply: done}
+		r.in <- &runnerInput{kind: inReconfigAdds, reply: done}
 		<-done
 	}
 	d.mu.Lock()
