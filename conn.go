@@ -176,6 +176,7 @@ func listenMulticast(ifi *net.Interface, cfg mcastConfig) (*mcastConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("multicast conn on %s: %w", ifi.Name, err)
 	}
+	sizeReceiveBuffer(pc)
 	c := &mcastConn{ifi: ifi, pc: pc, src: src, group: group, srcMAC: srcMAC,
 		dstMAC: multicastMAC(group), rbuf: make([]byte, maxFrameSize)}
 	// The link-level membership makes the NIC pass the group's MAC; the
@@ -190,6 +191,33 @@ func listenMulticast(ifi *net.Interface, cfg mcastConfig) (*mcastConn, error) {
 		return nil, fmt.Errorf("multicast conn on %s: join %s: %w", ifi.Name, group, err)
 	}
 	return c, nil
+}
+
+// mcastReadBuffer is the receive buffer of a multicast conn. Hundreds of
+// instances on one interface whose timers run in step send their adverts
+// in bursts; the default buffer (~200 KiB, a few hundred small frames at
+// their true size) overflowed at 250 instances per interface and the lost
+// adverts made backups take over, whose adverts made more bursts: a split
+// brain that did not settle (bench/scale.sh; keepalived sizes its buffers
+// too, vrrp_rx_bufs_policy).
+const mcastReadBuffer = 4 << 20
+
+// sizeReceiveBuffer enlarges pc's receive buffer (beyond rmem_max when
+// root: SO_RCVBUFFORCE) and asks the kernel not to queue our own
+// outgoing frames (PACKET_IGNORE_OUTGOING, Linux 4.20), which would take
+// half of it. Both are best effort: ReadAdvert skips outgoing copies
+// anyway.
+func sizeReceiveBuffer(pc *packet.Conn) {
+	rc, err := pc.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, mcastReadBuffer) != nil {
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, mcastReadBuffer)
+		}
+		unix.SetsockoptInt(int(fd), unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
+	})
 }
 
 // joinIPGroup joins group on ifi with a raw socket that never delivers

@@ -115,16 +115,28 @@ type system struct {
 
 func linuxSystem() *system {
 	return &system{
-		listenMulticast:    func(ifi *net.Interface, cfg mcastConfig) (advertConn, error) { return listenMulticast(ifi, cfg) },
-		listenUnicast:      func(src netip.Addr) (advertConn, error) { return listenUnicast(src) },
-		addrs:              netlinkAddrs{},
-		vmacs:              &netlinkVMACs{},
-		announcer:          func(ifi *net.Interface) (announcer, error) { return newAnnouncer(ifi, nil) },
-		watchLinks:         func(names []string) (linkWatcher, error) { return watchLinks(names) },
-		interfaceByName:    net.InterfaceByName,
-		primaryAddr:        primaryAddr,
-		promoteSecondaries: promoteSecondaries,
+		listenMulticast: func(ifi *net.Interface, cfg mcastConfig) (advertConn, error) { return listenMulticast(ifi, cfg) },
+		listenUnicast:   func(src netip.Addr) (advertConn, error) { return listenUnicast(src) },
+		addrs:           newOffloadAddrs(netlinkAddrs{}),
+		vmacs:           &netlinkVMACs{},
+		announcer:       func(ifi *net.Interface) (announcer, error) { return newAnnouncer(ifi, nil) },
+		watchLinks:      func(names []string) (linkWatcher, error) { return watchLinks(names) },
+		interfaceByName: interfaceByName,
+		primaryAddr:     primaryAddr,
 	}
+}
+
+// interfaceByName is net.InterfaceByName with the hardware address
+// copied: net's slices into the netlink dump it parsed, so each kept
+// *net.Interface pinned a whole dump (11 MB for 1,000 instances,
+// bench/scale.sh).
+func interfaceByName(name string) (*net.Interface, error) {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return nil, err
+	}
+	ifi.HardwareAddr = slices.Clone(ifi.HardwareAddr)
+	return ifi, nil
 }
 
 // daemon owns the runners and the shared receive hubs.

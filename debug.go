@@ -4,8 +4,8 @@ package main
 // benchmarks: `vipd debug` prints the process's goroutines, open file
 // descriptors, memory and the receive hubs' counters (adverts for a VRID
 // no instance runs, frames the socket dropped), which `vipd status` does
-// not show; `vipd debug --cpu-profile FILE` fetches a CPU profile of the
-// running daemon (pprof format). Both go over the control socket, so they
+// not show; `vipd debug --cpu-profile FILE` (or --heap-profile) fetches a
+// profile of the running daemon (pprof format). Both go over the control socket, so they
 // work inside the daemon's network namespace like `vipd status`.
 
 import (
@@ -30,6 +30,7 @@ type debugStatus struct {
 	PeakRSSKiB int         `json:"peak_rss_kib"` // VmHWM
 	HeapAlloc  uint64      `json:"heap_alloc"`
 	HeapSys    uint64      `json:"heap_sys"`
+	StackSys   uint64      `json:"stack_sys"`
 	NumGC      uint32      `json:"num_gc"`
 	Hubs       []hubStatus `json:"hubs"`
 }
@@ -42,6 +43,11 @@ type hubStatus struct {
 	Instances     int    `json:"instances"`
 	UnknownVRID   uint64 `json:"unknown_vrid"`   // adverts for a VRID no instance here runs
 	MalformedDrop uint64 `json:"malformed_drop"` // frames the conn dropped as not VRRP or malformed
+	// KernelPackets and KernelDrops are the packet socket's counters
+	// (PACKET_STATISTICS) since the previous `vipd debug`: frames queued,
+	// and frames lost because the socket's receive buffer was full.
+	KernelPackets uint32 `json:"kernel_packets,omitempty"`
+	KernelDrops   uint32 `json:"kernel_drops,omitempty"`
 }
 
 // cpuProfileSeconds is how long `vipd debug --cpu-profile` profiles.
@@ -58,13 +64,20 @@ func init() {
 		pprof.StopCPUProfile()
 		return map[string][]byte{"profile": buf.Bytes()}
 	}
+	controlHandlers["heap-profile"] = func(d *daemon) any {
+		var buf bytes.Buffer
+		if err := pprof.Lookup("heap").WriteTo(&buf, 0); err != nil {
+			return map[string]string{"error": err.Error()}
+		}
+		return map[string][]byte{"profile": buf.Bytes()}
+	}
 }
 
 func (d *daemon) debugStatus() debugStatus {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	st := debugStatus{Pid: os.Getpid(), Goroutines: runtime.NumGoroutine(),
-		HeapAlloc: ms.HeapAlloc, HeapSys: ms.HeapSys, NumGC: ms.NumGC}
+		HeapAlloc: ms.HeapAlloc, HeapSys: ms.HeapSys, StackSys: ms.StackSys, NumGC: ms.NumGC}
 	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
 		st.FDs = len(ents) - 1 // the directory being read is one
 	}
@@ -80,6 +93,11 @@ func (d *daemon) debugStatus() debugStatus {
 		h.mu.RUnlock()
 		if c, ok := h.conn.(interface{ Drops() uint64 }); ok {
 			hs.MalformedDrop = c.Drops()
+		}
+		if c, ok := h.conn.(*mcastConn); ok {
+			if ks, err := c.pc.Stats(); err == nil {
+				hs.KernelPackets, hs.KernelDrops = ks.Packets, ks.Drops
+			}
 		}
 		st.Hubs = append(st.Hubs, hs)
 	}
@@ -107,19 +125,23 @@ func procStatusKiB(path, key string) int {
 
 // debugCmd is `vipd debug`: the running daemon's process figures.
 type debugCmd struct {
-	CPUProfile string `name:"cpu-profile" placeholder:"FILE" help:"Write a CPU profile of the running daemon (10 s, pprof format) to FILE."`
+	CPUProfile  string `name:"cpu-profile" placeholder:"FILE" help:"Write a CPU profile of the running daemon (10 s, pprof format) to FILE."`
+	HeapProfile string `name:"heap-profile" placeholder:"FILE" help:"Write a heap profile of the running daemon (pprof format) to FILE."`
 	controlFlag
 }
 
 func (c *debugCmd) Run() error {
-	if c.CPUProfile != "" {
+	for cmd, file := range map[string]string{"cpu-profile": c.CPUProfile, "heap-profile": c.HeapProfile} {
+		if file == "" {
+			continue
+		}
 		var res struct {
 			Profile []byte `json:"profile"`
 		}
-		if err := controlCall(c.Control, "cpu-profile", &res); err != nil {
+		if err := controlCall(c.Control, cmd, &res); err != nil {
 			return err
 		}
-		return os.WriteFile(c.CPUProfile, res.Profile, 0o644)
+		return os.WriteFile(file, res.Profile, 0o644)
 	}
 	var st debugStatus
 	if err := controlCall(c.Control, "debug", &st); err != nil {
