@@ -34,13 +34,13 @@ func TestSoakFailovers(t *testing.T) {
 	hiConf := func(iv string) string {
 		return faultConf(faultInstance("VI_1", 51, 200, iv, "    version 3\n"))
 	}
-	hi := startVipd(t, l.Hosts[0], "hi", hiConf(intervals[0]))
+	hi := startFaultVipd(t, l.Hosts[0], "hi", hiConf(intervals[0]))
 	// lo keeps its interval; as backup it follows the master's (RFC 5798
 	// section 6.4.2: Master_Adver_Interval), which changes on restarts.
-	lo := startVipd(t, l.Hosts[1], "lo", faultConf(faultInstance("VI_1", 51, 100, intervals[0], "    version 3\n")))
-	waitStates(t, "VI_1", map[*vipdProc]string{hi: "MASTER", lo: "BACKUP"})
+	lo := startFaultVipd(t, l.Hosts[1], "lo", faultConf(faultInstance("VI_1", 51, 100, intervals[0], "    version 3\n")))
+	waitStates(t, "VI_1", map[*faultProc]string{hi: "MASTER", lo: "BACKUP"})
 
-	sample := func(p *vipdProc) debugStatus {
+	sample := func(p *faultProc) debugStatus {
 		t.Helper()
 		st, err := p.Debug()
 		if err != nil {
@@ -69,7 +69,7 @@ func TestSoakFailovers(t *testing.T) {
 			// 6.4.3), lo takes over at once; hi restarts and preempts.
 			hi.Signal(syscall.SIGTERM)
 			hi.Wait()
-			waitStates(t, "VI_1", map[*vipdProc]string{lo: "MASTER"})
+			waitStates(t, "VI_1", map[*faultProc]string{lo: "MASTER"})
 			if err := os.WriteFile(hi.conf, []byte(hiConf(iv)), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -78,10 +78,10 @@ func TestSoakFailovers(t *testing.T) {
 			// Link down is FAULT: lo takes over after
 			// Master_Down_Interval; link up, hi preempts.
 			l.Hosts[0].IP("link", "set", "eth0", "down")
-			waitStates(t, "VI_1", map[*vipdProc]string{lo: "MASTER"})
+			waitStates(t, "VI_1", map[*faultProc]string{lo: "MASTER"})
 			l.Hosts[0].IP("link", "set", "eth0", "up")
 		}
-		waitStates(t, "VI_1", map[*vipdProc]string{hi: "MASTER", lo: "BACKUP"})
+		waitStates(t, "VI_1", map[*faultProc]string{hi: "MASTER", lo: "BACKUP"})
 		done += 2
 		if a, b := addrCount(t, l.Hosts[0], faultVIP, ""), addrCount(t, l.Hosts[1], faultVIP, ""); a != 1 || b != 0 {
 			t.Fatalf("after %d failovers hi has the VIP %d times and lo %d, want 1 and 0", done, a, b)

@@ -115,14 +115,15 @@ type system struct {
 
 func linuxSystem() *system {
 	return &system{
-		listenMulticast: func(ifi *net.Interface, cfg mcastConfig) (advertConn, error) { return listenMulticast(ifi, cfg) },
-		listenUnicast:   func(src netip.Addr) (advertConn, error) { return listenUnicast(src) },
-		addrs:           newOffloadAddrs(netlinkAddrs{}),
-		vmacs:           &netlinkVMACs{},
-		announcer:       func(ifi *net.Interface) (announcer, error) { return newAnnouncer(ifi, nil) },
-		watchLinks:      func(names []string) (linkWatcher, error) { return watchLinks(names) },
-		interfaceByName: interfaceByName,
-		primaryAddr:     primaryAddr,
+		listenMulticast:    func(ifi *net.Interface, cfg mcastConfig) (advertConn, error) { return listenMulticast(ifi, cfg) },
+		listenUnicast:      func(src netip.Addr) (advertConn, error) { return listenUnicast(src) },
+		addrs:              newOffloadAddrs(netlinkAddrs{}),
+		vmacs:              &netlinkVMACs{},
+		announcer:          func(ifi *net.Interface) (announcer, error) { return newAnnouncer(ifi, nil) },
+		watchLinks:         func(names []string) (linkWatcher, error) { return watchLinks(names) },
+		interfaceByName:    interfaceByName,
+		primaryAddr:        primaryAddr,
+		promoteSecondaries: promoteSecondaries,
 	}
 }
 

@@ -138,7 +138,7 @@ func (d *daemon) alive(timeout time.Duration) error {
 	for _, r := range runners {
 		reply := make(chan struct{})
 		select {
-		case r.in <- runnerInput{kind: inPing, reply: reply}:
+		case r.in <- &runnerInput{kind: inPing, reply: reply}:
 		case <-deadline:
 			return fmt.Errorf("instance %s is not taking input", r.snapshot().Config.Name)
 		}

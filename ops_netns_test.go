@@ -358,9 +358,9 @@ func (p *opsPinger) result() (sent, lost int, gap time.Duration) {
 	return len(p.sent), lost, gap
 }
 
-// advertWatch runs `vipd inspect -i eth0 --json` in ns (the live monitor)
+// inspectWatch runs `vipd inspect -i eth0 --json` in ns (the live monitor)
 // and collects the records it prints.
-type advertWatch struct {
+type inspectWatch struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	mu   sync.Mutex
@@ -368,9 +368,9 @@ type advertWatch struct {
 	at   []time.Time
 }
 
-func watchAdverts(t testing.TB, ns *testNS) *advertWatch {
+func watchInspect(t testing.TB, ns *testNS) *inspectWatch {
 	t.Helper()
-	w := &advertWatch{done: make(chan struct{})}
+	w := &inspectWatch{done: make(chan struct{})}
 	w.cmd = exec.Command("ip", "netns", "exec", ns.Name, vipdBinary(t), "inspect", "-i", "eth0", "--json")
 	out, pw := io.Pipe()
 	w.cmd.Stdout, w.cmd.Stderr = pw, os.Stderr
@@ -400,7 +400,7 @@ func watchAdverts(t testing.TB, ns *testNS) *advertWatch {
 }
 
 // snapshot returns the records so far.
-func (w *advertWatch) snapshot() []inspectRecord {
+func (w *inspectWatch) snapshot() []inspectRecord {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([]inspectRecord(nil), w.recs...)
@@ -408,7 +408,7 @@ func (w *advertWatch) snapshot() []inspectRecord {
 
 // maxGap is the longest time between two adverts from src for vrid in
 // the records from index from on, and how many there were.
-func (w *advertWatch) maxGap(src string, vrid uint8, from int) (n int, gap time.Duration) {
+func (w *inspectWatch) maxGap(src string, vrid uint8, from int) (n int, gap time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var last time.Time
@@ -426,7 +426,7 @@ func (w *advertWatch) maxGap(src string, vrid uint8, from int) (n int, gap time.
 	return n, gap
 }
 
-func (w *advertWatch) len() int {
+func (w *inspectWatch) len() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.recs)

@@ -72,7 +72,7 @@ func TestReloadUnderTraffic(t *testing.T) {
 	waitFor(t, 10*time.Second, "A master of VI_1 and VI_2", func() bool {
 		return hasVIP(a, vip1) && hasVIP(a, vip2) && pb.instance(t, "VI_1").Master == l.Addr4(0).Addr().String()
 	})
-	watch := watchAdverts(t, client)
+	watch := watchInspect(t, client)
 	waitFor(t, 5*time.Second, "the monitor to hear A", func() bool { return watch.len() > 2 })
 
 	kinds := []struct {

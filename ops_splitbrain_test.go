@@ -91,7 +91,7 @@ vrrp_instance VI_1 {
 	if got := neighMAC(client, vip); got != macA {
 		t.Fatalf("client's ARP entry for %s is %q, want A's %s", vip, got, macA)
 	}
-	watch := watchAdverts(t, client)
+	watch := watchInspect(t, client)
 	time.Sleep(1500 * time.Millisecond) // A's second GARP burst
 
 	// Partition: isolated ports reach only non-isolated ones (the client).

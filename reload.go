@@ -213,9 +213,8 @@ func (d *daemon) apply(cfg *Config) {
 				start = append(start, ic)
 				continue
 			}
-			delete(old, ic.Name)
-			e := make(chan error, 1)
-			r.in <- &runnerInput{kind: inReconfig, ic: ic, err: e}
+			e, plan := make(chan error, 1), make(chan reloadPlan, 1)
+			r.in <- &runnerInput{kind: inReconfig, ic: ic, err: e, plan: plan}
 			switch err := <-e; {
 			case err == nil:
 				keep = append(keep, r)
@@ -243,10 +242,19 @@ func (d *daemon) apply(cfg *Config) {
 		go func() { defer wg.Done(); r.stop() }()
 	}
 	wg.Wait()
-	for _, r := range keep {
-		done := make(chan struct{})
-		r.in <- &runnerInput{kind: inReconfigAdds, reply: done}
-		<-done
+	// A VIP one kept instance removes and another adds, alike, moves.
+	var moved []vip
+	for _, v := range dels {
+		if slices.Contains(adds, v) {
+			moved = append(moved, v)
+		}
+	}
+	for _, kind := range []inputKind{inReconfigDels, inReconfigAdds} {
+		for _, r := range keep {
+			done := make(chan struct{})
+			r.in <- &runnerInput{kind: kind, reply: done, skip: moved}
+			<-done
+		}
 	}
 	d.mu.Lock()
 	d.runners = keep
