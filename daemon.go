@@ -82,8 +82,15 @@ func (c *runCmd) Run() error {
 	log.Info().Str("version", version).Str("config", c.UseFile).Int("instances", len(cfg.Instances)).Msg("Starting vipd")
 	if !c.VRRPOnly {
 		// Before the control socket and metrics, which read d.lvs.
-		lvs := d.startLVS(ctx, lvsOptions{Keep: c.KeepIPVS})
-		defer func() { stop(); lvs.Wait() }() // releases our IPVS services on any return
+		d.lvsCtx, d.lvsOpts, d.lvsOn = ctx, lvsOptions{Keep: c.KeepIPVS}, true
+		d.startLVS(ctx, d.lvsOpts)
+		defer func() { // releases our IPVS services on any return
+			stop()
+			d.mu.Lock()
+			lvs := d.lvs
+			d.mu.Unlock()
+			lvs.Wait()
+		}()
 	}
 	ctl, err := d.listenControl(c.Control)
 	if err != nil {
@@ -150,6 +157,11 @@ type daemon struct {
 	vrrp    bool
 	started time.Time
 	lvs     *lvsManager // virtual servers (lvs.go); nil when none
+	// LVS may also be started by a reload that brings the first virtual
+	// servers: with this context and these options, unless -P.
+	lvsCtx  context.Context
+	lvsOpts lvsOptions
+	lvsOn   bool
 
 	mu      sync.Mutex
 	runners []*runner

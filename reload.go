@@ -261,7 +261,11 @@ func (d *daemon) apply(cfg *Config) {
 	d.cfg = cfg
 	lvs := d.lvs
 	d.mu.Unlock()
-	lvs.Reload(cfg) // virtual servers (lvs.go)
+	if lvs == nil && d.lvsOn && len(cfg.VirtualServers) > 0 {
+		d.startLVS(d.lvsCtx, d.lvsOpts) // the first virtual servers
+	} else {
+		lvs.Reload(cfg) // virtual servers (lvs.go)
+	}
 	d.extras.reload(cfg)
 	for _, ic := range start {
 		d.startRunner(newRunner(d, ic))
