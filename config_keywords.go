@@ -657,14 +657,7 @@ var globalTable = newTable[*GlobalDefs]("global_defs",
 	sup("lvs_notify_fifo", globalFifo(func(g *GlobalDefs) *Fifo { return &g.LVSNotifyFifo }, false)),
 	sup("lvs_notify_fifo_script", globalFifo(func(g *GlobalDefs) *Fifo { return &g.LVSNotifyFifo }, true)),
 	sup("lvs_flush", gBool(func(g *GlobalDefs, v bool) { g.LVSFlush = v })),
-	sup("lvs_flush_on_stop", func(l *loader, n *node, g *GlobalDefs) {
-		l.noBlock(n)
-		l.nargs(n, 0, 1)
-		g.LVSFlushOnStop = "all"
-		if len(n.Args) > 0 {
-			g.LVSFlushOnStop = n.Args[0]
-		}
-	}),
+	unsup[*GlobalDefs]("lvs_flush_on_stop", "vipd removes the services it created on stop, unless --dont-release-ipvs"),
 	sup("startup_script", func(l *loader, n *node, g *GlobalDefs) {
 		if s, ok := l.script(n); ok {
 			g.StartupScript = s
@@ -2578,6 +2571,30 @@ func keywordsMarkdown() string {
 			}
 			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", k.Name, t.blockName(), st, strings.ReplaceAll(k.Note, "|", "\\|"))
 		}
+	}
+	return b.String()
+}
+
+// keywordsSummary is the README's keyword list: per block, every keyword by
+// its status, from the same tables as docs/keywords.md (TestKeywordsDoc
+// keeps both in step).
+func keywordsSummary() string {
+	var b strings.Builder
+	b.WriteString("| block | supported | parsed, not applied (warns) | not supported (warns, ignored) |\n")
+	b.WriteString("|---|---|---|---|\n")
+	for _, t := range docTables {
+		var cols [3][]string
+		for _, k := range t.infos() {
+			i := 0
+			switch k.Status {
+			case kwParsedOnly:
+				i = 1
+			case kwUnsupported:
+				i = 2
+			}
+			cols[i] = append(cols[i], "`"+k.Name+"`")
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", t.blockName(), strings.Join(cols[0], " "), strings.Join(cols[1], " "), strings.Join(cols[2], " "))
 	}
 	return b.String()
 }

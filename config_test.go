@@ -545,11 +545,26 @@ func TestKeywordsDoc(t *testing.T) {
 		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		return
-	}
-	got, err := os.ReadFile(path)
-	if err != nil || string(got) != want {
+	} else if got, err := os.ReadFile(path); err != nil || string(got) != want {
 		t.Fatalf("%s is out of date; run go test -run TestKeywordsDoc -update", path)
+	}
+	// The README's summary, between its markers.
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const begin, end = "<!-- keywords:begin -->\n", "<!-- keywords:end -->"
+	i, j := strings.Index(string(readme), begin), strings.Index(string(readme), end)
+	if i < 0 || j < i {
+		t.Fatal("README.md has no keyword summary markers")
+	}
+	if sum := keywordsSummary(); *update {
+		out := string(readme[:i+len(begin)]) + sum + string(readme[j:])
+		if err := os.WriteFile("README.md", []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	} else if string(readme[i+len(begin):j]) != sum {
+		t.Fatalf("README.md's keyword summary is out of date: replace it with keywordsSummary()'s output:\n%s", sum)
 	}
 }
 

@@ -231,9 +231,6 @@ func dumpConfig(c *Config) string {
 	d.fifo("vrrp_notify_fifo", g.VRRPNotifyFifo)
 	d.fifo("lvs_notify_fifo", g.LVSNotifyFifo)
 	d.flag("lvs_flush", g.LVSFlush)
-	if g.LVSFlushOnStop != "" {
-		d.line("lvs_flush_on_stop", g.LVSFlushOnStop)
-	}
 	d.script("startup_script", g.StartupScript)
 	d.script("shutdown_script", g.ShutdownScript)
 	d.close()
