@@ -359,13 +359,12 @@ func rxPolicyFor(ic *VRRPInstance, advertised []netip.Addr, group netip.Addr) rx
 		p.AuthType = authAH
 	}
 	for _, peer := range ic.UnicastPeers {
-		p.Peers = append(p.Peers, peer.Addr)
-		if peer.MinTTL > 0 && (p.MinTTL == 0 || uint8(peer.MinTTL) < p.MinTTL) {
-			p.MinTTL = uint8(peer.MinTTL)
+		p.Peers = append(p.Peers, peer.Addr.WithZone(""))
+		hi := peer.MaxTTL
+		if hi <= 0 || hi > 255 {
+			hi = 255
 		}
-		if peer.MaxTTL > 0 && peer.MaxTTL < 255 && uint8(peer.MaxTTL) > p.MaxTTL {
-			p.MaxTTL = uint8(peer.MaxTTL)
-		}
+		p.PeerTTL = append(p.PeerTTL, [2]uint8{uint8(max(peer.MinTTL, 0)), uint8(hi)})
 	}
 	return p
 }

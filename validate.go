@@ -81,6 +81,11 @@ type rxPolicy struct {
 	// MinTTL and MaxTTL bound the TTL/hop limit of unicast adverts
 	// (keepalived unicast_peer min_ttl / max_ttl). MaxTTL 0 means 255.
 	MinTTL, MaxTTL uint8
+	// PeerTTL, when set, holds each peer's own range, index for index
+	// with Peers (unicast_peer { IP min_ttl N max_ttl M }); an advert
+	// from a listed peer is checked against its range, others against
+	// MinTTL..MaxTTL.
+	PeerTTL [][2]uint8
 	// Group is the multicast group for the old_unicast_checksum form;
 	// when invalid, the VRRP group of the advert's family is used.
 	Group netip.Addr
@@ -158,12 +163,17 @@ func validate(meta rxMeta, msg []byte, p *rxPolicy, a *Advert) verdict {
 			return verdict{Reason: dropTTL, Err: fmt.Errorf("ttl %d, multicast adverts must have %d", meta.TTL, vrrpTTL)}
 		}
 	} else if p != nil {
-		maxTTL := p.MaxTTL
+		minTTL, maxTTL := p.MinTTL, p.MaxTTL
+		if len(p.PeerTTL) == len(p.Peers) {
+			if i := slices.Index(p.Peers, meta.Src.Unmap().WithZone("")); i >= 0 {
+				minTTL, maxTTL = p.PeerTTL[i][0], p.PeerTTL[i][1]
+			}
+		}
 		if maxTTL == 0 {
 			maxTTL = 255
 		}
-		if meta.TTL < p.MinTTL || meta.TTL > maxTTL {
-			return verdict{Reason: dropTTL, Err: fmt.Errorf("ttl %d outside unicast range %d..%d", meta.TTL, p.MinTTL, maxTTL)}
+		if meta.TTL < minTTL || meta.TTL > maxTTL {
+			return verdict{Reason: dropTTL, Err: fmt.Errorf("ttl %d outside unicast range %d..%d", meta.TTL, minTTL, maxTTL)}
 		}
 	}
 

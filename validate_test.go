@@ -72,6 +72,11 @@ func TestLadder(t *testing.T) {
 		{name: "unicast ttl 64 default range", version: 3, modMeta: func(m *rxMeta) { m.Dst = peerB; m.TTL = 64 }, want: dropOK},
 		{name: "unicast ttl below min", version: 3, modMeta: func(m *rxMeta) { m.Dst = peerB; m.TTL = 9 }, modPolicy: func(p *rxPolicy) { p.MinTTL = 10 }, want: dropTTL},
 		{name: "unicast ttl above max", version: 3, modMeta: func(m *rxMeta) { m.Dst = peerB; m.TTL = 64 }, modPolicy: func(p *rxPolicy) { p.MaxTTL = 63 }, want: dropTTL},
+		// Each unicast_peer has its own range; the sender's applies.
+		{name: "unicast ttl in the peer's range", version: 3, modMeta: func(m *rxMeta) { m.Dst = peerB; m.TTL = 62 },
+			modPolicy: func(p *rxPolicy) { p.Peers = []netip.Addr{peerB, peerA}; p.PeerTTL = [][2]uint8{{1, 255}, {60, 63}} }, want: dropOK},
+		{name: "unicast ttl outside the peer's range", version: 3, modMeta: func(m *rxMeta) { m.Dst = peerB; m.TTL = 64 },
+			modPolicy: func(p *rxPolicy) { p.Peers = []netip.Addr{peerB, peerA}; p.PeerTTL = [][2]uint8{{1, 255}, {60, 63}} }, want: dropTTL},
 		// 7.1: "MUST verify the VRRP version field".
 		{name: "v3 advert to v2 instance", version: 3, modPolicy: func(p *rxPolicy) { p.Version = 2 }, want: dropVersion},
 		{name: "version 4", version: 3, modMsg: func(m []byte) []byte { m[0] = 0x41; return m }, want: dropVersion},
