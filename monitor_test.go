@@ -215,3 +215,35 @@ func FuzzLinkMonitor(f *testing.F) {
 		}
 	})
 }
+
+// IPv6 adverts (RFC 5798 only) form their own VRID space: VRID 51 over
+// IPv6 is not VRID 51 over IPv4.
+func TestLinkMonitorIPv6(t *testing.T) {
+	m := newLinkMonitor()
+	var a Advert
+	frame := func(src string, prio uint8) []byte {
+		s := netip.MustParseAddr(src)
+		adv := Advert{Version: 3, Type: 1, VRID: 51, Priority: prio, Interval: 100, Addresses: []netip.Addr{netip.MustParseAddr("2001:db8::100")}}
+		msg, err := adv.Append(nil, s, vrrpGroup6, ChecksumPseudo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := buildFrame(net.HardwareAddr{2, 0, 0, 0, 0, prio}, multicastMAC(vrrpGroup6), s, vrrpGroup6, 0, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	m.observe(monRec("10.0.0.11", 51, 255, 3, 100, "10.0.0.100"), time.Unix(1000, 0))
+	var ws []inspectWarning
+	for k, f := range [][]byte{frame("fe80::1", 255), frame("fe80::2", 255)} {
+		rec, ok := inspectFrame(captureFrame{N: k + 1, Link: layers.LinkTypeEthernet, Data: f}, &a)
+		if !ok || rec.Verdict != "ok" {
+			t.Fatalf("frame %d: %+v", k, rec)
+		}
+		ws, _, _ = m.observe(&rec, time.Unix(1000, 0).Add(time.Duration(k+1)*100*time.Millisecond))
+	}
+	if len(ws) != 1 || ws[0].Kind != warnTwoOwners || ws[0].Family != "inet6" || !strings.Contains(ws[0].Detail, "fe80::2") {
+		t.Fatalf("warnings %+v, want priority_255 over inet6 only", ws)
+	}
+}

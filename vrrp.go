@@ -220,6 +220,7 @@ type instance struct {
 	// right after a preemption is a hand-over, not a split brain.
 	masterSince time.Time
 	preempted   netip.Addr
+	preemptedAt time.Time // when we last heard it as a backup
 
 	acts []action // reused by Step
 }
@@ -643,7 +644,7 @@ func (i *instance) backupAdvert(ev event, now time.Time) {
 		// A lower priority master: let Master_Down_Timer run out and
 		// preempt it.
 		i.log(protoLog{Kind: plBackupLowerPrio, Src: ev.Src, Prio: a.Priority})
-		i.preempted = ev.Src
+		i.preempted, i.preemptedAt = ev.Src, now
 		return
 	}
 	if i.cfg.Version == 3 && a.Interval != 0 && a.Interval != i.masterAdverCS {
@@ -712,7 +713,7 @@ func (i *instance) masterAdvert(ev event, now time.Time) {
 	// other side hears us and steps down).
 	reassert := !i.cfg.LowerPrioNoAdvert
 	i.log(protoLog{Kind: plMasterLowerPrio, Src: ev.Src, Prio: a.Priority, Ours: i.prio, Reassert: reassert})
-	if ev.Src == i.preempted && now.Sub(i.masterSince) < i.downInterval() {
+	if ev.Src == i.preempted && now.Sub(i.masterSince) < i.downInterval() && i.masterSince.Sub(i.preemptedAt) < i.downInterval() {
 		// The master we just preempted, saying its last advert: a
 		// hand-over, not a split brain.
 		if reassert {
