@@ -193,6 +193,15 @@ func (n *notifier) onEvent(ev instanceEvent) {
 		if ev.Log.Kind == plMasterLowerPrio {
 			n.event("i/"+ev.Instance, ev.Instance, "MASTER_RX_LOWER_PRI", ev.Priority)
 		}
+		// vipd's split-brain hook (docs/operations.md): a fifo line and the
+		// generic notify script with state SPLIT or SPLIT_RESOLVED.
+		if begin, end := ev.splitBrain(); begin || end {
+			what := "SPLIT"
+			if end {
+				what = "SPLIT_RESOLVED"
+			}
+			n.splitBrain("i/"+ev.Instance, ev.Instance, what, ev.Priority)
+		}
 		return
 	}
 	if ev.To == stateInit {
@@ -239,6 +248,19 @@ func (n *notifier) event(key, name, what string, prio uint8) {
 	}
 	if ns, _ := n.lookup(key); ns != nil && ns.rxLowerPri != nil {
 		n.queue(key).push(func() { n.runScript(ns.rxLowerPri, name, "notify_master_rx_lower_pri") })
+	}
+}
+
+// splitBrain sends a split brain's start or end (what: SPLIT or
+// SPLIT_RESOLVED) to the fifos and the generic notify script, in order
+// with the instance's other notifications.
+func (n *notifier) splitBrain(key, name, what string, prio uint8) {
+	for _, f := range n.fifos {
+		f.write(fifoLine("INSTANCE", name, what, prio))
+	}
+	if ns, _ := n.lookup(key); ns != nil && ns.generic != nil {
+		prioArg := itoa(int(prio))
+		n.queue(key).push(func() { n.runScript(ns.generic, name, "notify", "INSTANCE", name, what, prioArg) })
 	}
 }
 

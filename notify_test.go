@@ -403,3 +403,32 @@ func TestSyncGroupCanGotoMaster(t *testing.T) {
 		}
 	}
 }
+
+// TestNotifySplitBrain checks vipd's split-brain hook (docs/operations.md):
+// a fifo line and the generic notify script with SPLIT, then SPLIT_RESOLVED.
+func TestNotifySplitBrain(t *testing.T) {
+	dir := t.TempDir()
+	rec, out := recorder(t, dir)
+	fifo := filepath.Join(dir, "fifo")
+	cfg := newConfig()
+	cfg.Global.VRRPNotifyFifo = Fifo{Path: fifo}
+	cfg.Instances = []*VRRPInstance{{Name: "VI_1", Notify: Notify{Generic: Script{Cmd: rec}}}}
+	n := newNotifier(zerolog.Nop(), cfg)
+	rf, err := os.Open(fifo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rf.Close()
+	n.onEvent(instanceEvent{Instance: "VI_1", Priority: 200, Log: protoLog{Kind: plSplitBrain, Prio: 100, Ours: 200}})
+	n.onEvent(instanceEvent{Instance: "VI_1", Priority: 200, Log: protoLog{Kind: plSplitBrainResolved}})
+	n.close(5 * time.Second)
+	buf := make([]byte, 4096)
+	m, _ := rf.Read(buf)
+	if got, want := string(buf[:m]), "INSTANCE \"VI_1\" SPLIT 200\nINSTANCE \"VI_1\" SPLIT_RESOLVED 200\n"; got != want {
+		t.Errorf("fifo:\n got %q\nwant %q", got, want)
+	}
+	want := []string{"start INSTANCE VI_1 SPLIT 200", "end INSTANCE VI_1 SPLIT 200", "start INSTANCE VI_1 SPLIT_RESOLVED 200", "end INSTANCE VI_1 SPLIT_RESOLVED 200"}
+	if got := readLines(t, out); !slices.Equal(got, want) {
+		t.Errorf("notify runs: %q, want %q", got, want)
+	}
+}
