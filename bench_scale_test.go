@@ -347,8 +347,9 @@ func runScale(t *testing.T, p scaleParams, impl, interval string) scaleRun {
 	}
 	res.CPU -= cpu0
 	res.Window = time.Since(t0)
-	for _, pr := range procs {
+	for i, pr := range procs {
 		res.PeakRSSKiB = max(res.PeakRSSKiB, pr.peakRSS())
+		t.Logf("%s router %d: processes %v", impl, i, pr.pids())
 	}
 	res.VIPs = [2]int{vipsOf(r0), vipsOf(r1)}
 	res.LoadAfter = loadAvg()
