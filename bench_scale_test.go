@@ -98,6 +98,7 @@ type scaleRun struct {
 	VIPs            [2]int
 	LoadBefore      string
 	LoadAfter       string
+	Unstable        bool // the routers did not hold 500 VIPs each
 }
 
 // scaleProc is one router's daemon: its process ids for /proc.
@@ -347,8 +348,9 @@ func runScale(t *testing.T, p scaleParams, impl, interval string) scaleRun {
 	}
 	res.CPU -= cpu0
 	res.Window = time.Since(t0)
-	for _, pr := range procs {
+	for i, pr := range procs {
 		res.PeakRSSKiB = max(res.PeakRSSKiB, pr.peakRSS())
+		t.Logf("%s router %d: processes %v", impl, i, pr.pids())
 	}
 	res.VIPs = [2]int{vipsOf(r0), vipsOf(r1)}
 	res.LoadAfter = loadAvg()
@@ -370,9 +372,18 @@ func runScale(t *testing.T, p scaleParams, impl, interval string) scaleRun {
 		}
 	}
 	if res.VIPs[0] != n/2 || res.VIPs[1] != n-n/2 {
+		// Both routers should hold their half. keepalived may not (it
+		// flapped at 100 ms on the 2-CPU machine): that is a finding to
+		// report beside its figures; vipd not settling is a failure.
+		res.Unstable = true
 		b, _ := os.ReadFile(filepath.Join(dir, "r0.log"))
-		t.Errorf("%s at %s: routers hold %d and %d VIPs, want %d and %d; r0 log tail:\n%s", impl, interval,
-			res.VIPs[0], res.VIPs[1], n/2, n-n/2, tail(b, 2000))
+		msg := fmt.Sprintf("%s at %s: routers hold %d and %d VIPs, want %d and %d; r0 log tail:\n%s", impl, interval,
+			res.VIPs[0], res.VIPs[1], n/2, n-n/2, tail(b, 1000))
+		if impl == "vipd" {
+			t.Error(msg)
+		} else {
+			t.Log(msg)
+		}
 	}
 	return res
 }
@@ -417,6 +428,10 @@ func scaleTable(p scaleParams, runs []scaleRun) string {
 			r.Interval+"s", r.Impl, r.CPU.Seconds(), 100*r.CPU.Seconds()/r.Window.Seconds(), r.StartCPU.Seconds(),
 			float64(r.PeakRSSKiB)/1024, r.FirstAdvert.Seconds(), r.AllAdvertised.Seconds(), r.VIPs[0], r.VIPs[1],
 			r.LoadBefore, r.LoadAfter)
+		if r.Unstable {
+			fmt.Fprintf(&b, "%-8s %-11s did not settle: the routers hold %d and %d VIPs, not %d each (its figures are of a flapping daemon)\n",
+				"", "", r.VIPs[0], r.VIPs[1], r.Instances/2)
+		}
 	}
 	for _, iv := range p.Intervals {
 		v, ok1 := byKey[iv+"/vipd"]

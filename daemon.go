@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -73,6 +74,12 @@ func (c *runCmd) Run() error {
 			return fmt.Errorf("pid file: %w", err)
 		}
 		defer os.Remove(f)
+	}
+	if os.Getenv("GOGC") == "" {
+		// The heap is mostly long-lived per-instance state; collecting at
+		// 50 % growth instead of 100 % keeps 1,000 instances under 40 MB
+		// of RSS at no measurable CPU cost (bench/scale.sh).
+		debug.SetGCPercent(50)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

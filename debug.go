@@ -3,10 +3,11 @@ package main
 // debug.go is the daemon's self-inspection for the soak, fault and scale
 // benchmarks: `vipd debug` prints the process's goroutines, open file
 // descriptors, memory and the receive hubs' counters (adverts for a VRID
-// no instance runs, frames the socket dropped), which `vipd status` does
-// not show; `vipd debug --cpu-profile FILE` (or --heap-profile) fetches a
-// profile of the running daemon (pprof format). Both go over the control socket, so they
-// work inside the daemon's network namespace like `vipd status`.
+// no instance runs, frames the socket or the kernel dropped), which
+// `vipd status` does not show; `vipd debug --cpu-profile FILE` (or
+// --heap-profile) fetches a profile of the running daemon in pprof
+// format. All go over the control socket, so they work inside the
+// daemon's network namespace like `vipd status`.
 
 import (
 	"bytes"

@@ -409,6 +409,14 @@ func floodFrames(t *testing.T, src net.HardwareAddr, srcIP netip.Addr, hiMAC, lo
 	add("truncated", mc, group, v2(51, "secret1"), func(f []byte) {})
 	frames[len(frames)-1] = truncateIPv4(frames[len(frames)-1], 10)
 	add("version 3 to a v2 instance", mc, group, Advert{Version: 3, Type: 1, VRID: 51, Priority: 254, Interval: 100, Addresses: []netip.Addr{vip}}, nil)
+	v3 := Advert{Version: 3, Type: 1, VRID: 53, Priority: 254, Interval: 10, Addresses: []netip.Addr{netip.MustParseAddr("10.77.0.102")}}
+	add("v3 bad checksum", mc, group, v3, func(f []byte) { f[len(f)-1] ^= 0xff })
+	add("v3 wrong TTL", mc, group, v3, func(f []byte) {
+		f[14+8] = 1
+		f[14+10], f[14+11] = 0, 0
+		c := ipChecksum(f[14 : 14+20])
+		f[14+10], f[14+11] = byte(c>>8), byte(c)
+	})
 	for i, mac := range []net.HardwareAddr{hiMAC, loMAC} {
 		dst := netip.MustParseAddr(faultAddr(i))
 		add("unicast from a non-peer", mac, dst, Advert{Version: 3, Type: 1, VRID: 52, Priority: 254, Interval: 100,
@@ -432,10 +440,12 @@ func truncateIPv4(f []byte, n int) []byte {
 // TestFaultFlood: a flood of malformed and forged adverts at the rate one
 // sender can put on the LAN (wrong password with a higher priority, wrong
 // TTL, unknown VRID, bad checksum, truncated, wrong version, unicast from
-// a non-peer with check_unicast_src) for a few seconds. RFC 5798 section
+// a non-peer with check_unicast_src) for a few seconds, against a v2
+// instance at 1 s, a unicast v3 one and a multicast v3 one at 100 ms. RFC 5798 section
 // 7.1 / RFC 3768 section 7.1: each is discarded and counted; no state
-// changes; vipd's CPU stays below one core (the flooder and both daemons
-// share two cores).
+// changes; none is queued for the instance (overruns would crowd out the
+// master's adverts); vipd's CPU stays below one core (the flooder and
+// both daemons share two cores).
 func TestFaultFlood(t *testing.T) {
 	l := newFaultLAN(t, 3, false)
 	auth := "    authentication {\n        auth_type PASS\n        auth_pass secret1\n    }\n"
@@ -446,14 +456,18 @@ func TestFaultFlood(t *testing.T) {
 	vi2 := func(prio, self, peer int) string {
 		return strings.Replace(faultInstance("VI_2", 52, prio, "0.1", uni(self, peer)), faultVIP, "10.77.0.101", 1)
 	}
-	hi := startFaultVipd(t, l.Hosts[0], "hi", faultConf(faultInstance("VI_1", 51, 200, "1", "    version 2\n"+auth), vi2(200, 0, 1)))
-	lo := startFaultVipd(t, l.Hosts[1], "lo", faultConf(faultInstance("VI_1", 51, 100, "1", "    version 2\n"+auth), vi2(100, 1, 0)))
-	for _, inst := range []string{"VI_1", "VI_2"} {
-		waitStates(t, inst, map[*faultProc]string{hi: "MASTER", lo: "BACKUP"})
+	vi3 := func(prio int) string {
+		return strings.Replace(faultInstance("VI_3", 53, prio, "0.1", "    version 3\n"), faultVIP, "10.77.0.102", 1)
+	}
+	hi := startVipd(t, l.Hosts[0], "hi", faultConf(faultInstance("VI_1", 51, 200, "1", "    version 2\n"+auth), vi2(200, 0, 1), vi3(200)))
+	lo := startVipd(t, l.Hosts[1], "lo", faultConf(faultInstance("VI_1", 51, 100, "1", "    version 2\n"+auth), vi2(100, 1, 0), vi3(100)))
+	insts := []string{"VI_1", "VI_2", "VI_3"}
+	for _, inst := range insts {
+		waitStates(t, inst, map[*vipdProc]string{hi: "MASTER", lo: "BACKUP"})
 	}
 	before := map[string]instanceStatus{}
-	for _, p := range []*faultProc{hi, lo} {
-		for _, inst := range []string{"VI_1", "VI_2"} {
+	for _, p := range []*vipdProc{hi, lo} {
+		for _, inst := range insts {
 			before[p.name+inst] = p.Instance(inst)
 		}
 	}
@@ -508,9 +522,12 @@ func TestFaultFlood(t *testing.T) {
 		if cpu[p] > elapsed {
 			t.Errorf("%s used %v of CPU during a %v flood: more than one core", p.name, cpu[p], elapsed)
 		}
-		for _, inst := range []string{"VI_1", "VI_2"} {
+		for _, inst := range insts {
 			is, was := p.Instance(inst), before[p.name+inst]
 			t.Logf("  %s %s: %s, drops %v, overruns %d, accepted %d", p.name, inst, is.State, is.Drops, is.Overruns-was.Overruns, is.AdvertsReceived-was.AdvertsReceived)
+			if n := is.Overruns - was.Overruns; n > 0 {
+				t.Errorf("%s %s overran its queue %d times: bad adverts crowd out the master's", p.name, inst, n)
+			}
 			if is.State != was.State || is.Transitions != was.Transitions {
 				t.Errorf("%s %s went from %s to %s (%d transitions) during the flood", p.name, inst, was.State, is.State, is.Transitions-was.Transitions)
 			}
@@ -535,6 +552,9 @@ func TestFaultFlood(t *testing.T) {
 		}
 		if v2.Drops["unicast_src"] == 0 {
 			t.Errorf("%s VI_2 counted no unicast_src drops: %v", p.name, v2.Drops)
+		}
+		if v3 := p.Instance("VI_3"); v3.Drops["checksum"] == 0 || v3.Drops["ttl"] == 0 {
+			t.Errorf("%s VI_3 counted no checksum or ttl drops: %v", p.name, v3.Drops)
 		}
 	}
 	if a, b := addrCount(t, l.Hosts[0], faultVIP, ""), addrCount(t, l.Hosts[1], faultVIP, ""); a != 1 || b != 0 {

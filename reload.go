@@ -67,6 +67,7 @@ func (r *runner) reconfigure(nic *VRRPInstance, now time.Time) error {
 	}
 	r.ic, r.vips = nic, vips
 	r.pol = rxPolicyFor(nic, advertised, r.group)
+	r.sharePolicy()
 	if r.m.State() != stateMaster {
 		r.garp = newGARPSched(garpConfigFor(nic))
 	}

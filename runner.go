@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -60,7 +61,9 @@ type runner struct {
 	hub     *hub
 	vmacIfi *net.Interface
 	pol     rxPolicy
-	vips    []vip // VIPs and excluded VIPs with their device resolved
+	hubPol  atomic.Pointer[rxPolicy] // a copy of pol for the hub's goroutine (deliver)
+	hubAdv  Advert                   // deliver's scratch, used by the hub's goroutine only
+	vips    []vip                    // VIPs and excluded VIPs with their device resolved
 	garp    *garpSched
 	ann     map[string]announcer
 	adv     Advert // receive scratch
@@ -149,9 +152,32 @@ func (r *runner) watched() []string {
 	return names
 }
 
+// sharePolicy publishes r.pol to deliver; call it after each change.
+func (r *runner) sharePolicy() {
+	p := r.pol
+	r.hubPol.Store(&p)
+}
+
 // deliver hands a received advert to the runner, copying it; a runner too
-// busy to keep up drops it (counted) rather than stall the hub.
+// busy to keep up drops it (counted) rather than stall the hub. Adverts
+// that fail the receive checks (RFC 5798 section 7.1) are counted and
+// dropped here, on the hub's goroutine: a flood of bad adverts then never
+// fills the queue and crowds out the master's (TestFaultFlood lost one in
+// five of them to overruns, enough for a takeover at short intervals).
+// The runner validates the rest again, with its policy of the moment.
 func (r *runner) deliver(msg []byte, meta frameMeta) {
+	if p := r.hubPol.Load(); p != nil {
+		v := validate(rxMeta{Src: meta.Src, Dst: meta.Dst, TTL: meta.TTL, SrcMAC: meta.SrcMAC}, msg, p, &r.hubAdv)
+		if !v.OK() {
+			r.mu.Lock()
+			r.status.Rx.add(v)
+			r.mu.Unlock()
+			if e := r.log.Debug(); e.Enabled() {
+				r.logf(e.Str("from", meta.Src.String()).Str("reason", v.Reason.String()), "dropped advert: %v", v.Err)
+			}
+			return
+		}
+	}
 	// A full queue drops before copying: a flood then costs no garbage.
 	if len(r.in) < cap(r.in) {
 		select {
@@ -258,6 +284,7 @@ func (r *runner) setup() error {
 		}
 	}
 	r.pol = rxPolicyFor(ic, advertised, r.group)
+	r.sharePolicy()
 	r.garp = newGARPSched(garpConfigFor(ic))
 	// Sockets last, so that a failure above leaves none open.
 	if ic.UnicastFaultNoPeer && len(ic.UnicastPeers) == 0 && ic.UnicastSrcIP.IsValid() {

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The long fuzz campaign (issue 8): every Fuzz target of the package runs until it has
-# made N executions (default 10,000,000), one after another, then a table of executions,
-# wall time (with the build), the fuzzer's last rate and new corpus entries per
-# target. A crasher fails the campaign and stays
-# in testdata/fuzz/<Target>/ as a regression case (commit it). CI runs the short form
-# (scripts/fuzz-short.sh). PARALLEL sets the fuzz workers (default: all CPUs).
+# made N executions (default 10,000,000), one after another; then a table of executions,
+# wall time (with the build), the fuzzer's last rate and new corpus entries per target.
+# A crasher fails the campaign and stays in testdata/fuzz/<Target>/ as a regression case
+# (commit it). CI runs the short form (scripts/fuzz-short.sh). PARALLEL sets the number
+# of fuzz workers (default: all CPUs).
 #
 #   bench/fuzz-campaign.sh [N] [TARGET-REGEXP]
 set -uo pipefail
