@@ -21,6 +21,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -147,6 +148,21 @@ func (r *frrRouter) Start(conf string) {
 		}
 	}
 	r.zebra = r.startDaemon("zebra", "zebra.log", "-f", zconf)
+	// vrrpd's zclient retries a refused connection only after 10 s
+	// (FRR's lib/zclient.c), so wait for zebra to listen first.
+	zserv := filepath.Join(r.Dir, "zserv.api")
+	deadline := time.Now().Add(e2eWait)
+	for {
+		c, err := net.Dial("unix", zserv)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if !r.zebra.Running() || time.Now().After(deadline) {
+			r.t.Fatalf("zebra does not listen on %s: %v", zserv, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	r.StartVrrpd()
 }
 
@@ -232,6 +248,25 @@ func (r *frrRouter) StopVrrpd() {
 func (r *frrRouter) dump(d *frrDaemon) {
 	b, _ := os.ReadFile(d.Log)
 	r.t.Logf("--- log of FRR %s (%s):\n%s", d.Name, r.NS.Name, b)
+}
+
+// WaitLog waits until the running vrrpd's log has a line matching pred
+// (the configuration turns on `debug vrrp protocol`).
+func (r *frrRouter) WaitLog(what string, pred func(string) bool) string {
+	r.t.Helper()
+	deadline := time.Now().Add(e2eWait)
+	for {
+		b, _ := os.ReadFile(r.vrrpd.Log)
+		for _, line := range strings.Split(string(b), "\n") {
+			if pred(line) {
+				return line
+			}
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("FRR vrrpd logged no %s within %v", what, e2eWait)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // frrFamily is one address family of a virtual router in `show vrrp
@@ -470,11 +505,13 @@ func TestInteropFRR(t *testing.T) {
 
 // interopFRRMaster: FRR at 150, vipd at 100.
 func interopFRRMaster(t *testing.T, m frrMode) {
+	step := stepLogger(t)
 	x := newFRRLAN(t, m)
 	fams := m.fams()
 	x.FRR.Start(x.frrConf(m, 150))
 	x.FRR.WaitStatus(m.vrid, fams, "Master")
 	x.waitProtoDown(t, m, false)
+	step("FRR master")
 
 	// What FRR sends, as vipd's receive ladder judges it.
 	capture := captureVRRP(t, x.L.Hosts[1], "eth0", 3*len(fams))
@@ -482,6 +519,7 @@ func interopFRRMaster(t *testing.T, m frrMode) {
 	for _, f := range fams {
 		waitInst(vd, 0, instName(f), "entering BACKUP", entering("BACKUP"))
 	}
+	step("vipd backup")
 	settle(vd)
 	mark := vd.Mark()
 	before, _ := x.FRR.Show(m.vrid)
@@ -497,6 +535,7 @@ func interopFRRMaster(t *testing.T, m frrMode) {
 	}
 	x.assertRoles(t, m, false)
 	inspectFRRCapture(t, capture(), m)
+	step("steady state checked")
 
 	// FRR stops: its priority 0 advert makes vipd take over at once
 	// (RFC 5798 section 6.4.2: Master_Down_Timer = Skew_Time).
@@ -507,6 +546,7 @@ func interopFRRMaster(t *testing.T, m frrMode) {
 		waitInst(vd, mark, instName(f), "entering MASTER", entering("MASTER"))
 		waitAddr(t, x.L.Hosts[1], x.VIP[f], true)
 	}
+	step("vipd master after FRR's priority 0")
 
 	// FRR comes back and preempts vipd (section 6.4.3).
 	mark = vd.Mark()
@@ -518,6 +558,7 @@ func interopFRRMaster(t *testing.T, m frrMode) {
 		waitAddr(t, x.L.Hosts[1], x.VIP[f], false)
 	}
 	x.waitProtoDown(t, m, false)
+	step("FRR master again")
 
 	// FRR's link goes down: silence, vipd takes over when its
 	// Master_Down_Timer fires (section 6.4.2).
@@ -529,10 +570,12 @@ func interopFRRMaster(t *testing.T, m frrMode) {
 		}
 		waitAddr(t, x.L.Hosts[1], x.VIP[f], true)
 	}
+	step("vipd master after FRR's link down")
 }
 
 // interopFRRBackup: vipd at 150, FRR at 100.
 func interopFRRBackup(t *testing.T, m frrMode) {
+	step := stepLogger(t)
 	x := newFRRLAN(t, m)
 	fams := m.fams()
 	vd := startVipd(t, x.L.Hosts[1], "vipd", x.vipdConf(m, 150))
@@ -540,6 +583,7 @@ func interopFRRBackup(t *testing.T, m frrMode) {
 		waitInst(vd, 0, instName(f), "entering MASTER", entering("MASTER"))
 		waitAddr(t, x.L.Hosts[1], x.VIP[f], true)
 	}
+	step("vipd master")
 	x.FRR.Start(x.frrConf(m, 100))
 	// FRR starts in Backup (its vrrp_startup) and must stay there on
 	// hearing vipd: it has received adverts and is still Backup.
@@ -552,6 +596,7 @@ func interopFRRBackup(t *testing.T, m frrMode) {
 		return true
 	})
 	x.waitProtoDown(t, m, true)
+	step("FRR backup")
 	settle(vd)
 	mark := vd.Mark()
 	before, _ := x.FRR.Show(m.vrid)
@@ -570,6 +615,7 @@ func interopFRRBackup(t *testing.T, m frrMode) {
 		t.Errorf("vipd changed state %d times with FRR as backup", n)
 	}
 	x.assertRoles(t, m, true)
+	step("steady state checked")
 
 	// vipd stops: priority 0, FRR takes over.
 	stopped := time.Now()
@@ -578,6 +624,12 @@ func interopFRRBackup(t *testing.T, m frrMode) {
 		t.Errorf("vipd exited with %v", err)
 	}
 	x.FRR.WaitStatus(m.vrid, fams, "Master")
+	for _, f := range fams {
+		x.FRR.WaitLog(fmt.Sprintf("IPv%d priority 0 advert received", f), func(line string) bool {
+			return strings.Contains(line, fmt.Sprintf("[IPv%d] Received VRRP Advertisement", f)) &&
+				strings.Contains(line, "priority 0,")
+		})
+	}
 	t.Logf("FRR master %v after vipd's SIGTERM (FRR's Skew_Time %v, Master_Down_Interval %v)",
 		time.Since(stopped).Round(time.Millisecond), frrSkew(m, 100), frrDown(m, 100))
 	x.waitProtoDown(t, m, false)
@@ -586,6 +638,7 @@ func interopFRRBackup(t *testing.T, m frrMode) {
 			t.Errorf("the stopped vipd still holds %s", x.VIP[f])
 		}
 	}
+	step("FRR master after vipd's priority 0")
 
 	// vipd comes back and preempts FRR.
 	mark = vd.Mark()
@@ -596,6 +649,17 @@ func interopFRRBackup(t *testing.T, m frrMode) {
 	}
 	x.FRR.WaitStatus(m.vrid, fams, "Backup")
 	x.waitProtoDown(t, m, true)
+	step("vipd master again, FRR backup")
+}
+
+// stepLogger returns a function logging how far into the test each step
+// is done: figures for the log, never asserted.
+func stepLogger(t *testing.T) func(string) {
+	start := time.Now()
+	return func(what string) {
+		t.Helper()
+		t.Logf("%7s %s", time.Since(start).Round(time.Millisecond), what)
+	}
 }
 
 // frrSkew and frrDown are RFC 5798 section 6.1's Skew_Time and
