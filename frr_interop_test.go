@@ -377,12 +377,16 @@ type frrMode struct {
 	interval string // keepalived advert_int
 	frrIntMS int    // FRR advertisement-interval (ms)
 	quiet    time.Duration
+	vmac     bool // vipd with use_vmac, as FRR always is
 }
 
 var frrModes = []frrMode{
 	// VRRPv3: FRR runs IPv4 and IPv6 in one virtual router; vipd has one
 	// instance per family with the same VRID.
 	{name: "v3", version: 3, vrid: 5, v6: true, interval: "0.1", frrIntMS: 100, quiet: time.Second},
+	// The same with vipd on use_vmac macvlans: both routers then send
+	// from the virtual MAC, and clients see one MAC whoever is master.
+	{name: "v3-vmac", version: 3, vrid: 7, v6: true, interval: "0.1", frrIntMS: 100, quiet: time.Second, vmac: true},
 	// VRRPv2 (IPv4 only, no authentication in FRR). FRR drops a v2
 	// advert whose interval differs from its own, as RFC 3768 section
 	// 7.1 says.
@@ -397,8 +401,8 @@ func (m frrMode) fams() []int {
 	return []int{4}
 }
 
-// frrLAN is a LAN with FRR on host 0 (10.N.0.1, fd00:N::1) and vipd on
-// host 1 (10.N.0.2, fd00:N::2).
+// frrLAN is a LAN with FRR on host 0 (10.N.0.1, fd00:N::1), vipd on
+// host 1 (10.N.0.2, fd00:N::2) and, with use_vmac, a client on host 2.
 type frrLAN struct {
 	L        *testLAN
 	FRR      *frrRouter
@@ -408,8 +412,20 @@ type frrLAN struct {
 
 func newFRRLAN(t *testing.T, m frrMode) *frrLAN {
 	t.Helper()
-	l := newTestLANPrefix(t, frrTag, 2)
+	hosts := 2
+	if m.vmac {
+		hosts = 3
+	}
+	l := newTestLANPrefix(t, frrTag, hosts)
 	x := &frrLAN{L: l, FRR: newFRRRouter(t, l.Hosts[0]), VIP: map[int]string{}, macvlans: map[int]string{}}
+	// FRR's documentation stops at the macvlans, but with Linux's
+	// default arp_ignore=0 the router's eth0 answers ARP for the VIP (an
+	// address of the host, on the macvlan) with its own MAC, even as a
+	// backup with the macvlan in protodown or with vrrpd stopped: clients
+	// would send to FRR's box whoever is master. arp_ignore=1 answers only
+	// for eth0's own addresses (as keepalived and vipd set on a use_vmac
+	// parent); arp_announce=2 keeps the VIP out of eth0's own requests.
+	x.FRR.NS.sysctl("net.ipv4.conf.eth0.arp_ignore=1", "net.ipv4.conf.eth0.arp_announce=2")
 	x.VIP[4] = lanVIP(l)
 	x.macvlans[4] = x.FRR.macvlan(4, m.vrid, x.VIP[4]+"/24")
 	if m.v6 {
@@ -441,6 +457,12 @@ func (x *frrLAN) vipdConf(m frrMode, prio int) string {
 		insts = append(insts, vrrpInst{Name: "VI_6", VRID: m.vrid, Priority: prio, Version: m.version, Interval: m.interval,
 			VIPs: []string{x.VIP[6] + "/64 dev eth0"}})
 	}
+	if m.vmac {
+		for i := range insts {
+			// One macvlan per family: their virtual MACs differ.
+			insts[i].Extra = append(insts[i].Extra, fmt.Sprintf("use_vmac vrrp%s.%d", insts[i].Name[3:], m.vrid))
+		}
+	}
 	return keepalivedConf("vipd", nil, insts...)
 }
 
@@ -465,6 +487,36 @@ func (x *frrLAN) assertRoles(t *testing.T, m frrMode, vipdMaster bool) {
 		}
 		if got := x.FRR.ProtoDown(x.macvlans[f]); got != vipdMaster {
 			t.Errorf("FRR's %s protodown %v, want %v (FRR backup)", x.macvlans[f], got, vipdMaster)
+		}
+	}
+}
+
+// assertClientSeesVMAC checks, with m.vmac, that a client resolving the
+// VIPs afresh gets the virtual MAC 00:00:5e:00:0F:VRID (RFC 5798 section
+// 7.3) from whichever router is master, and (for vipd) that the VIP is on
+// its use_vmac macvlan.
+func (x *frrLAN) assertClientSeesVMAC(t *testing.T, m frrMode, vipdMaster bool) {
+	t.Helper()
+	if !m.vmac {
+		return
+	}
+	client := x.L.Hosts[2]
+	client.IP("neigh", "flush", "dev", "eth0")
+	for _, f := range m.fams() {
+		if vipdMaster {
+			dev := fmt.Sprintf("vrrp%d.%d", f, m.vrid)
+			if out, _ := x.L.Hosts[1].TryIP("-o", "addr", "show", "dev", dev); !strings.Contains(out, " "+x.VIP[f]+"/") {
+				t.Errorf("vipd's VIP %s is not on its use_vmac interface %s:\n%s", x.VIP[f], dev, x.L.Hosts[1].IP("-o", "addr"))
+			}
+		}
+		if out, err := client.Exec("ping", fmt.Sprintf("-%d", f), "-c1", "-W2", x.VIP[f]); err != nil {
+			t.Errorf("client cannot reach %s: %v: %s", x.VIP[f], err, out)
+			continue
+		}
+		vmac := fmt.Sprintf("00:00:5e:00:%02x:%02x", map[int]int{4: 1, 6: 2}[f], m.vrid)
+		if n := client.IP("neigh", "show", x.VIP[f]); !strings.Contains(n, vmac) {
+			t.Errorf("client's neighbour entry for %s is %q, want %s (vipd master: %v; FRR's eth0 is %s, vipd's %s)",
+				x.VIP[f], strings.TrimSpace(n), vmac, vipdMaster, x.L.Hosts[0].Interface("eth0").HardwareAddr, x.L.Hosts[1].Interface("eth0").HardwareAddr)
 		}
 	}
 }
@@ -534,6 +586,7 @@ func interopFRRMaster(t *testing.T, m frrMode) {
 		}
 	}
 	x.assertRoles(t, m, false)
+	x.assertClientSeesVMAC(t, m, false)
 	inspectFRRCapture(t, capture(), m)
 	step("steady state checked")
 
@@ -546,6 +599,9 @@ func interopFRRMaster(t *testing.T, m frrMode) {
 		waitInst(vd, mark, instName(f), "entering MASTER", entering("MASTER"))
 		waitAddr(t, x.L.Hosts[1], x.VIP[f], true)
 	}
+	// zebra puts the macvlans of a vrrpd that went away into protodown.
+	x.waitProtoDown(t, m, true)
+	x.assertClientSeesVMAC(t, m, true)
 	step("vipd master after FRR's priority 0")
 
 	// FRR comes back and preempts vipd (section 6.4.3).
@@ -615,6 +671,7 @@ func interopFRRBackup(t *testing.T, m frrMode) {
 		t.Errorf("vipd changed state %d times with FRR as backup", n)
 	}
 	x.assertRoles(t, m, true)
+	x.assertClientSeesVMAC(t, m, true)
 	step("steady state checked")
 
 	// vipd stops: priority 0, FRR takes over.
@@ -638,6 +695,7 @@ func interopFRRBackup(t *testing.T, m frrMode) {
 			t.Errorf("the stopped vipd still holds %s", x.VIP[f])
 		}
 	}
+	x.assertClientSeesVMAC(t, m, false)
 	step("FRR master after vipd's priority 0")
 
 	// vipd comes back and preempts FRR.
