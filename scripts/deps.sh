@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(
   iproute2 iputils-ping tcpdump tshark arping nftables procps psmisc
-  keepalived nginx-light haproxy
+  keepalived frr nginx-light haproxy
   qemu-system-x86 linux-image-amd64 busybox-static ipvsadm kmod cpio xz-utils binutils
 )
 missing=()
