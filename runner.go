@@ -44,6 +44,7 @@ const (
 	inReconfigDels // reload, phase 2: VIPs that went are removed
 	inReconfigAdds // reload, phase 3: VIPs that came are added
 	inPing         // the watchdog: reply when the loop gets here
+	inRelease      // reload: ev (evForce BACKUP) unless the instance is MASTER
 )
 
 // runner is one instance's driver.
@@ -492,6 +493,12 @@ func (r *runner) run() {
 				close(in.reply)
 			case inPing:
 				close(in.reply)
+			case inRelease:
+				// Releases a sync group's FAULT command; a MASTER has
+				// none to release and must not be demoted by it.
+				if r.m != nil && r.m.State() != stateMaster {
+					r.exec(r.m.Step(in.ev, now))
+				}
 			}
 		case <-timer.C:
 			if r.m.State() == stateBackup && !r.waitDue(r.m.Deadline()) {

@@ -1038,6 +1038,10 @@ func (x *daemonExtras) reload(cfg *Config) {
 		r.step(t.current(r.ic.Name))
 		if ev, ok := g.initial(r.ic.Name); ok {
 			r.step(ev)
+		} else {
+			// The old group may have forced it into FAULT: nothing
+			// keeps it there now but its own faults, if any.
+			r.in <- &runnerInput{kind: inRelease, ev: event{Kind: evForce, State: stateBackup, Detail: "reload: no vrrp_sync_group holds it in FAULT"}}
 		}
 		// One held by the old tracker waits for the new one's scripts.
 		if r.snapshot().State == stateInit && !t.hold(r.ic.Name) {
