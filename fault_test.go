@@ -459,14 +459,14 @@ func TestFaultFlood(t *testing.T) {
 	vi3 := func(prio int) string {
 		return strings.Replace(faultInstance("VI_3", 53, prio, "0.1", "    version 3\n"), faultVIP, "10.77.0.102", 1)
 	}
-	hi := startVipd(t, l.Hosts[0], "hi", faultConf(faultInstance("VI_1", 51, 200, "1", "    version 2\n"+auth), vi2(200, 0, 1), vi3(200)))
-	lo := startVipd(t, l.Hosts[1], "lo", faultConf(faultInstance("VI_1", 51, 100, "1", "    version 2\n"+auth), vi2(100, 1, 0), vi3(100)))
+	hi := startFaultVipd(t, l.Hosts[0], "hi", faultConf(faultInstance("VI_1", 51, 200, "1", "    version 2\n"+auth), vi2(200, 0, 1), vi3(200)))
+	lo := startFaultVipd(t, l.Hosts[1], "lo", faultConf(faultInstance("VI_1", 51, 100, "1", "    version 2\n"+auth), vi2(100, 1, 0), vi3(100)))
 	insts := []string{"VI_1", "VI_2", "VI_3"}
 	for _, inst := range insts {
-		waitStates(t, inst, map[*vipdProc]string{hi: "MASTER", lo: "BACKUP"})
+		waitStates(t, inst, map[*faultProc]string{hi: "MASTER", lo: "BACKUP"})
 	}
 	before := map[string]instanceStatus{}
-	for _, p := range []*vipdProc{hi, lo} {
+	for _, p := range []*faultProc{hi, lo} {
 		for _, inst := range insts {
 			before[p.name+inst] = p.Instance(inst)
 		}

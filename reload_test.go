@@ -68,4 +68,3 @@ vrrp_instance VI_2 {
 	tr.wait(t, "VI_1", stateMaster)
 	tr.wait(t, "VI_2", stateMaster)
 }
-
