@@ -274,11 +274,15 @@ func (a *Advert) encode(b []byte, src, dst netip.Addr, form ChecksumForm, sum bo
 	}
 	b = append(b, 0, 0) // checksum, filled in below
 	for _, ip := range a.Addresses {
-		ip = ip.Unmap()
-		if ip.Is6() != ipv6 {
+		// An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is an IPv6 address
+		// on the wire of an IPv6 advert, and an IPv4 one in an IPv4 advert.
+		if !ipv6 {
+			ip = ip.Unmap()
+		}
+		if !ip.IsValid() || ip.Is6() != ipv6 {
 			return b[:start], fmt.Errorf("address %v does not fit a vrrp version %d advert over %s", ip, a.Version, familyName(ipv6))
 		}
-		b = append(b, ip.AsSlice()...)
+		b = append(b, ip.WithZone("").AsSlice()...)
 	}
 	if a.Version == 2 {
 		b = append(b, a.Auth[:]...)
