@@ -101,6 +101,113 @@ type captureFrame struct {
 // does, so a corrupt record header cannot make us allocate gigabytes.
 const maxSnaplen = 262144
 
+// maxNgBlock bounds a pcapng block: gopacket's reader allocates a block's
+// declared length before reading it.
+const maxNgBlock = 16 << 20
+
+// ngGuard passes a pcapng stream to gopacket's NgReader block by block and
+// stops, with an error, at a block that reader would mishandle: a declared
+// length beyond maxNgBlock, or an interface description whose options it
+// indexes without checking (if_filter, if_tsoffset and if_tsresol shorter
+// than their fields) or whose if_tsresol makes its clock arithmetic divide
+// by zero (pcapng section 4.2: a power of 2 up to 2^-63, of 10 up to
+// 10^-19 before uint64 overflows).
+type ngGuard struct {
+	r   io.Reader
+	bo  binary.ByteOrder
+	buf []byte // the rest of the current block
+	err error  // returned once buf is drained
+}
+
+func (g *ngGuard) Read(p []byte) (int, error) {
+	for len(g.buf) == 0 {
+		if g.err != nil {
+			return 0, g.err
+		}
+		g.err = g.block()
+	}
+	n := copy(p, g.buf)
+	g.buf = g.buf[n:]
+	return n, nil
+}
+
+// block reads the next block into buf; its error is for after buf.
+func (g *ngGuard) block() error {
+	hdr := make([]byte, 12)
+	n, err := io.ReadFull(g.r, hdr[:8])
+	if err != nil {
+		g.buf = hdr[:n]
+		if n == 0 {
+			return io.EOF
+		}
+		return io.ErrUnexpectedEOF
+	}
+	typ := binary.LittleEndian.Uint32(hdr) // the Section Header's type reads the same both ways
+	if typ == 0x0a0d0d0a {
+		if m, err := io.ReadFull(g.r, hdr[8:12]); err != nil {
+			g.buf = hdr[:8+m]
+			return io.ErrUnexpectedEOF
+		}
+		switch uint32(0x1a2b3c4d) {
+		case binary.LittleEndian.Uint32(hdr[8:]):
+			g.bo = binary.LittleEndian
+		case binary.BigEndian.Uint32(hdr[8:]):
+			g.bo = binary.BigEndian
+		default:
+			return fmt.Errorf("pcapng section header with byte-order magic %x", hdr[8:12])
+		}
+	} else if g.bo == nil {
+		return errors.New("pcapng block before the section header")
+	} else {
+		hdr = hdr[:8]
+	}
+	length := g.bo.Uint32(hdr[4:8])
+	if length < uint32(len(hdr)) || length > maxNgBlock {
+		return fmt.Errorf("pcapng block of %d bytes (at most %d)", length, maxNgBlock)
+	}
+	b := make([]byte, length)
+	copy(b, hdr)
+	if m, err := io.ReadFull(g.r, b[len(hdr):]); err != nil {
+		g.buf = b[:len(hdr)+m]
+		return io.ErrUnexpectedEOF
+	}
+	if g.bo.Uint32(b) == 1 { // Interface Description Block
+		if err := g.checkIDB(b); err != nil {
+			return err
+		}
+	}
+	g.buf = b
+	return nil
+}
+
+// checkIDB checks an Interface Description Block's options (pcapng
+// section 4.2): code, length, value padded to 32 bits.
+func (g *ngGuard) checkIDB(b []byte) error {
+	if len(b) < 20 {
+		return fmt.Errorf("pcapng interface description of %d bytes", len(b))
+	}
+	opts := b[16 : len(b)-4]
+	for len(opts) >= 4 {
+		code, n := g.bo.Uint16(opts), int(g.bo.Uint16(opts[2:]))
+		opts = opts[4:]
+		if code == 0 {
+			break
+		}
+		if n > len(opts) {
+			return fmt.Errorf("pcapng interface option %d claims %d bytes, %d left", code, n, len(opts))
+		}
+		v := opts[:n]
+		switch {
+		case code == 11 && n < 1, code == 14 && n < 8, code == 9 && n < 1:
+			return fmt.Errorf("pcapng interface option %d is too short (%d bytes)", code, n)
+		case code == 9 && v[0]&0x80 != 0 && v[0]&0x7f > 63, code == 9 && v[0]&0x80 == 0 && v[0] > 19:
+			return fmt.Errorf("pcapng interface timestamp resolution %#x is out of range", v[0])
+		}
+		opts = opts[min(len(opts), (n+3)&^3):]
+	}
+	return nil
+}
+
 // readCapture calls fn for every frame of a pcap or pcapng stream.
 func readCapture(r io.Reader, fn func(captureFrame) error) error {
 	br := bufio.NewReader(r)
@@ -110,7 +217,7 @@ func readCapture(r io.Reader, fn func(captureFrame) error) error {
 	}
 	var next func() ([]byte, gopacket.CaptureInfo, layers.LinkType, error)
 	if binary.LittleEndian.Uint32(magic) == 0x0a0d0d0a { // pcapng Section Header Block
-		ng, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true})
+		ng, err := pcapgo.NewNgReader(&ngGuard{r: br}, pcapgo.NgReaderOptions{WantMixedLinkType: true})
 		if err != nil {
 			return fmt.Errorf("not a readable pcapng capture: %v", err)
 		}
