@@ -15,7 +15,15 @@ package main
 //
 // Every FRR daemon runs with its pid file, vty socket and zserv socket in
 // the test's temporary directory (nothing under /etc/frr or /run/frr), so
-// tests never collide with each other or with a system FRR.
+// tests never collide with each other or with a system FRR. (FRR also
+// makes /var/tmp/frr/DAEMON.PID, which it removes when it exits on
+// SIGTERM; the cleanup removes it after a SIGKILL.)
+//
+// What FRR 8.4 sends, as `vipd inspect` judges it (logged by the test):
+// VRRPv3 IPv4 and IPv6 with the pseudo-header checksum of RFC 5798
+// section 5.2.8, VRRPv2 with the checksum over the message alone, all
+// with verdict ok; source MAC the virtual MAC, IPv4 source eth0's
+// primary address, IPv6 source the macvlan's link-local.
 
 import (
 	"bufio"
@@ -466,19 +474,19 @@ func (x *frrLAN) vipdConf(m frrMode, prio int) string {
 	return keepalivedConf("vipd", nil, insts...)
 }
 
-// instName is vipd's instance for family f.
-func instName(f int) string { return fmt.Sprintf("VI_%d", f) }
+// frrInst is vipd's instance for family f.
+func frrInst(f int) string { return fmt.Sprintf("VI_%d", f) }
 
-// waitInst waits for instance inst of p to log a line matching pred after
+// frrWaitInst waits for instance inst of p to log a line matching pred after
 // line from.
-func waitInst(p *daemonProc, from int, inst, what string, pred func(daemonLog) bool) daemonLog {
+func frrWaitInst(p *daemonProc, from int, inst, what string, pred func(daemonLog) bool) daemonLog {
 	p.t.Helper()
 	l, _ := p.waitFrom(from, inst+" "+what, func(l daemonLog) bool { return l.Instance == inst && pred(l) })
 	return l
 }
 
-// assertVIPs checks that the vipd host holds the VIPs (present) or none
-// of them, and that FRR's macvlans are up (frrMaster) or in protodown.
+// assertRoles checks that the vipd host holds the VIPs (vipdMaster) or none
+// of them, and that FRR's macvlans are in protodown exactly when vipd is master.
 func (x *frrLAN) assertRoles(t *testing.T, m frrMode, vipdMaster bool) {
 	t.Helper()
 	for _, f := range m.fams() {
@@ -557,7 +565,7 @@ func TestInteropFRR(t *testing.T) {
 
 // interopFRRMaster: FRR at 150, vipd at 100.
 func interopFRRMaster(t *testing.T, m frrMode) {
-	step := stepLogger(t)
+	step := frrSteps(t)
 	x := newFRRLAN(t, m)
 	fams := m.fams()
 	x.FRR.Start(x.frrConf(m, 150))
@@ -566,10 +574,10 @@ func interopFRRMaster(t *testing.T, m frrMode) {
 	step("FRR master")
 
 	// What FRR sends, as vipd's receive ladder judges it.
-	capture := captureVRRP(t, x.L.Hosts[1], "eth0", 3*len(fams))
+	capture := frrCaptureVRRP(t, x.L.Hosts[1], "eth0", 3*len(fams))
 	vd := startVipd(t, x.L.Hosts[1], "vipd", x.vipdConf(m, 100))
 	for _, f := range fams {
-		waitInst(vd, 0, instName(f), "entering BACKUP", entering("BACKUP"))
+		frrWaitInst(vd, 0, frrInst(f), "entering BACKUP", entering("BACKUP"))
 	}
 	step("vipd backup")
 	settle(vd)
@@ -595,8 +603,8 @@ func interopFRRMaster(t *testing.T, m frrMode) {
 	mark = vd.Mark()
 	x.FRR.StopVrrpd()
 	for _, f := range fams {
-		waitInst(vd, mark, instName(f), "hearing priority 0", contains("Backup received priority 0 advertisement"))
-		waitInst(vd, mark, instName(f), "entering MASTER", entering("MASTER"))
+		frrWaitInst(vd, mark, frrInst(f), "hearing priority 0", contains("Backup received priority 0 advertisement"))
+		frrWaitInst(vd, mark, frrInst(f), "entering MASTER", entering("MASTER"))
 		waitAddr(t, x.L.Hosts[1], x.VIP[f], true)
 	}
 	// zebra puts the macvlans of a vrrpd that went away into protodown.
@@ -609,8 +617,8 @@ func interopFRRMaster(t *testing.T, m frrMode) {
 	x.FRR.StartVrrpd()
 	x.FRR.WaitStatus(m.vrid, fams, "Master")
 	for _, f := range fams {
-		waitInst(vd, mark, instName(f), "yielding to priority 150", contains("with higher priority 150, ours 100"))
-		waitInst(vd, mark, instName(f), "entering BACKUP", entering("BACKUP"))
+		frrWaitInst(vd, mark, frrInst(f), "yielding to priority 150", contains("with higher priority 150, ours 100"))
+		frrWaitInst(vd, mark, frrInst(f), "entering BACKUP", entering("BACKUP"))
 		waitAddr(t, x.L.Hosts[1], x.VIP[f], false)
 	}
 	x.waitProtoDown(t, m, false)
@@ -621,8 +629,8 @@ func interopFRRMaster(t *testing.T, m frrMode) {
 	mark = vd.Mark()
 	x.L.Hosts[0].IP("link", "set", "eth0", "down")
 	for _, f := range fams {
-		if l := waitInst(vd, mark, instName(f), "entering MASTER", entering("MASTER")); l.Reason != "master down" {
-			t.Errorf("%s took over because of %q, want master down", instName(f), l.Reason)
+		if l := frrWaitInst(vd, mark, frrInst(f), "entering MASTER", entering("MASTER")); l.Reason != "master down" {
+			t.Errorf("%s took over because of %q, want master down", frrInst(f), l.Reason)
 		}
 		waitAddr(t, x.L.Hosts[1], x.VIP[f], true)
 	}
@@ -631,12 +639,12 @@ func interopFRRMaster(t *testing.T, m frrMode) {
 
 // interopFRRBackup: vipd at 150, FRR at 100.
 func interopFRRBackup(t *testing.T, m frrMode) {
-	step := stepLogger(t)
+	step := frrSteps(t)
 	x := newFRRLAN(t, m)
 	fams := m.fams()
 	vd := startVipd(t, x.L.Hosts[1], "vipd", x.vipdConf(m, 150))
 	for _, f := range fams {
-		waitInst(vd, 0, instName(f), "entering MASTER", entering("MASTER"))
+		frrWaitInst(vd, 0, frrInst(f), "entering MASTER", entering("MASTER"))
 		waitAddr(t, x.L.Hosts[1], x.VIP[f], true)
 	}
 	step("vipd master")
@@ -702,7 +710,7 @@ func interopFRRBackup(t *testing.T, m frrMode) {
 	mark = vd.Mark()
 	vd.start()
 	for _, f := range fams {
-		waitInst(vd, mark, instName(f), "entering MASTER", entering("MASTER"))
+		frrWaitInst(vd, mark, frrInst(f), "entering MASTER", entering("MASTER"))
 		waitAddr(t, x.L.Hosts[1], x.VIP[f], true)
 	}
 	x.FRR.WaitStatus(m.vrid, fams, "Backup")
@@ -710,9 +718,9 @@ func interopFRRBackup(t *testing.T, m frrMode) {
 	step("vipd master again, FRR backup")
 }
 
-// stepLogger returns a function logging how far into the test each step
+// frrSteps returns a function logging how far into the test each step
 // is done: figures for the log, never asserted.
-func stepLogger(t *testing.T) func(string) {
+func frrSteps(t *testing.T) func(string) {
 	start := time.Now()
 	return func(what string) {
 		t.Helper()
@@ -730,9 +738,9 @@ func frrDown(m frrMode, prio int) time.Duration {
 	return 3*time.Duration(m.frrIntMS)*time.Millisecond + frrSkew(m, prio)
 }
 
-// captureVRRP starts tcpdump in ns on dev for n VRRP frames (IPv4 and
+// frrCaptureVRRP starts tcpdump in ns on dev for n VRRP frames (IPv4 and
 // IPv6) and returns a function that waits for it and returns the pcap.
-func captureVRRP(t *testing.T, ns *testNS, dev string, n int) func() string {
+func frrCaptureVRRP(t *testing.T, ns *testNS, dev string, n int) func() string {
 	t.Helper()
 	if _, err := exec.LookPath("tcpdump"); err != nil {
 		t.Skip("needs tcpdump")
