@@ -556,18 +556,31 @@ func (x *frrLAN) waitProtoDown(t *testing.T, m frrMode, down bool) {
 func TestInteropFRR(t *testing.T) {
 	needFRR(t)
 	for _, m := range frrModes {
+		long := func(t *testing.T) {
+			if testing.Short() && m.version == 2 {
+				t.Skip("VRRPv2 at 1 s adverts takes 15 s: skipped with -short")
+			}
+		}
 		t.Run(m.name+"/frr-master", func(t *testing.T) {
+			long(t)
 			t.Parallel()
 			interopFRRMaster(t, m)
 		})
 		t.Run(m.name+"/vipd-master", func(t *testing.T) {
+			long(t)
 			t.Parallel()
 			interopFRRBackup(t, m)
 		})
 	}
 	t.Run("v3/equal-priority", func(t *testing.T) {
 		t.Parallel()
-		interopFRREqual(t, frrModes[0])
+		// 1 s adverts: right after the partition heals both sides
+		// re-assert, and a loaded machine stalled both daemons for
+		// 1.4 s, which at 0.5 s made the loser's Master_Down_Timer
+		// (1.8 s) fire now and then.
+		m := frrModes[0]
+		m.interval, m.frrIntMS, m.quiet = "1", 1000, 4*time.Second
+		interopFRREqual(t, m)
 	})
 }
 
