@@ -75,7 +75,6 @@ vrrp_instance VI_2 {
 	tr.wait(t, "VI_2", stateMaster)
 }
 
-
 // loadTest loads conf from a file in a temporary directory.
 func loadTest(t *testing.T, conf string) *Config {
 	t.Helper()
