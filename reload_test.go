@@ -164,3 +164,39 @@ func drainGARP(s *garpSched, now time.Time) time.Time {
 		now = next
 	}
 }
+
+// TestReloadRunnerLookupRace: tracking and sync groups find an instance's
+// runner by name (runnerNamed) from their own goroutines while a reload
+// hands the runners their new configuration. Run with -race.
+func TestReloadRunnerLookupRace(t *testing.T) {
+	conf := func(prio int) string {
+		return `
+vrrp_instance VI_1 {
+	interface eth0
+	virtual_router_id 1
+	version 3
+	advert_int 0.1
+	priority ` + itoa(prio) + `
+	virtual_ipaddress {
+		192.0.2.101/24
+	}
+}`
+	}
+	d, _, tr, stop := runDaemon(t, conf(100))
+	defer stop()
+	tr.wait(t, "VI_1", stateMaster)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 10000; i++ {
+			if d.runnerNamed("VI_1") == nil {
+				t.Error("VI_1 has no runner")
+				return
+			}
+		}
+	}()
+	for i := 0; i < 10; i++ {
+		reloadTo(t, d, conf(100+i%2))
+	}
+	<-done
+}
