@@ -412,21 +412,22 @@ type hub struct {
 }
 
 // attach returns the hub for key, opening its socket with open when it
-// is the first, and registers r for vrid.
+// is the first, and registers r for vrid. Both happen under d.mu, so that
+// a detach emptying the hub at the same moment cannot close the socket r
+// has just joined.
 func (d *daemon) attach(key hubKey, vrid uint8, r *runner, open func() (advertConn, error)) (*hub, error) {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	h := d.hubs[key]
 	if h == nil {
 		conn, err := open()
 		if err != nil {
-			d.mu.Unlock()
 			return nil, err
 		}
 		h = &hub{d: d, key: key, conn: conn, byVRID: map[uint8][]*runner{}}
 		d.hubs[key] = h
 		go h.readLoop()
 	}
-	d.mu.Unlock()
 	h.mu.Lock()
 	h.byVRID[vrid] = append(h.byVRID[vrid], r)
 	h.mu.Unlock()
@@ -435,6 +436,7 @@ func (d *daemon) attach(key hubKey, vrid uint8, r *runner, open func() (advertCo
 
 // detach unregisters r; the last runner closes the socket.
 func (d *daemon) detach(h *hub, vrid uint8, r *runner) {
+	d.mu.Lock()
 	h.mu.Lock()
 	rs := h.byVRID[vrid]
 	for i, x := range rs {
@@ -450,12 +452,11 @@ func (d *daemon) detach(h *hub, vrid uint8, r *runner) {
 	}
 	empty := len(h.byVRID) == 0
 	h.mu.Unlock()
+	if empty && d.hubs[h.key] == h {
+		delete(d.hubs, h.key)
+	}
+	d.mu.Unlock()
 	if empty {
-		d.mu.Lock()
-		if d.hubs[h.key] == h {
-			delete(d.hubs, h.key)
-		}
-		d.mu.Unlock()
 		h.conn.Close()
 	}
 }

@@ -132,9 +132,12 @@ func (r *runner) commitAdds(now time.Time, skip []vip) {
 			r.addVIPs([]vip{v})
 		}
 	}
-	if garp || len(adds) > 0 { // every new address is announced
-		targets := make([]garpTarget, 0, len(adds))
-		for _, v := range adds {
+	if garp || len(adds) > 0 {
+		// Every address, not only the new ones: the scheduler's targets
+		// are also what garp_master_refresh re-announces, and a Start
+		// with the new ones alone left the others unrefreshed.
+		targets := make([]garpTarget, 0, len(r.vips))
+		for _, v := range r.vips {
 			targets = append(targets, garpTarget{Addr: v.Prefix.Addr(), Dev: v.Dev})
 		}
 		r.garp.Start(now, targets)

@@ -1050,12 +1050,15 @@ func (x *daemonExtras) reload(cfg *Config) {
 	}
 }
 
-// runnerNamed returns the runner of an instance, or nil.
+// runnerNamed returns the runner of an instance, or nil. Tracking and
+// sync groups call it from their goroutines, so it reads the name from the
+// status snapshot: r.ic belongs to the runner's goroutine, which a reload
+// changes.
 func (d *daemon) runnerNamed(name string) *runner {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, r := range d.runners {
-		if r.ic.Name == name {
+		if r.snapshot().Config.Name == name {
 			return r
 		}
 	}
