@@ -417,35 +417,27 @@ func (r *runner) run() {
 	for {
 		select {
 		case in := <-r.in:
-			now := time.Now()
-			switch in.kind {
-			case inAdvert:
-				if r.m != nil {
-					r.receive(in.msg, in.meta, now)
-				}
-			case inLink:
-				r.onLink(in.link, now)
-				if r.m == nil {
-					retry = time.After(0)
-				}
-			case inEvent:
-				if r.m != nil {
-					r.exec(r.m.Step(in.ev, now))
-				}
-			case inStop:
-				r.shutdown()
-				close(in.reply)
+			if r.handle(in, &retry) {
 				return
-			case inReconfig:
-				in.err <- r.reconfigure(in.ic, now)
-			case inReconfigAdds:
-				r.commitAdds(now)
-				close(in.reply)
 			}
 		case <-timer.C:
-			now := time.Now()
-			r.exec(r.m.Step(event{Kind: evTimer}, now))
-			r.announce(now)
+			// A goroutine that was descheduled wakes with its deadline
+			// passed and adverts waiting, and select picks at random: the
+			// master's advert that came in time could lose to the
+			// Master_Down_Timer (TestFaultJitter on a loaded machine).
+			// What is queued goes first; an advert resets the timer (RFC
+			// 5798 section 6.4.2) and evTimer before the deadline does
+			// nothing.
+			for n := len(r.in); n > 0; n-- {
+				if r.handle(<-r.in, &retry) {
+					return
+				}
+			}
+			if r.m != nil {
+				now := time.Now()
+				r.exec(r.m.Step(event{Kind: evTimer}, now))
+				r.announce(now)
+			}
 		case <-retry:
 			retry = nil
 			if r.m == nil || r.hub == nil {
@@ -462,6 +454,36 @@ func (r *runner) run() {
 			r.arm(timer, time.Now())
 		}
 	}
+}
+
+// handle processes one input; it reports whether the runner stopped.
+func (r *runner) handle(in *runnerInput, retry *<-chan time.Time) (stopped bool) {
+	now := time.Now()
+	switch in.kind {
+	case inAdvert:
+		if r.m != nil {
+			r.receive(in.msg, in.meta, now)
+		}
+	case inLink:
+		r.onLink(in.link, now)
+		if r.m == nil {
+			*retry = time.After(0)
+		}
+	case inEvent:
+		if r.m != nil {
+			r.exec(r.m.Step(in.ev, now))
+		}
+	case inStop:
+		r.shutdown()
+		close(in.reply)
+		return true
+	case inReconfig:
+		in.err <- r.reconfigure(in.ic, now)
+	case inReconfigAdds:
+		r.commitAdds(now)
+		close(in.reply)
+	}
+	return false
 }
 
 func (r *runner) setErr(err error) {
