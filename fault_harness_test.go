@@ -323,6 +323,10 @@ type takeover struct {
 	// step down on a higher priority, RFC 5798 section 6.4.3).
 	HiReached int
 	Late      int
+	// HiBeforeLast is HiReached at the lower router's last advert: how
+	// many of the master's adverts it took to end the episode (0: it
+	// stepped down on the first, its last advert crossed it or none did).
+	HiBeforeLast int
 }
 
 // takeovers finds the lower router's (port lo) episodes as master in a
@@ -357,6 +361,7 @@ func takeovers(tr []wireEvent, start time.Time, hi, lo int, mdi, tol time.Durati
 				}
 			}
 			cur.Adverts++
+			cur.HiBeforeLast = cur.HiReached
 		}
 	}
 	return eps, violations

