@@ -24,7 +24,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 )
@@ -32,30 +31,7 @@ import (
 // newOpsNS is newTestNS with this file's namespace prefix.
 func newOpsNS(t testing.TB, tag string) *testNS {
 	t.Helper()
-	name := fmt.Sprintf("vipd-ops-%d-%d-%s", os.Getpid(), nsSeq.Add(1), tag)
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	n := &testNS{t: t, Name: name}
-	t.Cleanup(func() {
-		if n.nl != nil {
-			n.nl.Close()
-		}
-		if n.Handle.IsOpen() {
-			n.Handle.Close()
-		}
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	h, err := netns.GetFromName(name)
-	if err != nil {
-		t.Fatalf("open netns %s: %v", name, err)
-	}
-	n.Handle = h
-	n.sysctl("net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
-	n.IP("link", "set", "lo", "up")
-	return n
+	return newTestNSPrefix(t, "ops", tag)
 }
 
 // newOpsLAN is newTestLAN with this file's namespaces: hosts 0..n-1 on

@@ -15,44 +15,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/vishvananda/netns"
 )
 
 // newTrackNS makes a namespace named vipd-track-<pid>-<n>-<tag> for the
 // testNS harness of netns_test.go, deleted at cleanup.
 func newTrackNS(t *testing.T, tag string) *testNS {
 	t.Helper()
-	name := fmt.Sprintf("vipd-track-%d-%d-%s", os.Getpid(), nsSeq.Add(1), tag)
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	n := &testNS{t: t, Name: name}
-	t.Cleanup(func() {
-		if n.Handle.IsOpen() {
-			n.Handle.Close()
-		}
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	h, err := netns.GetFromName(name)
-	if err != nil {
-		t.Fatalf("open netns %s: %v", name, err)
-	}
-	n.Handle = h
-	n.IP("link", "set", "lo", "up")
-	return n
-}
-
-// buildVipd builds the binary under test.
-func buildVipd(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "vipd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v: %s", err, out)
-	}
-	return bin
+	return newTestNSPrefix(t, "track", tag)
 }
 
 // startProc starts argv inside ns, its output going to logPath; cleanup
@@ -179,7 +148,7 @@ func TestTrackNginxFailover(t *testing.T) {
 			t.Skipf("needs %s (Debian nginx-light, busybox-static)", p)
 		}
 	}
-	bin := buildVipd(t)
+	bin := vipdBinary(t)
 	br := newTrackNS(t, "br")
 	br.IP("link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
 	br.IP("link", "set", "br0", "up")
@@ -377,7 +346,7 @@ vrrp_instance VI_2 {
 // as `SCRIPT GROUP G STATE 0`, and vrrp_notify_fifo carries GROUP lines.
 func TestTrackSyncGroupFile(t *testing.T) {
 	needRoot(t)
-	bin := buildVipd(t)
+	bin := vipdBinary(t)
 	br := newTrackNS(t, "gbr")
 	br.IP("link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
 	br.IP("link", "set", "br0", "up")
