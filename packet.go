@@ -274,7 +274,12 @@ func (a *Advert) encode(b []byte, src, dst netip.Addr, form ChecksumForm, sum bo
 	}
 	b = append(b, 0, 0) // checksum, filled in below
 	for _, ip := range a.Addresses {
-		ip = ip.Unmap()
+		// An IPv4-mapped address is IPv4 in an IPv4 advert, but over IPv6
+		// it is the 16 bytes the advert carried (::ffff:a.b.c.d decodes
+		// to it): unmapping it there failed the round trip (FuzzAdvert).
+		if !ipv6 {
+			ip = ip.Unmap()
+		}
 		if ip.Is6() != ipv6 {
 			return b[:start], fmt.Errorf("address %v does not fit a vrrp version %d advert over %s", ip, a.Version, familyName(ipv6))
 		}
