@@ -170,6 +170,7 @@ type daemon struct {
 
 	wg       sync.WaitGroup // runner goroutines
 	reloadMu sync.Mutex     // one reload at a time
+	stopped  bool           // run is stopping the runners: no more reloads (under reloadMu)
 	links    linkWatcher
 	linkSet  []string
 	promoted map[string]func() error // interfaces with promote_secondaries set by us
@@ -257,6 +258,7 @@ func (d *daemon) run(ctx context.Context) error {
 	d.log.Info().Msg("Stopping vipd")
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	d.stopped = true
 	extras.beforeStop()
 	d.mu.Lock()
 	runners := d.runners
