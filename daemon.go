@@ -177,6 +177,7 @@ type daemon struct {
 
 	wg       sync.WaitGroup // runner goroutines
 	reloadMu sync.Mutex     // one reload at a time
+	stopped  bool           // run is stopping the runners: no more reloads (under reloadMu)
 	links    linkWatcher
 	linkSet  []string
 	promoted map[string]func() error // interfaces with promote_secondaries set by us
@@ -264,6 +265,7 @@ func (d *daemon) run(ctx context.Context) error {
 	d.log.Info().Msg("Stopping vipd")
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	d.stopped = true
 	extras.beforeStop()
 	d.mu.Lock()
 	runners := d.runners
@@ -495,32 +497,15 @@ func (h *hub) readLoop() {
 
 // primaryAddr is the address an instance advertises from when the
 // configuration names none: for IPv4 the interface's first global
-// address, for IPv6 its link-local address (RFC 5798 section 5.1.2.1).
+// address, for IPv6 its link-local address (RFC 5798 section 5.1.2.1),
+// zoned to the interface.
 func primaryAddr(ifi *net.Interface, ipv6 bool) (netip.Addr, error) {
-	as, err := ifi.Addrs()
+	ip, err := interfaceSource(ifi, ipv6)
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	for _, a := range as {
-		pn, ok := a.(*net.IPNet)
-		if !ok {
-			continue
-		}
-		ip, ok := netip.AddrFromSlice(pn.IP)
-		if !ok {
-			continue
-		}
-		ip = ip.Unmap()
-		if ipv6 && ip.Is6() && ip.IsLinkLocalUnicast() {
-			return ip.WithZone(ifi.Name), nil
-		}
-		if !ipv6 && ip.Is4() {
-			return ip, nil
-		}
-	}
-	fam := "IPv4"
 	if ipv6 {
-		fam = "IPv6 link-local"
+		ip = ip.WithZone(ifi.Name)
 	}
-	return netip.Addr{}, fmt.Errorf("interface %s has no %s address", ifi.Name, fam)
+	return ip, nil
 }

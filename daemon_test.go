@@ -3,6 +3,7 @@ package main
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -50,5 +51,25 @@ func TestHubAttachDetach(t *testing.T) {
 			t.Fatalf("round %d: the joining runner's socket is closed (%v) or no longer the daemon's (%v)", i, closed(hb.conn), !routed)
 		}
 		d.detach(hb, 2, b)
+	}
+}
+
+// TestWaitDueQueued: a backup's runner wakes earlyWake before its
+// Master_Down_Timer (RFC 5798 section 6.4.2); an input waiting before the
+// deadline goes first, but once the deadline has passed the timer is due
+// whatever is queued. Before the fix any queued input postponed it, so a
+// flood that kept the queue from emptying (adverts to drop) postponed a
+// takeover for as long as it lasted.
+func TestWaitDueQueued(t *testing.T) {
+	r := &runner{in: make(chan *runnerInput, 4)}
+	r.in <- &runnerInput{kind: inPing}
+	if r.waitDue(time.Now().Add(time.Hour)) != true {
+		t.Error("a deadline beyond earlyWake: not due at once (the caller re-arms for it)")
+	}
+	if r.waitDue(time.Now().Add(earlyWake/2)) != false {
+		t.Error("an input waiting before the deadline does not go first")
+	}
+	if r.waitDue(time.Now().Add(-time.Millisecond)) != true {
+		t.Error("a passed deadline is not due while an input waits")
 	}
 }

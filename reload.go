@@ -162,14 +162,23 @@ func (d *daemon) reloadFrom(path string, opt loadOptions) error {
 		d.log.Error().Msg("Reload rejected: the configuration is not usable; the running configuration is kept")
 		return fmt.Errorf("%s: configuration is not usable", path)
 	}
-	d.apply(cfg)
-	return nil
+	return d.apply(cfg)
 }
 
+// errStopped refuses a reload that comes after the daemon stopped its
+// instances.
+var errStopped = errors.New("vipd is stopping: reload refused")
+
 // apply moves the daemon to cfg (see the file comment for the order).
-func (d *daemon) apply(cfg *Config) {
+func (d *daemon) apply(cfg *Config) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	if d.stopped {
+		// The runners are gone: they would never answer phase 1, and
+		// new ones would run with nothing to stop them.
+		d.log.Warn().Msg("Reload refused: vipd is stopping")
+		return errStopped
+	}
 	d.log.Info().Msg("Reloading configuration")
 	d.mu.Lock()
 	old := map[string]*runner{}
@@ -276,4 +285,5 @@ func (d *daemon) apply(cfg *Config) {
 	}
 	d.watchAll()
 	d.log.Info().Int("kept", len(keep)).Int("restarted_or_removed", len(stop)).Int("started", len(start)).Msg("Reload done")
+	return nil
 }

@@ -200,3 +200,35 @@ vrrp_instance VI_1 {
 	}
 	<-done
 }
+
+// TestReloadAfterStop: a reload that comes in as the daemon stops (`vipd
+// reload` on the control socket racing SIGTERM) is refused once the
+// runners are stopped: before, it waited for ever on a stopped runner's
+// answer, or started new instances that nothing would stop.
+func TestReloadAfterStop(t *testing.T) {
+	conf := `
+vrrp_instance VI_1 {
+	interface eth0
+	virtual_router_id 1
+	version 3
+	advert_int 0.1
+	priority 100
+	virtual_ipaddress {
+		192.0.2.101/24
+	}
+}`
+	d, _, tr, stop := runDaemon(t, conf)
+	tr.wait(t, "VI_1", stateMaster)
+	stop()
+	cfg := loadTest(t, conf)
+	done := make(chan error, 1)
+	go func() { done <- d.apply(cfg) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("a reload after the stop was applied")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a reload after the stop never returned")
+	}
+}

@@ -621,17 +621,19 @@ func (r *runner) arm(timer *time.Timer, now time.Time) {
 const earlyWake = 2 * time.Millisecond
 
 // waitDue sleeps until dl, at most earlyWake, in short nanosleeps. It
-// returns false as soon as an input is waiting: an advert received before
-// the deadline must be handled before the timer, as it would have been
-// without the early wake-up.
+// returns false as soon as an input is waiting before dl: an advert
+// received before the deadline must be handled before the timer, as it
+// would have been without the early wake-up. Once dl has passed the timer
+// is due whatever is queued: a queue that never empties (a flood of
+// adverts to drop) must not postpone a takeover for ever.
 func (r *runner) waitDue(dl time.Time) bool {
 	for {
-		if len(r.in) > 0 {
-			return false
-		}
 		d := time.Until(dl)
 		if d <= 0 || d > earlyWake {
 			return true
+		}
+		if len(r.in) > 0 {
+			return false
 		}
 		ts := unix.NsecToTimespec(min(d, 50*time.Microsecond).Nanoseconds())
 		unix.Nanosleep(&ts, nil)

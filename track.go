@@ -316,29 +316,24 @@ func newTracker(log zerolog.Logger, cfg *Config, sys *system, send func(string, 
 		for _, ti := range tr.Interfaces {
 			add(trackInterface, ti.Name, ti.Weight, ti.Reverse)
 		}
-		for _, r := range tr.Scripts {
-			d := cfg.Scripts[r.Name]
-			w, rev := d.Weight, d.Reverse
+		// A reference's own weight wins, else its definition's.
+		addRef := func(k trackKind, r TrackRef, w int, rev bool) {
 			if r.WeightSet {
 				w, rev = r.Weight, r.Reverse
 			}
-			add(trackScript, r.Name, w, rev)
+			add(k, r.Name, w, rev)
+		}
+		for _, r := range tr.Scripts {
+			d := cfg.Scripts[r.Name]
+			addRef(trackScript, r, d.Weight, d.Reverse)
 		}
 		for _, r := range tr.Files {
 			d := cfg.TrackFiles[r.Name]
-			w, rev := d.Weight, d.Reverse
-			if r.WeightSet {
-				w, rev = r.Weight, r.Reverse
-			}
-			add(trackFile, r.Name, w, rev)
+			addRef(trackFile, r, d.Weight, d.Reverse)
 		}
 		for _, r := range tr.Processes {
 			d := cfg.TrackProcesses[r.Name]
-			w, rev := d.Weight, d.Reverse
-			if r.WeightSet {
-				w, rev = r.Weight, r.Reverse
-			}
-			add(trackProcess, r.Name, w, rev)
+			addRef(trackProcess, r, d.Weight, d.Reverse)
 		}
 		if zero && len(t.uses[ic.Name]) > 0 {
 			log.Info().Msgf("(%s) ignoring weights of tracked objects in vrrp_sync_group %s (no sync_group_tracking_weight)", ic.Name, ic.SyncGroup)
