@@ -716,28 +716,30 @@ func (d *dumper) list(key string, vips []VIP) {
 }
 
 func (d *dumper) routes(key string, rs []Route) {
-	if len(rs) == 0 {
-		return
+	raw := make([][]string, len(rs))
+	for i, r := range rs {
+		raw[i] = r.Raw
 	}
-	d.open(key)
-	for _, r := range rs {
-		q := make([]string, len(r.Raw))
-		for i, w := range r.Raw {
-			q[i] = quote(w)
-		}
-		d.line(q[0], q[1:]...)
-	}
-	d.close()
+	d.rawLines(key, raw)
 }
 
 func (d *dumper) rules(key string, rs []Rule) {
-	if len(rs) == 0 {
+	raw := make([][]string, len(rs))
+	for i, r := range rs {
+		raw[i] = r.Raw
+	}
+	d.rawLines(key, raw)
+}
+
+// rawLines writes a block of entries kept as written (routes, rules).
+func (d *dumper) rawLines(key string, lines [][]string) {
+	if len(lines) == 0 {
 		return
 	}
 	d.open(key)
-	for _, r := range rs {
-		q := make([]string, len(r.Raw))
-		for i, w := range r.Raw {
+	for _, raw := range lines {
+		q := make([]string, len(raw))
+		for i, w := range raw {
 			q[i] = quote(w)
 		}
 		d.line(q[0], q[1:]...)

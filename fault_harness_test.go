@@ -27,7 +27,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -58,37 +57,12 @@ func faultSeed(t testing.TB) uint64 {
 	return seed
 }
 
-var faultNSSeq atomic.Int32
-
 // newFaultNS makes a namespace named vipd-fault-<pid>-<n>-<tag> (the same
 // set-up as newTestNS: DAD off, loopback up), deleted at cleanup.
 func newFaultNS(t testing.TB, tag string) *testNS {
 	t.Helper()
 	needRoot(t)
-	name := fmt.Sprintf("vipd-fault-%d-%d-%s", os.Getpid(), faultNSSeq.Add(1), tag)
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	n := &testNS{t: t, Name: name}
-	t.Cleanup(func() {
-		if n.nl != nil {
-			n.nl.Close()
-		}
-		if n.Handle.IsOpen() {
-			n.Handle.Close()
-		}
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	h, err := netns.GetFromName(name)
-	if err != nil {
-		t.Fatalf("open netns %s: %v", name, err)
-	}
-	n.Handle = h
-	n.sysctl("net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
-	n.IP("link", "set", "lo", "up")
-	return n
+	return newTestNSPrefix(t, "fault", tag)
 }
 
 // faultLAN is one Ethernet segment of hosts with eth0 at 10.77.0.<i+1>/24:

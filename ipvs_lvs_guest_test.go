@@ -411,22 +411,7 @@ func TestIPVSGuestDR(t *testing.T) {
 		}
 	}
 	rsUp := func(addr string) func() error {
-		return func() error {
-			for _, kv := range [][2]string{{"net.ipv4.conf.all.arp_ignore", "1"}, {"net.ipv4.conf.all.arp_announce", "2"}} {
-				if err := sysctl(kv[0], kv[1]); err != nil {
-					return err
-				}
-			}
-			lo, err := netlink.LinkByName("lo")
-			if err != nil {
-				return err
-			}
-			vip, _ := netlink.ParseAddr("10.2.0.100/32")
-			if err := netlink.AddrAdd(lo, vip); err != nil {
-				return err
-			}
-			return ifup("eth0", "", addr)
-		}
+		return func() error { return drRealServerUp("10.2.0.100/32", addr) }
 	}
 	for _, e := range []error{
 		ifup("dr-br", "", "10.2.0.1/24", "10.2.0.100/32"),
@@ -481,4 +466,27 @@ func TestIPVSGuestNAT6(t *testing.T) {
 	if out := ipvsadm(t); !strings.Contains(out, "TCP [fd00:a::1]:80 wrr") || !strings.Contains(out, "-> [fd00:2::2]:8080 Masq 2") || strings.Contains(out, "fd00:1::2") {
 		t.Errorf("ipvsadm -Ln:\n%s", out)
 	}
+}
+
+// drRealServerUp configures an LVS-DR real server in the current namespace:
+// the VIP on lo, never answered or announced over ARP (arp_ignore=1,
+// arp_announce=2), and addr on eth0.
+func drRealServerUp(vip, addr string) error {
+	for _, kv := range [][2]string{{"net.ipv4.conf.all.arp_ignore", "1"}, {"net.ipv4.conf.all.arp_announce", "2"}} {
+		if err := sysctl(kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return err
+	}
+	a, err := netlink.ParseAddr(vip)
+	if err != nil {
+		return err
+	}
+	if err := netlink.AddrAdd(lo, a); err != nil {
+		return err
+	}
+	return ifup("eth0", "", addr)
 }

@@ -258,22 +258,7 @@ func TestIPVSGuestLVSCluster(t *testing.T) {
 		}
 	}
 	rsUp := func(addr string) func() error {
-		return func() error {
-			for _, kv := range [][2]string{{"net.ipv4.conf.all.arp_ignore", "1"}, {"net.ipv4.conf.all.arp_announce", "2"}} {
-				if err := sysctl(kv[0], kv[1]); err != nil {
-					return err
-				}
-			}
-			lo, err := netlink.LinkByName("lo")
-			if err != nil {
-				return err
-			}
-			a, _ := netlink.ParseAddr("10.4.0.100/32")
-			if err := netlink.AddrAdd(lo, a); err != nil {
-				return err
-			}
-			return ifup("eth0", "", addr)
-		}
+		return func() error { return drRealServerUp("10.4.0.100/32", addr) }
 	}
 	for _, e := range []error{
 		inNS(client, func() error { return ifup("eth0", "", "10.4.0.2/24") }),
