@@ -275,7 +275,15 @@ func (d *daemon) apply(cfg *Config) error {
 	lvs := d.lvs
 	d.mu.Unlock()
 	if lvs == nil && d.lvsOn && len(cfg.VirtualServers) > 0 {
-		d.startLVS(d.lvsCtx, d.lvsOpts) // the first virtual servers
+		// The first virtual servers. ha_suspend needs to know which
+		// instances are MASTER now, not only from their next transition.
+		if m := d.startLVS(d.lvsCtx, d.lvsOpts); m != nil {
+			for _, r := range keep {
+				if st := r.snapshot(); st.State == stateMaster {
+					m.vrrpEvent(instanceEvent{Instance: st.Config.Name, Runner: r, At: time.Now(), Transition: true, To: stateMaster})
+				}
+			}
+		}
 	} else {
 		lvs.Reload(cfg) // virtual servers (lvs.go)
 	}
