@@ -529,7 +529,8 @@ func TestVirtualServerInheritance(t *testing.T) {
 	if tcp.Retry != 4 || tcp.ConnectTimeout != 2*time.Second || tcp.DelayBeforeRetry != 7*time.Second || tcp.DelayLoop != 10*time.Second {
 		t.Errorf("TCP_CHECK inherited %+v", tcp.CheckerCommon)
 	}
-	if http.Retry != 1 || http.DelayBeforeRetry != time.Second {
+	// HTTP_GET's own default delay_before_retry is 3 s (check_http.c).
+	if http.Retry != 1 || http.DelayBeforeRetry != 3*time.Second {
 		t.Errorf("HTTP_GET %+v", http.CheckerCommon)
 	}
 	if vs.Sched != "wlc" || vs.Method != "NAT" || vs.Protocol != "TCP" || vs.RealServers[0].Weight != 1 {
