@@ -171,16 +171,34 @@ func TestFaultJitter(t *testing.T) {
 }
 
 // lateAfter counts, after t0, the adverts of hi that reached lo before
-// lo's last advert, and lo's adverts: how long after the fault ended both
-// were masters, measured in hi's adverts.
+// lo's last advert as a master, and lo's adverts: how long after the fault
+// ended both were masters, measured in hi's adverts. A master that steps
+// down for a higher priority sends one farewell advert at its own priority
+// (higher_prio_send_advert, on by default in vipd, so that the winner
+// learns of a split brain); that one advert, after hi's first reached lo,
+// is not lo being master.
 func lateAfter(tr []wireEvent, t0 time.Time, hi, lo int) (hiBefore, loAdverts int) {
-	var lastLo time.Time
+	var firstHi time.Time
 	for _, e := range tr {
-		if e.At.After(t0) && e.From == lo && e.To == -1 && e.Prio > 0 {
-			lastLo = e.At
-			loAdverts++
+		if e.At.After(t0) && e.From == hi && e.To == lo && !e.Dropped {
+			firstHi = e.At
+			break
 		}
 	}
+	var los []time.Time
+	for _, e := range tr {
+		if e.At.After(t0) && e.From == lo && e.To == -1 && e.Prio > 0 {
+			los = append(los, e.At)
+		}
+	}
+	loAdverts = len(los)
+	if n := len(los); n > 0 && !firstHi.IsZero() && los[n-1].After(firstHi) {
+		los = los[:n-1] // the farewell
+	}
+	if len(los) == 0 {
+		return 0, loAdverts
+	}
+	lastLo := los[len(los)-1]
 	for _, e := range tr {
 		if e.At.After(t0) && !e.At.After(lastLo) && e.From == hi && e.To == lo && !e.Dropped {
 			hiBefore++
