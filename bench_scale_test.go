@@ -286,9 +286,11 @@ func runScale(t *testing.T, p scaleParams, impl, interval string) scaleRun {
 		startScaleProc(t, r0, impl, dir, "r0", scaleConf(p, 0, interval)),
 		startScaleProc(t, r1, impl, dir, "r1", scaleConf(p, 1, interval)),
 	}
+	startProf := make(chan struct{})
 	if p.ProfileDir != "" && impl == "vipd" {
 		prof := filepath.Join(p.ProfileDir, fmt.Sprintf("vipd-start-%s.pprof", interval))
 		go func() {
+			defer close(startProf)
 			time.Sleep(200 * time.Millisecond) // the control socket is up
 			out, err := exec.Command("ip", "netns", "exec", r0.Name, vipdBinary(t), "debug", "--cpu-profile", prof).CombinedOutput()
 			if err != nil {
@@ -334,6 +336,7 @@ func runScale(t *testing.T, p scaleParams, impl, interval string) scaleRun {
 	cpu0 := res.StartCPU
 	t0 := time.Now()
 	if p.ProfileDir != "" && impl == "vipd" {
+		<-startProf // one CPU profile at a time
 		prof := filepath.Join(p.ProfileDir, fmt.Sprintf("vipd-scale-%s.pprof", interval))
 		go func() {
 			out, err := exec.Command("ip", "netns", "exec", r0.Name, vipdBinary(t), "debug", "--cpu-profile", prof).CombinedOutput()

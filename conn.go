@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -300,10 +301,13 @@ func (c *mcastConn) WriteAdvert(msg []byte, dst netip.Addr) error {
 		}
 		dstMAC = multicastMAC(dst)
 	}
-	frame, err := buildFrame(c.srcMAC, dstMAC, c.src, dst, uint16(c.ipID.Add(1)), msg)
+	fb := framePool.Get().(*[]byte)
+	defer framePool.Put(fb)
+	frame, err := appendFrame((*fb)[:0], c.srcMAC, dstMAC, c.src, dst, uint16(c.ipID.Add(1)), msg)
 	if err != nil {
 		return fmt.Errorf("multicast conn on %s: %w", c.ifi.Name, err)
 	}
+	*fb = frame
 	if _, err := c.pc.WriteTo(frame, &packet.Addr{HardwareAddr: dstMAC}); err != nil {
 		return fmt.Errorf("multicast conn on %s: send: %w", c.ifi.Name, err)
 	}
@@ -314,6 +318,15 @@ func (c *mcastConn) WriteAdvert(msg []byte, dst netip.Addr) error {
 // kernel does for keepalived's raw socket: TTL / hop limit 255, IPv4 TOS
 // and IPv6 traffic class 0xc0 (internetwork control), DF clear.
 func buildFrame(srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr, id uint16, msg []byte) ([]byte, error) {
+	return appendFrame(nil, srcMAC, dstMAC, src, dst, id, msg)
+}
+
+// framePool holds send buffers: a conn sends from several goroutines (the
+// hub's advert scheduler, runners taking over).
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 1514); return &b }}
+
+// appendFrame is buildFrame appending to b.
+func appendFrame(b []byte, srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr, id uint16, msg []byte) ([]byte, error) {
 	v4 := src.Is4()
 	hl := ipv6HdrLen
 	if v4 {
@@ -322,7 +335,8 @@ func buildFrame(srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr, id uint16,
 	if len(msg)+hl > 0xffff {
 		return nil, fmt.Errorf("advert of %d bytes is too long", len(msg))
 	}
-	b := make([]byte, ethHdrLen+hl+len(msg))
+	b = slices.Grow(b[:0], ethHdrLen+hl+len(msg))[:ethHdrLen+hl+len(msg)]
+	clear(b)
 	copy(b[0:6], dstMAC)
 	copy(b[6:12], srcMAC)
 	ip := b[ethHdrLen:]

@@ -404,9 +404,10 @@ type hubKey struct {
 // hub reads one socket and hands each advert to the runners of its VRID,
 // so that N instances on an interface cost one socket, not N.
 type hub struct {
-	d    *daemon
-	key  hubKey
-	conn advertConn
+	d     *daemon
+	key   hubKey
+	conn  advertConn
+	sched *advertSched // its masters' Adver_Timers
 
 	mu      sync.RWMutex
 	byVRID  map[uint8][]*runner
@@ -426,7 +427,7 @@ func (d *daemon) attach(key hubKey, vrid uint8, r *runner, open func() (advertCo
 		if err != nil {
 			return nil, err
 		}
-		h = &hub{d: d, key: key, conn: conn, byVRID: map[uint8][]*runner{}}
+		h = &hub{d: d, key: key, conn: conn, sched: newAdvertSched(), byVRID: map[uint8][]*runner{}}
 		d.hubs[key] = h
 		go h.readLoop()
 	}
@@ -459,6 +460,7 @@ func (d *daemon) detach(h *hub, vrid uint8, r *runner) {
 	}
 	d.mu.Unlock()
 	if empty {
+		h.sched.close()
 		h.conn.Close()
 	}
 }

@@ -22,8 +22,6 @@ import (
 // runnerInput is one message to a runner's goroutine.
 type runnerInput struct {
 	kind  inputKind
-	msg   []byte
-	meta  frameMeta
 	link  linkEvent
 	ev    event // inTrack, inForce
 	ic    *VRRPInstance
@@ -36,9 +34,8 @@ type runnerInput struct {
 type inputKind uint8
 
 const (
-	inAdvert inputKind = iota + 1
-	inLink
-	inEvent // a state machine event from tracking or a sync group
+	inLink  inputKind = iota + 1
+	inEvent           // a state machine event from tracking or a sync group
 	inStop
 	inReconfig     // reload, phase 1: new settings; VIPs that went and came are noted
 	inReconfigDels // reload, phase 2: VIPs that went are removed
@@ -48,11 +45,27 @@ const (
 )
 
 // runner is one instance's driver.
+//
+// Two goroutines step its state machine, one at a time under own: the
+// runner's own (run: timers, link, tracking, reload, stop) and the hub's
+// that reads the instance's socket (deliver: received adverts). Adverts
+// are not handed over: a hand-over to a goroutine per instance cost two
+// goroutine wake-ups per advert, most of vipd's CPU at 1,000 instances
+// (bench/scale.sh), while the hub, stepping each instance as it reads,
+// handles a burst of adverts in one wake-up.
 type runner struct {
 	d   *daemon
 	ic  *VRRPInstance
 	log zerolog.Logger
 	in  chan *runnerInput
+
+	// own guards everything below it but mu and status: the state
+	// machine and what the driver keeps with it. Lock order: own, then
+	// mu; d.mu and a hub's mu may be taken under own, never the reverse.
+	own     sync.Mutex
+	timer   *time.Timer // the state machine's and the GARP scheduler's deadline
+	stopped bool        // shut down: the hub no longer steps it
+	schedAt time.Time   // queued in the hub's advertSched for this grid point; zero: not queued
 
 	// Set up once the interface exists (setup).
 	m       *instance
@@ -100,7 +113,7 @@ type runnerStatus struct {
 	Transitions int
 	SentAdverts uint64
 	Rx          rxCounters
-	Overruns    uint64        // adverts dropped because the runner was behind
+	Overruns    uint64        // adverts dropped because the runner was behind: none since the hub steps them (deliver); kept for status and metrics
 	Err         string        // why the instance cannot run, when it cannot
 	Config      *VRRPInstance // r.ic, for readers on other goroutines (status, metrics)
 
@@ -113,12 +126,10 @@ type runnerStatus struct {
 	Rival          netip.Addr // that master, until it falls silent
 }
 
-// runnerQueueLen is the depth of a runner's input queue. It carries
-// pointers: a runnerInput is ~270 bytes, and 256 of them per runner were
-// 70 MB of queues at 1,000 instances (bench/scale.sh). The depth itself
-// matters under a flood of bad adverts, which queue before the runner
-// validates and drops them (fault_test.go TestFaultFlood).
-const runnerQueueLen = 256
+// runnerQueueLen is the depth of a runner's input queue: link events,
+// tracking and sync group events, reload and stop, never adverts (the hub
+// steps those itself, see deliver), so a short queue does.
+const runnerQueueLen = 32
 
 func newRunner(d *daemon, ic *VRRPInstance) *runner {
 	return &runner{
@@ -126,8 +137,11 @@ func newRunner(d *daemon, ic *VRRPInstance) *runner {
 		ic:  ic,
 		log: d.log.With().Str("instance", ic.Name).Logger(),
 		in:  make(chan *runnerInput, runnerQueueLen),
-		ann: map[string]announcer{},
-		buf: make([]byte, 0, 1500),
+		// Stopped until armed (arm); Reset and Stop are safe from the
+		// hub's goroutine while run selects on C (Go 1.23 timers).
+		timer: stoppedTimer(),
+		ann:   map[string]announcer{},
+		buf:   make([]byte, 0, 1500),
 		status: runnerStatus{
 			State:  stateInit,
 			Since:  time.Now(),
@@ -159,13 +173,12 @@ func (r *runner) sharePolicy() {
 	r.hubPol.Store(&p)
 }
 
-// deliver hands a received advert to the runner, copying it; a runner too
-// busy to keep up drops it (counted) rather than stall the hub. Adverts
-// that fail the receive checks (RFC 5798 section 7.1) are counted and
-// dropped here, on the hub's goroutine: a flood of bad adverts then never
-// fills the queue and crowds out the master's (TestFaultFlood lost one in
-// five of them to overruns, enough for a takeover at short intervals).
-// The runner validates the rest again, with its policy of the moment.
+// deliver steps the state machine with a received advert, on the hub's
+// goroutine, under own. Adverts that fail the receive checks (RFC 5798
+// section 7.1) are counted and dropped first, without own: a flood of bad
+// adverts then never waits for the runner's goroutine. receive validates
+// the rest again, with the policy of the moment (a reload may have changed
+// it since hubPol was read).
 func (r *runner) deliver(msg []byte, meta frameMeta) {
 	if p := r.hubPol.Load(); p != nil {
 		v := validate(rxMeta{Src: meta.Src, Dst: meta.Dst, TTL: meta.TTL, SrcMAC: meta.SrcMAC}, msg, p, &r.hubAdv)
@@ -179,17 +192,17 @@ func (r *runner) deliver(msg []byte, meta frameMeta) {
 			return
 		}
 	}
-	// A full queue drops before copying: a flood then costs no garbage.
-	if len(r.in) < cap(r.in) {
-		select {
-		case r.in <- &runnerInput{kind: inAdvert, msg: append([]byte(nil), msg...), meta: meta}:
-			return
-		default:
-		}
+	// When the runner's goroutine is busy with this instance (a
+	// takeover's VIPs, a reload), the hub waits: the socket's receive
+	// buffer holds what comes in meanwhile.
+	r.own.Lock()
+	defer r.own.Unlock()
+	if r.m == nil || r.stopped {
+		return
 	}
-	r.mu.Lock()
-	r.status.Overruns++
-	r.mu.Unlock()
+	now := time.Now()
+	r.receive(msg, meta, now)
+	r.arm(now)
 }
 
 func (r *runner) linkEvent(ev linkEvent) {
@@ -443,11 +456,17 @@ func parseUint8(s string) (uint8, error) {
 	return n, err
 }
 
+// stoppedTimer returns a timer that is not running.
+func stoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}
+
 // run is the runner's goroutine.
 func (r *runner) run() {
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
 	var retry <-chan time.Time
+	r.own.Lock()
 	if err := r.setupLimited(); err != nil {
 		r.setErr(err)
 		retry = time.After(time.Second)
@@ -455,56 +474,83 @@ func (r *runner) run() {
 		r.startup()
 		// Arm the timer now: a lone backup must not need an input to
 		// wake up for its Master_Down_Timer.
-		r.arm(timer, time.Now())
+		r.arm(time.Now())
 	}
+	r.own.Unlock()
 	for {
 		select {
 		case in := <-r.in:
-			if r.handle(in, &retry) {
+			if r.handleLocked(in, &retry) {
 				return
 			}
-		case <-timer.C:
+		case <-r.timer.C:
 			// A goroutine that was descheduled wakes with its deadline
-			// passed and adverts waiting, and select picks at random: the
-			// master's advert that came in time could lose to the
-			// Master_Down_Timer (TestFaultJitter on a loaded machine).
-			// What is queued goes first; an advert resets the timer (RFC
-			// 5798 section 6.4.2) and evTimer before the deadline does
-			// nothing.
+			// passed and inputs waiting, and select picks at random.
+			// What is queued goes first (an advert, which the hub steps
+			// as it reads it, can reset the timer meanwhile: RFC 5798
+			// section 6.4.2); evTimer before the deadline does nothing.
 			for n := len(r.in); n > 0; n-- {
-				if r.handle(<-r.in, &retry) {
+				if r.handleLocked(<-r.in, &retry) {
 					return
 				}
 			}
+			r.own.Lock()
 			if r.m == nil {
+				r.own.Unlock()
 				break
 			}
-			if r.m.State() == stateBackup && !r.waitDue(r.m.Deadline()) {
-				// An advert (or other input) came in before the
-				// deadline: it goes first, and may reset the timer.
+			st, dl := r.m.State(), r.m.Deadline()
+			r.own.Unlock()
+			// The early wake-up's last stretch is slept without own,
+			// so the hub can step an advert that comes in before the
+			// deadline.
+			if st == stateBackup && !r.waitDue(dl) {
+				// An input came in before the deadline: it goes first.
 				break
 			}
+			r.own.Lock()
 			now := time.Now()
-			r.tk = takeoverTimes{due: r.m.Deadline(), fired: now}
-			r.exec(r.m.Step(event{Kind: evTimer}, now))
-			r.tk = takeoverTimes{}
+			switch {
+			case r.m.State() != stateMaster:
+				r.tk = takeoverTimes{due: r.m.Deadline(), fired: now}
+				r.exec(r.m.Step(event{Kind: evTimer}, now))
+				r.tk = takeoverTimes{}
+			case r.hub == nil:
+				at := advertAt(r.m.Deadline(), now, csDuration(r.m.Config().Interval))
+				r.exec(r.m.Step(event{Kind: evTimer}, at))
+			}
+			// A master with a hub has its adverts sent by the hub
+			// (sched.go): its timer is for gratuitous ARPs alone.
 			r.announce(now)
+			r.own.Unlock()
 		case <-retry:
 			retry = nil
+			r.own.Lock()
 			if r.m == nil || r.hub == nil {
 				if err := r.setupLimited(); err != nil {
 					r.setErr(err)
 					retry = time.After(5 * time.Second)
+					r.own.Unlock()
 					continue
 				}
 				r.setErr(nil)
 				r.startup()
 			}
+			r.own.Unlock()
 		}
+		r.own.Lock()
 		if r.m != nil {
-			r.arm(timer, time.Now())
+			r.arm(time.Now())
 		}
+		r.own.Unlock()
 	}
+}
+
+// handleLocked is handle under own.
+func (r *runner) handleLocked(in *runnerInput, retry *<-chan time.Time) bool {
+	r.own.Lock()
+	defer r.own.Unlock()
+	return r.handle(in, retry)
 }
 
 // startup starts the protocol once setup has succeeded, from the link
@@ -526,10 +572,6 @@ func (r *runner) startup() {
 func (r *runner) handle(in *runnerInput, retry *<-chan time.Time) (stopped bool) {
 	now := time.Now()
 	switch in.kind {
-	case inAdvert:
-		if r.m != nil {
-			r.receive(in.msg, in.meta, now)
-		}
 	case inLink:
 		r.onLink(in.link, now)
 		if r.m == nil {
@@ -541,6 +583,8 @@ func (r *runner) handle(in *runnerInput, retry *<-chan time.Time) (stopped bool)
 		}
 	case inStop:
 		r.shutdown()
+		r.stopped = true
+		r.timer.Stop()
 		close(in.reply)
 		return true
 	case inReconfig:
@@ -593,10 +637,22 @@ func (r *runner) setErr(err error) {
 	}
 }
 
-// arm sets timer to the earlier of the state machine's and the GARP
-// scheduler's deadlines.
-func (r *runner) arm(timer *time.Timer, now time.Time) {
+// arm sets the timer to the earlier of the state machine's and the GARP
+// scheduler's deadlines. Called under own.
+func (r *runner) arm(now time.Time) {
+	timer := r.timer
 	dl := r.m.Deadline()
+	if r.m.State() == stateMaster && !dl.IsZero() {
+		dl = alignUp(dl, advertQuantum(csDuration(r.m.Config().Interval)))
+		if r.hub != nil {
+			// The hub sends the adverts (sched.go); the runner's
+			// timer is left for the GARP scheduler.
+			r.hub.sched.at(r, dl)
+			dl = time.Time{}
+		}
+	} else if r.hub != nil {
+		r.hub.sched.at(r, time.Time{})
+	}
 	if next := r.garpAt; !next.IsZero() && (dl.IsZero() || next.Before(dl)) {
 		dl = next
 	}
@@ -610,6 +666,46 @@ func (r *runner) arm(timer *time.Timer, now time.Time) {
 		d -= earlyWake
 	}
 	timer.Reset(d)
+}
+
+// Adverts are sent on a grid. A master's Adver_Timer wakes its runner at
+// the deadline rounded up to a multiple of advertQuantum (1/100 of the
+// advert interval, at most 10 ms), and the state machine is stepped at the
+// deadline itself (advertAt), so the next one is exactly one interval
+// later: the masters of a daemon that were due within the same quantum
+// then wake together, for ever, as keepalived's do (its timer loop reads
+// the clock once for all of them). One wake-up sending 500 adverts costs
+// a fraction of 500 wake-ups sending one each (bench/scale.sh). Only
+// Adver_Timer is rounded: Master_Down_Timer, which a takeover waits for,
+// is not, and an advert is late by less than one quantum, which no backup
+// can tell from jitter (its Master_Down_Interval is three intervals).
+func advertQuantum(interval time.Duration) time.Duration {
+	return interval / 10
+}
+
+// alignUp rounds t up to a multiple of q (since the Unix epoch).
+func alignUp(t time.Time, q time.Duration) time.Time {
+	if q <= 0 {
+		return t
+	}
+	ns := t.UnixNano()
+	r := ns % int64(q)
+	if r == 0 {
+		return t
+	}
+	return time.Unix(0, ns-r+int64(q))
+}
+
+// advertAt is the time a master's Adver_Timer expiry is stepped at: its
+// deadline dl when the runner woke for it in time (less than one interval
+// late: rounding and scheduling), so adverts keep their period and phase;
+// now when the runner was held up for longer, so that a stalled daemon
+// does not catch up with a burst.
+func advertAt(dl, now time.Time, interval time.Duration) time.Time {
+	if dl.IsZero() || dl.After(now) || now.Sub(dl) >= interval {
+		return now
+	}
+	return dl
 }
 
 // earlyWake is how much earlier than Master_Down_Timer a backup's runner
@@ -812,15 +908,12 @@ func (r *runner) sendAdvert(prio uint8) {
 		a.AuthType, a.Auth = r.pol.AuthType, r.pol.AuthPass
 	}
 	src := r.src.WithZone("")
-	var dsts []netip.Addr
-	if len(r.ic.UnicastPeers) > 0 {
-		for _, p := range r.ic.UnicastPeers {
-			dsts = append(dsts, p.Addr)
+	n := max(len(r.ic.UnicastPeers), 1)
+	for k := range n {
+		dst := r.group
+		if len(r.ic.UnicastPeers) > 0 {
+			dst = r.ic.UnicastPeers[k].Addr
 		}
-	} else {
-		dsts = []netip.Addr{r.group}
-	}
-	for _, dst := range dsts {
 		b, err := a.Append(r.buf[:0], src, dst.WithZone(""), ChecksumPseudo)
 		if err != nil {
 			r.logf(r.log.Error(), "encode advert: %v", err)

@@ -1,0 +1,146 @@
+package main
+
+// sched.go: the masters' Adver_Timers of one hub, on one goroutine.
+//
+// A master's runner does not wake for its own adverts: its Adver_Timer,
+// rounded up to the advert grid (alignUp), is queued here, and one
+// goroutine per hub wakes once for all the masters due at the same grid
+// point, stepping each under its own lock and sending its advert. At
+// 1,000 instances a goroutine wake-up per advert was the largest cost
+// left after the grid (bench/scale.sh, perf): 500 masters per router at
+// 0.1 s are 5,000 wake-ups a second that become a few hundred. Backups'
+// Master_Down_Timers stay on their runners, which wake early for them
+// (earlyWake): a takeover is not delayed by anyone else's adverts.
+
+import (
+	"container/heap"
+	"sync"
+	"time"
+)
+
+// advertSched is a hub's queue of masters' advert deadlines.
+type advertSched struct {
+	mu     sync.Mutex
+	q      schedHeap
+	wake   chan struct{} // a new earliest deadline, or closed
+	closed bool
+}
+
+type schedEntry struct {
+	r    *runner
+	when time.Time // the grid point the runner was queued for (r.schedAt)
+}
+
+type schedHeap []schedEntry
+
+func (h schedHeap) Len() int           { return len(h) }
+func (h schedHeap) Less(i, j int) bool { return h[i].when.Before(h[j].when) }
+func (h schedHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *schedHeap) Push(x any)        { *h = append(*h, x.(schedEntry)) }
+func (h *schedHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = schedEntry{}
+	*h = old[:len(old)-1]
+	return e
+}
+
+func newAdvertSched() *advertSched {
+	s := &advertSched{wake: make(chan struct{}, 1)}
+	go s.run()
+	return s
+}
+
+// at queues r for when. An entry whose when is no longer r.schedAt when
+// it comes up is stale and skipped, so a runner re-queued earlier (or no
+// longer master) needs no removal. Called under r.own.
+func (s *advertSched) at(r *runner, when time.Time) {
+	if r.schedAt.Equal(when) {
+		return
+	}
+	r.schedAt = when
+	if when.IsZero() {
+		return
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	heap.Push(&s.q, schedEntry{r: r, when: when})
+	first := s.q[0].r == r && s.q[0].when.Equal(when)
+	s.mu.Unlock()
+	if first {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// close stops the goroutine; the hub's socket is closing. It does not
+// wait: the last runner closes it under its own lock, which the goroutine
+// may be waiting for (advertDue then finds the runner stopped).
+func (s *advertSched) close() {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		s.q = nil
+		close(s.wake)
+	}
+	s.mu.Unlock()
+}
+
+func (s *advertSched) run() {
+	timer := stoppedTimer()
+	defer timer.Stop()
+	var due []schedEntry
+	for {
+		s.mu.Lock()
+		now := time.Now()
+		due = due[:0]
+		for len(s.q) > 0 && !s.q[0].when.After(now) {
+			due = append(due, heap.Pop(&s.q).(schedEntry))
+		}
+		var next time.Duration = -1
+		if len(s.q) > 0 {
+			next = s.q[0].when.Sub(now)
+		}
+		s.mu.Unlock()
+		for _, e := range due {
+			e.r.advertDue(e.when)
+		}
+		if len(due) > 0 {
+			clear(due) // no runner kept alive by the scratch slice
+			continue   // the steps queued new deadlines: look again
+		}
+		if next >= 0 {
+			timer.Reset(next)
+		}
+		select {
+		case _, ok := <-s.wake:
+			if !ok {
+				return
+			}
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// advertDue is the Adver_Timer expiry of a master queued for when, on the
+// hub's scheduling goroutine.
+func (r *runner) advertDue(when time.Time) {
+	r.own.Lock()
+	defer r.own.Unlock()
+	if r.stopped || r.m == nil || !r.schedAt.Equal(when) {
+		return // stale: re-queued, stopped or no longer master
+	}
+	r.schedAt = time.Time{}
+	now := time.Now()
+	if r.m.State() == stateMaster {
+		at := advertAt(r.m.Deadline(), now, csDuration(r.m.Config().Interval))
+		r.exec(r.m.Step(event{Kind: evTimer}, at))
+	}
+	r.arm(now)
+}
