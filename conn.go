@@ -653,7 +653,7 @@ func (u *unicastConn) Close() error { return u.c.Close() }
 // address, or for IPv6 its link-local one (RFC 5798 section 5.1.2.1). It
 // reads the calling thread's namespace.
 func interfaceSource(ifi *net.Interface, v6 bool) (netip.Addr, error) {
-	as, err := ifi.Addrs()
+	as, err := ifaces.addrsOf(ifi)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("addresses of %s: %w", ifi.Name, err)
 	}

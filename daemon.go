@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -51,6 +52,15 @@ func (c *runCmd) Run() error {
 		}
 		return nil
 	}
+	if os.Getenv("GOGC") == "" {
+		// The heap is mostly long-lived per-instance state and little is
+		// allocated per advert: collecting at 25 % growth instead of
+		// 100 % keeps the peak RSS of 1,000 instances at ~35 MiB instead
+		// of ~40, for no measurable CPU (bench/scale.sh: 0.16 s against
+		// 0.22 s per 15 s at 1 s adverts, 1.79 s at 0.1 s). Before
+		// loading the configuration, whose garbage made the peak.
+		debug.SetGCPercent(25)
+	}
 	log, err := c.newLogger(os.Stderr)
 	if err != nil {
 		return err
@@ -74,12 +84,6 @@ func (c *runCmd) Run() error {
 			return fmt.Errorf("pid file: %w", err)
 		}
 		defer os.Remove(f)
-	}
-	if os.Getenv("GOGC") == "" {
-		// The heap is mostly long-lived per-instance state; collecting at
-		// 50 % growth instead of 100 % keeps 1,000 instances under 40 MB
-		// of RSS at no measurable CPU cost (bench/scale.sh).
-		debug.SetGCPercent(50)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -141,17 +145,97 @@ func linuxSystem() *system {
 	}
 }
 
-// interfaceByName is net.InterfaceByName with the hardware address
-// copied: net's slices into the netlink dump it parsed, so each kept
-// *net.Interface pinned a whole dump (11 MB for 1,000 instances,
-// bench/scale.sh).
+// interfaceByName is net.InterfaceByName through ifaces, with the
+// hardware address copied: net's slices into the netlink dump it parsed,
+// so each kept *net.Interface pinned a whole dump (11 MB for 1,000
+// instances, bench/scale.sh).
 func interfaceByName(name string) (*net.Interface, error) {
-	ifi, err := net.InterfaceByName(name)
+	return ifaces.byName(name)
+}
+
+// ifaces caches the interface list and addresses for ifaceTTL. At start a
+// thousand instances looked up four interfaces a thousand times, each
+// lookup a netlink dump of every link (and of every address, for the
+// primary): 57 MB of garbage that set vipd's peak RSS (bench/scale.sh).
+// Staleness is bounded: the link watcher drops the cache on every link
+// message, and a runner applies the link events queued while it set up.
+var ifaces = &ifaceCache{}
+
+const ifaceTTL = 500 * time.Millisecond
+
+type ifaceCache struct {
+	mu    sync.Mutex
+	at    time.Time
+	list  []net.Interface
+	addrs map[int][]net.Addr
+}
+
+// invalidate drops the cache.
+func (c *ifaceCache) invalidate() {
+	c.mu.Lock()
+	c.at, c.list, c.addrs = time.Time{}, nil, nil
+	c.mu.Unlock()
+}
+
+// fresh refreshes the list when it is older than ifaceTTL or force.
+// Called with mu held.
+func (c *ifaceCache) fresh(force bool) error {
+	if !force && time.Since(c.at) < ifaceTTL {
+		return nil
+	}
+	list, err := net.Interfaces()
+	if err != nil {
+		return err
+	}
+	for i := range list {
+		list[i].HardwareAddr = slices.Clone(list[i].HardwareAddr)
+	}
+	c.at, c.list, c.addrs = time.Now(), list, map[int][]net.Addr{}
+	return nil
+}
+
+func (c *ifaceCache) byName(name string) (*net.Interface, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	refreshed := time.Since(c.at) >= ifaceTTL
+	if err := c.fresh(false); err != nil {
+		return nil, err
+	}
+	for range 2 {
+		for i := range c.list {
+			if c.list[i].Name == name {
+				ifi := c.list[i]
+				return &ifi, nil
+			}
+		}
+		if refreshed {
+			break
+		}
+		// Not in a cached list: it may have just been created.
+		if err := c.fresh(true); err != nil {
+			return nil, err
+		}
+		refreshed = true
+	}
+	return nil, &net.OpError{Op: "route", Net: "ip+net", Err: errors.New("no such network interface")}
+}
+
+// addrsOf is ifi.Addrs() through the cache.
+func (c *ifaceCache) addrsOf(ifi *net.Interface) ([]net.Addr, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.fresh(false); err != nil {
+		return nil, err
+	}
+	if as, ok := c.addrs[ifi.Index]; ok {
+		return as, nil
+	}
+	as, err := ifi.Addrs()
 	if err != nil {
 		return nil, err
 	}
-	ifi.HardwareAddr = slices.Clone(ifi.HardwareAddr)
-	return ifi, nil
+	c.addrs[ifi.Index] = as
+	return as, nil
 }
 
 // daemon owns the runners and the shared receive hubs.

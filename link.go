@@ -195,6 +195,7 @@ func (w *netlinkLinks) resync() bool {
 
 // update applies one rtnetlink message.
 func (w *netlinkLinks) update(u netlink.LinkUpdate) bool {
+	ifaces.invalidate()
 	a := u.Attrs()
 	idx := int(u.Index)
 	for _, name := range w.names {

@@ -81,7 +81,6 @@ type runner struct {
 	garp    *garpSched
 	ann     map[string]announcer
 	adv     Advert // receive scratch
-	buf     []byte // send scratch
 	linkUp  bool
 	garpAt  time.Time // next GARP/NA due; zero: none
 
@@ -141,7 +140,6 @@ func newRunner(d *daemon, ic *VRRPInstance) *runner {
 		// hub's goroutine while run selects on C (Go 1.23 timers).
 		timer: stoppedTimer(),
 		ann:   map[string]announcer{},
-		buf:   make([]byte, 0, 1500),
 		status: runnerStatus{
 			State:  stateInit,
 			Since:  time.Now(),
@@ -914,12 +912,17 @@ func (r *runner) sendAdvert(prio uint8) {
 		if len(r.ic.UnicastPeers) > 0 {
 			dst = r.ic.UnicastPeers[k].Addr
 		}
-		b, err := a.Append(r.buf[:0], src, dst.WithZone(""), ChecksumPseudo)
+		mb := framePool.Get().(*[]byte) // not a buffer per runner: 1.5 MB at 1,000
+		b, err := a.Append((*mb)[:0], src, dst.WithZone(""), ChecksumPseudo)
 		if err != nil {
+			framePool.Put(mb)
 			r.logf(r.log.Error(), "encode advert: %v", err)
 			return
 		}
-		if err := r.hub.conn.WriteAdvert(b, dst); err != nil {
+		err = r.hub.conn.WriteAdvert(b, dst)
+		*mb = b
+		framePool.Put(mb)
+		if err != nil {
 			r.logf(r.log.Warn(), "send advert to %s: %v", dst, err)
 			continue
 		}
