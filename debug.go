@@ -49,6 +49,11 @@ type hubStatus struct {
 	// and frames lost because the socket's receive buffer was full.
 	KernelPackets uint32 `json:"kernel_packets,omitempty"`
 	KernelDrops   uint32 `json:"kernel_drops,omitempty"`
+	// AdvertBatches is how many times the hub's advert scheduler woke
+	// for masters due, AdvertTimers the Adver_Timer expiries it handled
+	// then (sched.go): many expiries per wake-up is the grid at work.
+	AdvertBatches uint64 `json:"advert_batches"`
+	AdvertTimers  uint64 `json:"advert_timers"`
 }
 
 // cpuProfileSeconds is how long `vipd debug --cpu-profile` profiles.
@@ -92,6 +97,7 @@ func (d *daemon) debugStatus() debugStatus {
 		}
 		hs.UnknownVRID = h.unknown
 		h.mu.RUnlock()
+		hs.AdvertBatches, hs.AdvertTimers = h.sched.batches.Load(), h.sched.expiries.Load()
 		if c, ok := h.conn.(interface{ Drops() uint64 }); ok {
 			hs.MalformedDrop = c.Drops()
 		}

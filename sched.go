@@ -15,6 +15,7 @@ package main
 import (
 	"container/heap"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,6 +25,10 @@ type advertSched struct {
 	q      schedHeap
 	wake   chan struct{} // a new earliest deadline, or closed
 	closed bool
+
+	// Wake-ups that found masters due, and the expiries they handled
+	// (stale ones included): their ratio is the batching (vipd debug).
+	batches, expiries atomic.Uint64
 }
 
 type schedEntry struct {
@@ -111,6 +116,8 @@ func (s *advertSched) run() {
 			e.r.advertDue(e.when)
 		}
 		if len(due) > 0 {
+			s.batches.Add(1)
+			s.expiries.Add(uint64(len(due)))
 			clear(due) // no runner kept alive by the scratch slice
 			continue   // the steps queued new deadlines: look again
 		}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+func TestAlignUp(t *testing.T) {
+	q := 10 * time.Millisecond
+	base := time.Unix(1_700_000_000, 0) // a multiple of q
+	for _, tc := range []struct {
+		in, want time.Duration // after base
+	}{
+		{0, 0},
+		{1, q},
+		{q - 1, q},
+		{q, q},
+		{q + 1, 2 * q},
+		{25 * time.Millisecond, 30 * time.Millisecond},
+	} {
+		if got := alignUp(base.Add(tc.in), q); !got.Equal(base.Add(tc.want)) {
+			t.Errorf("alignUp(base+%v) = base+%v, want base+%v", tc.in, got.Sub(base), tc.want)
+		}
+	}
+	if got := alignUp(base.Add(3), 0); !got.Equal(base.Add(3)) {
+		t.Errorf("quantum 0 changed the time: %v", got.Sub(base))
+	}
+	if advertQuantum(time.Second) != 100*time.Millisecond || advertQuantum(10*time.Millisecond) != time.Millisecond {
+		t.Errorf("quantum: %v at 1 s, %v at 10 ms", advertQuantum(time.Second), advertQuantum(10*time.Millisecond))
+	}
+}
+
+func TestAdvertAt(t *testing.T) {
+	dl := time.Unix(1_700_000_000, 0)
+	iv := 100 * time.Millisecond
+	for _, tc := range []struct {
+		name string
+		now  time.Time
+		want time.Time
+	}{
+		{"woken on the grid after the deadline", dl.Add(7 * time.Millisecond), dl},
+		{"woken at the deadline", dl, dl},
+		{"woken early (not due)", dl.Add(-time.Millisecond), dl.Add(-time.Millisecond)},
+		{"held up for a whole interval", dl.Add(iv), dl.Add(iv)},
+		{"held up for longer", dl.Add(3 * iv), dl.Add(3 * iv)},
+	} {
+		if got := advertAt(dl, tc.now, iv); !got.Equal(tc.want) {
+			t.Errorf("%s: stepped at deadline%+v, want deadline%+v", tc.name, got.Sub(dl), tc.want.Sub(dl))
+		}
+	}
+}
+
+// sentLog records the adverts written to a conn, by VRID.
+type sentLog struct {
+	mu   sync.Mutex
+	vrid []uint8
+}
+
+func (c *sentLog) WriteAdvert(msg []byte, dst netip.Addr) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.vrid = append(c.vrid, msg[1])
+	return nil
+}
+func (c *sentLog) ReadAdvert(buf []byte) (int, frameMeta, error) { select {} }
+func (c *sentLog) Close() error                                   { return nil }
+
+func (c *sentLog) count(vrid uint8) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, v := range c.vrid {
+		if v == vrid {
+			n++
+		}
+	}
+	return n
+}
+
+// TestAdvertSchedGrid: masters whose Adver_Timers fall in the same grid
+// quantum are sent by one wake-up of their hub's scheduler, each keeps its
+// own phase (the next deadline is one interval after its own, not after
+// the wake-up), a master re-queued later is not sent early by its stale
+// entry, and a stopped one is not sent at all.
+func TestAdvertSchedGrid(t *testing.T) {
+	const intervalCS = 100 // 1 s, quantum 100 ms: the next round is far off
+	iv := csDuration(intervalCS)
+	q := advertQuantum(iv)
+	conn := &sentLog{}
+	sched := newAdvertSched()
+	defer sched.close()
+	h := &hub{conn: conn, sched: sched}
+	d := newDaemon(zerolog.Nop(), &Config{}, (&fakeSys{}).system())
+
+	g := alignUp(time.Now().Add(300*time.Millisecond), q) // a grid point ahead
+	offsets := []time.Duration{-70 * time.Millisecond, -40 * time.Millisecond, -10 * time.Millisecond, -50 * time.Millisecond, -20 * time.Millisecond}
+	var rs []*runner
+	for k, off := range offsets {
+		c := fsmConfig(200)
+		c.VRID, c.Interval = uint8(10+k), intervalCS
+		i := fsmInstance(t, c)
+		became := g.Add(off).Add(-iv) // so that Adver_Timer is g+off
+		i.Step(event{Kind: evStartup}, became.Add(-i.downInterval()))
+		i.Step(event{Kind: evTimer}, became)
+		if i.State() != stateMaster || !i.Deadline().Equal(g.Add(off)) {
+			t.Fatalf("VRID %d: %s, Adver_Timer at g%+v", c.VRID, i.State(), i.Deadline().Sub(g))
+		}
+		r := &runner{d: d, ic: &VRRPInstance{Name: c.Name}, log: zerolog.Nop(), m: i, hub: h,
+			timer: stoppedTimer(), src: fsmOurAddr, group: vrrpGroup4, ann: map[string]announcer{}}
+		rs = append(rs, r)
+	}
+	for _, r := range rs {
+		r.own.Lock()
+		r.arm(time.Now())
+		r.own.Unlock()
+	}
+	// VRID 13 is re-queued one quantum later, VRID 14 stops.
+	rs[3].own.Lock()
+	sched.at(rs[3], g.Add(q))
+	rs[3].own.Unlock()
+	rs[4].own.Lock()
+	rs[4].stopped = true
+	rs[4].own.Unlock()
+
+	for end := time.Now().Add(10 * time.Second); conn.count(13) == 0 && time.Now().Before(end); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	for k := range 3 {
+		if n := conn.count(uint8(10 + k)); n != 1 {
+			t.Errorf("VRID %d: %d adverts by the time VRID 13 sent its first, want 1", 10+k, n)
+		}
+	}
+	if n := conn.count(13); n != 1 {
+		t.Errorf("VRID 13 (re-queued): %d adverts, want 1", n)
+	}
+	if n := conn.count(14); n != 0 {
+		t.Errorf("VRID 14 (stopped): %d adverts, want none", n)
+	}
+	// g: VRIDs 10-12 (and the stale entries of 13 and 14), one wake-up;
+	// g+q: VRID 13, another.
+	if b := sched.batches.Load(); b != 2 {
+		t.Errorf("%d scheduler wake-ups for two grid points (%d expiries)", b, sched.expiries.Load())
+	}
+	for k, off := range offsets[:3] {
+		r := rs[k]
+		r.own.Lock()
+		dl := r.m.Deadline()
+		r.own.Unlock()
+		if want := g.Add(off).Add(iv); !dl.Equal(want) {
+			t.Errorf("VRID %d: next Adver_Timer at g%+v, want g%+v (its own phase)", 10+k, dl.Sub(g), want.Sub(g))
+		}
+	}
+	for _, r := range rs {
+		r.own.Lock()
+		r.stopped = true
+		r.own.Unlock()
+	}
+}
