@@ -67,7 +67,7 @@ func (c *sentLog) WriteAdvert(msg []byte, dst netip.Addr) error {
 	return nil
 }
 func (c *sentLog) ReadAdvert(buf []byte) (int, frameMeta, error) { select {} }
-func (c *sentLog) Close() error                                   { return nil }
+func (c *sentLog) Close() error                                  { return nil }
 
 func (c *sentLog) count(vrid uint8) int {
 	c.mu.Lock()
