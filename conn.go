@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/bpf"
@@ -138,6 +139,20 @@ type mcastConn struct {
 	rbuf   []byte
 	drops  atomic.Uint64
 	closed atomic.Bool
+
+	// The socket's own fd, used with raw system calls on the hot paths:
+	// mdlayher/socket's wrappers allocated a closure and a sockaddr per
+	// frame, a third of vipd's garbage at 1,000 instances (bench/scale.sh).
+	// fdMu is read-held while fd is in use outside pc; Close write-holds
+	// it to retire fd before the socket closes, so a send never reaches
+	// a descriptor number the process has reused.
+	fdMu   sync.RWMutex
+	fd     int // -1 once closed
+	rc     syscall.RawConn
+	readFn func(fd uintptr) bool // reads one frame into rbuf: rn, rerr, rll
+	rn     int
+	rerr   error
+	rll    unix.RawSockaddrLinklayer
 }
 
 // listenMulticast opens a multicast VRRP conn on ifi. It must run in the
@@ -179,7 +194,15 @@ func listenMulticast(ifi *net.Interface, cfg mcastConfig) (*mcastConn, error) {
 	}
 	sizeReceiveBuffer(pc)
 	c := &mcastConn{ifi: ifi, pc: pc, src: src, group: group, srcMAC: srcMAC,
-		dstMAC: multicastMAC(group), rbuf: make([]byte, maxFrameSize)}
+		dstMAC: multicastMAC(group), rbuf: make([]byte, maxFrameSize), fd: -1}
+	if c.rc, err = pc.SyscallConn(); err == nil {
+		err = c.rc.Control(func(fd uintptr) { c.fd = int(fd) })
+	}
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("multicast conn on %s: %w", ifi.Name, err)
+	}
+	c.readFn = c.recvfrom
 	// The link-level membership makes the NIC pass the group's MAC; the
 	// IP-level one below also sends IGMP/MLD reports, which snooping
 	// switches need to forward the group to us, as keepalived's join does.
@@ -308,10 +331,54 @@ func (c *mcastConn) WriteAdvert(msg []byte, dst netip.Addr) error {
 		return fmt.Errorf("multicast conn on %s: %w", c.ifi.Name, err)
 	}
 	*fb = frame
-	if _, err := c.pc.WriteTo(frame, &packet.Addr{HardwareAddr: dstMAC}); err != nil {
+	if err := c.sendto(frame, dstMAC, !c.src.Is4()); err != nil {
 		return fmt.Errorf("multicast conn on %s: send: %w", c.ifi.Name, err)
 	}
 	return nil
+}
+
+// sendto writes frame to dstMAC with one sendto(2) on the socket's fd, no
+// allocation; when the socket's buffer is full it falls back to pc, which
+// waits for room in the poller.
+func (c *mcastConn) sendto(frame []byte, dstMAC net.HardwareAddr, v6 bool) error {
+	proto := uint16(unix.ETH_P_IP)
+	if v6 {
+		proto = unix.ETH_P_IPV6
+	}
+	sa := unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: proto<<8 | proto>>8,
+		Ifindex: int32(c.ifi.Index), Halen: 6}
+	copy(sa.Addr[:], dstMAC)
+	c.fdMu.RLock()
+	if c.fd < 0 {
+		c.fdMu.RUnlock()
+		return net.ErrClosed
+	}
+	_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(c.fd), uintptr(unsafe.Pointer(&frame[0])), uintptr(len(frame)),
+		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&sa)), unsafe.Sizeof(sa))
+	c.fdMu.RUnlock()
+	switch e {
+	case 0:
+		return nil
+	case unix.EAGAIN, unix.EINTR:
+		_, err := c.pc.WriteTo(frame, &packet.Addr{HardwareAddr: dstMAC})
+		return err
+	}
+	return e
+}
+
+// recvfrom is the read callback of ReadAdvert: one recvfrom(2) into rbuf,
+// the sender's link-layer address into rll; false asks the poller to wait.
+// Only the hub's goroutine reads a conn.
+func (c *mcastConn) recvfrom(fd uintptr) bool {
+	salen := uint32(unsafe.Sizeof(c.rll))
+	n, _, e := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.rbuf[0])), uintptr(len(c.rbuf)),
+		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&c.rll)), uintptr(unsafe.Pointer(&salen)))
+	if e != 0 {
+		c.rn, c.rerr = 0, e
+		return e != unix.EAGAIN
+	}
+	c.rn, c.rerr = int(n), nil
+	return true
 }
 
 // buildFrame wraps a VRRP message in Ethernet and IP headers as the
@@ -385,21 +452,9 @@ func ipChecksum(b []byte) uint16 {
 
 // ReadAdvert implements advertConn.
 func (c *mcastConn) ReadAdvert(buf []byte) (int, frameMeta, error) {
-	rc, err := c.pc.SyscallConn()
-	if err != nil {
-		return 0, frameMeta{}, err
-	}
 	for {
-		var (
-			n     int
-			from  unix.Sockaddr
-			rerr  error
-			frame = c.rbuf
-		)
-		err := rc.Read(func(fd uintptr) bool {
-			n, from, rerr = unix.Recvfrom(int(fd), frame, unix.MSG_DONTWAIT)
-			return rerr != unix.EAGAIN && rerr != unix.EWOULDBLOCK
-		})
+		err := c.rc.Read(c.readFn)
+		n, rerr, frame := c.rn, c.rerr, c.rbuf
 		if err != nil {
 			if c.closed.Load() {
 				// The raw conn says "use of closed file" without a
@@ -421,7 +476,7 @@ func (c *mcastConn) ReadAdvert(buf []byte) (int, frameMeta, error) {
 		}
 		// Our own adverts come back to packet sockets as PACKET_OUTGOING;
 		// RFC 5798 section 7.1 has no use for them.
-		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
+		if c.rll.Pkttype == unix.PACKET_OUTGOING {
 			continue
 		}
 		payload, meta, err := parseFrame(frame[:n])
@@ -497,6 +552,9 @@ func (c *mcastConn) Drops() uint64 { return c.drops.Load() }
 // Close implements advertConn.
 func (c *mcastConn) Close() error {
 	c.closed.Store(true)
+	c.fdMu.Lock()
+	c.fd = -1
+	c.fdMu.Unlock()
 	err := c.pc.Close()
 	if c.join != nil {
 		c.join.Close()
