@@ -338,14 +338,16 @@ func (c *mcastConn) WriteAdvert(msg []byte, dst netip.Addr) error {
 }
 
 // sendto writes frame to dstMAC with one sendto(2) on the socket's fd, no
-// allocation; when the socket's buffer is full it falls back to pc, which
-// waits for room in the poller.
+// allocation. It never waits: it runs on goroutines that serve every
+// instance of the socket, and a device queue that stays full (the error
+// is returned and logged) must not stall them.
 func (c *mcastConn) sendto(frame []byte, dstMAC net.HardwareAddr, v6 bool) error {
-	proto := uint16(unix.ETH_P_IP)
+	var proto [2]byte // sll_protocol, network byte order
+	binary.BigEndian.PutUint16(proto[:], unix.ETH_P_IP)
 	if v6 {
-		proto = unix.ETH_P_IPV6
+		binary.BigEndian.PutUint16(proto[:], unix.ETH_P_IPV6)
 	}
-	sa := unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: proto<<8 | proto>>8,
+	sa := unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: binary.NativeEndian.Uint16(proto[:]),
 		Ifindex: int32(c.ifi.Index), Halen: 6}
 	copy(sa.Addr[:], dstMAC)
 	c.fdMu.RLock()
@@ -356,14 +358,18 @@ func (c *mcastConn) sendto(frame []byte, dstMAC net.HardwareAddr, v6 bool) error
 	_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(c.fd), uintptr(unsafe.Pointer(&frame[0])), uintptr(len(frame)),
 		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&sa)), unsafe.Sizeof(sa))
 	c.fdMu.RUnlock()
-	switch e {
-	case 0:
-		return nil
-	case unix.EAGAIN, unix.EINTR:
-		_, err := c.pc.WriteTo(frame, &packet.Addr{HardwareAddr: dstMAC})
-		return err
+	if e == unix.EINTR {
+		c.fdMu.RLock()
+		if c.fd >= 0 {
+			_, _, e = unix.Syscall6(unix.SYS_SENDTO, uintptr(c.fd), uintptr(unsafe.Pointer(&frame[0])), uintptr(len(frame)),
+				unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&sa)), unsafe.Sizeof(sa))
+		}
+		c.fdMu.RUnlock()
 	}
-	return e
+	if e != 0 {
+		return e
+	}
+	return nil
 }
 
 // recvfrom is the read callback of ReadAdvert: one recvfrom(2) into rbuf,

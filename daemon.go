@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 )
 
 // runCmd is the daemon: vipd's default command. Its flags are keepalived's
@@ -158,7 +159,9 @@ func interfaceByName(name string) (*net.Interface, error) {
 // lookup a netlink dump of every link (and of every address, for the
 // primary): 57 MB of garbage that set vipd's peak RSS (bench/scale.sh).
 // Staleness is bounded: the link watcher drops the cache on every link
-// message, and a runner applies the link events queued while it set up.
+// message (and on a resync), and a runner applies the link events queued
+// while it set up. The cache belongs to one network namespace: a lookup
+// from a thread in another one (tests) refreshes it.
 var ifaces = &ifaceCache{}
 
 const ifaceTTL = 500 * time.Millisecond
@@ -166,8 +169,18 @@ const ifaceTTL = 500 * time.Millisecond
 type ifaceCache struct {
 	mu    sync.Mutex
 	at    time.Time
+	ns    uint64 // the network namespace's inode
 	list  []net.Interface
 	addrs map[int][]net.Addr
+}
+
+// netnsID identifies the calling thread's network namespace.
+func netnsID() uint64 {
+	var st unix.Stat_t
+	if unix.Stat("/proc/thread-self/ns/net", &st) != nil {
+		return 0
+	}
+	return st.Ino
 }
 
 // invalidate drops the cache.
@@ -180,7 +193,8 @@ func (c *ifaceCache) invalidate() {
 // fresh refreshes the list when it is older than ifaceTTL or force.
 // Called with mu held.
 func (c *ifaceCache) fresh(force bool) error {
-	if !force && time.Since(c.at) < ifaceTTL {
+	ns := netnsID()
+	if !force && ns == c.ns && time.Since(c.at) < ifaceTTL {
 		return nil
 	}
 	list, err := net.Interfaces()
@@ -190,14 +204,14 @@ func (c *ifaceCache) fresh(force bool) error {
 	for i := range list {
 		list[i].HardwareAddr = slices.Clone(list[i].HardwareAddr)
 	}
-	c.at, c.list, c.addrs = time.Now(), list, map[int][]net.Addr{}
+	c.at, c.ns, c.list, c.addrs = time.Now(), ns, list, map[int][]net.Addr{}
 	return nil
 }
 
 func (c *ifaceCache) byName(name string) (*net.Interface, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	refreshed := time.Since(c.at) >= ifaceTTL
+	refreshed := time.Since(c.at) >= ifaceTTL || netnsID() != c.ns
 	if err := c.fresh(false); err != nil {
 		return nil, err
 	}
@@ -372,6 +386,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	d.mu.Lock()
 	for k, h := range d.hubs {
+		h.sched.close()
 		h.conn.Close()
 		delete(d.hubs, k)
 	}

@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 )
 
 // fifoLine is one notify fifo line: kind is INSTANCE or GROUP, what is a
@@ -76,7 +77,19 @@ func (w *fifoWriter) write(line string) {
 	if w.f == nil {
 		return
 	}
-	if _, err := w.f.Write([]byte(line)); err != nil {
+	// One write(2) on the fd: os.File would park in the poller on a
+	// full pipe (vipd holds the fifo open itself, so with no reader it
+	// fills), and this runs on goroutines that serve other instances.
+	// A line under PIPE_BUF is written whole or not at all.
+	var werr error
+	rc, err := w.f.SyscallConn()
+	if err == nil {
+		err = rc.Control(func(fd uintptr) { _, werr = unix.Write(int(fd), []byte(line)) })
+	}
+	if err == nil {
+		err = werr
+	}
+	if err != nil {
 		w.log.Warn().Msgf("notify fifo %s: line lost: %v", w.path, err)
 	}
 }

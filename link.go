@@ -172,6 +172,7 @@ func (w *netlinkLinks) run(updates <-chan netlink.LinkUpdate, stop chan struct{}
 // resync reads every watched link and reports changes; false means the
 // watcher was closed meanwhile.
 func (w *netlinkLinks) resync() bool {
+	ifaces.invalidate()
 	for _, name := range w.names {
 		ev := linkEvent{Name: name}
 		l, err := w.h.LinkByName(name)

@@ -22,6 +22,8 @@ import (
 // runnerInput is one message to a runner's goroutine.
 type runnerInput struct {
 	kind  inputKind
+	msg   []byte    // inAdvert
+	meta  frameMeta // inAdvert
 	link  linkEvent
 	ev    event // inTrack, inForce
 	ic    *VRRPInstance
@@ -34,8 +36,9 @@ type runnerInput struct {
 type inputKind uint8
 
 const (
-	inLink  inputKind = iota + 1
-	inEvent           // a state machine event from tracking or a sync group
+	inLink   inputKind = iota + 1
+	inEvent            // a state machine event from tracking or a sync group
+	inAdvert           // an advert the hub could not step (own was taken)
 	inStop
 	inReconfig     // reload, phase 1: new settings; VIPs that went and came are noted
 	inReconfigDels // reload, phase 2: VIPs that went are removed
@@ -63,9 +66,10 @@ type runner struct {
 	// machine and what the driver keeps with it. Lock order: own, then
 	// mu; d.mu and a hub's mu may be taken under own, never the reverse.
 	own     sync.Mutex
-	timer   *time.Timer // the state machine's and the GARP scheduler's deadline
-	stopped bool        // shut down: the hub no longer steps it
-	schedAt time.Time   // queued in the hub's advertSched for this grid point; zero: not queued
+	timer   *time.Timer  // the state machine's and the GARP scheduler's deadline
+	stopped bool         // shut down: the hub no longer steps it
+	queued  atomic.Int32 // adverts in the queue (deliver found own taken): later ones queue too
+	schedAt time.Time    // queued in the hub's advertSched for this grid point; zero: not queued
 
 	// Set up once the interface exists (setup).
 	m       *instance
@@ -75,9 +79,9 @@ type runner struct {
 	hub     *hub
 	vmacIfi *net.Interface
 	pol     rxPolicy
-	hubPol  atomic.Pointer[rxPolicy] // a copy of pol for the hub's goroutine (deliver)
-	hubAdv  Advert                   // deliver's scratch, used by the hub's goroutine only
-	vips    []vip                    // VIPs and excluded VIPs with their device resolved
+	hubPol  atomic.Pointer[hubPolicy] // a copy of pol and the name for the hub's goroutine (deliver)
+	hubAdv  Advert                    // deliver's scratch, used by the hub's goroutine only
+	vips    []vip                     // VIPs and excluded VIPs with their device resolved
 	garp    *garpSched
 	ann     map[string]announcer
 	adv     Advert // receive scratch
@@ -112,7 +116,7 @@ type runnerStatus struct {
 	Transitions int
 	SentAdverts uint64
 	Rx          rxCounters
-	Overruns    uint64        // adverts dropped because the runner was behind: none since the hub steps them (deliver); kept for status and metrics
+	Overruns    uint64        // adverts dropped because the runner was busy and its queue full (deliver)
 	Err         string        // why the instance cannot run, when it cannot
 	Config      *VRRPInstance // r.ic, for readers on other goroutines (status, metrics)
 
@@ -126,8 +130,9 @@ type runnerStatus struct {
 }
 
 // runnerQueueLen is the depth of a runner's input queue: link events,
-// tracking and sync group events, reload and stop, never adverts (the hub
-// steps those itself, see deliver), so a short queue does.
+// tracking and sync group events, reload and stop, and the adverts that
+// came in while the runner was busy (the hub steps the others itself, see
+// deliver), so a short queue does.
 const runnerQueueLen = 32
 
 func newRunner(d *daemon, ic *VRRPInstance) *runner {
@@ -165,10 +170,15 @@ func (r *runner) watched() []string {
 	return names
 }
 
+// hubPolicy is what deliver reads without own.
+type hubPolicy struct {
+	pol  rxPolicy
+	name string // the instance's name, for log lines (a reload may rename it)
+}
+
 // sharePolicy publishes r.pol to deliver; call it after each change.
 func (r *runner) sharePolicy() {
-	p := r.pol
-	r.hubPol.Store(&p)
+	r.hubPol.Store(&hubPolicy{pol: r.pol, name: r.ic.Name})
 }
 
 // deliver steps the state machine with a received advert, on the hub's
@@ -179,21 +189,27 @@ func (r *runner) sharePolicy() {
 // it since hubPol was read).
 func (r *runner) deliver(msg []byte, meta frameMeta) {
 	if p := r.hubPol.Load(); p != nil {
-		v := validate(rxMeta{Src: meta.Src, Dst: meta.Dst, TTL: meta.TTL, SrcMAC: meta.SrcMAC}, msg, p, &r.hubAdv)
+		v := validate(rxMeta{Src: meta.Src, Dst: meta.Dst, TTL: meta.TTL, SrcMAC: meta.SrcMAC}, msg, &p.pol, &r.hubAdv)
 		if !v.OK() {
 			r.mu.Lock()
 			r.status.Rx.add(v)
 			r.mu.Unlock()
-			if e := r.log.Debug(); e.Enabled() {
-				r.logf(e.Str("from", meta.Src.String()).Str("reason", v.Reason.String()), "dropped advert: %v", v.Err)
+			if e := r.d.log.Debug(); e.Enabled() {
+				e.Str("instance", p.name).Str("from", meta.Src.String()).Str("reason", v.Reason.String()).
+					Msgf("(%s) dropped advert: %v", p.name, v.Err)
 			}
 			return
 		}
 	}
 	// When the runner's goroutine is busy with this instance (a
-	// takeover's VIPs, a reload), the hub waits: the socket's receive
-	// buffer holds what comes in meanwhile.
-	r.own.Lock()
+	// takeover's VIPs, a reload, a stop), the hub must not wait for it:
+	// every other instance on the socket would wait too. The advert goes
+	// to the runner's queue instead, and so do the ones after it until
+	// the runner has caught up, so that they keep their order.
+	if r.queued.Load() > 0 || !r.own.TryLock() {
+		r.queue(msg, meta)
+		return
+	}
 	defer r.own.Unlock()
 	if r.m == nil || r.stopped {
 		return
@@ -201,6 +217,21 @@ func (r *runner) deliver(msg []byte, meta frameMeta) {
 	now := time.Now()
 	r.receive(msg, meta, now)
 	r.arm(now)
+}
+
+// queue hands a copy of an advert to the runner's goroutine; a full queue
+// drops it (counted as an overrun).
+func (r *runner) queue(msg []byte, meta frameMeta) {
+	r.queued.Add(1)
+	select {
+	case r.in <- &runnerInput{kind: inAdvert, msg: slices.Clone(msg), meta: meta}:
+		return
+	default:
+	}
+	r.queued.Add(-1)
+	r.mu.Lock()
+	r.status.Overruns++
+	r.mu.Unlock()
 }
 
 func (r *runner) linkEvent(ev linkEvent) {
@@ -508,16 +539,12 @@ func (r *runner) run() {
 			}
 			r.own.Lock()
 			now := time.Now()
-			switch {
-			case r.m.State() != stateMaster:
+			if r.m.State() != stateMaster {
 				r.tk = takeoverTimes{due: r.m.Deadline(), fired: now}
 				r.exec(r.m.Step(event{Kind: evTimer}, now))
 				r.tk = takeoverTimes{}
-			case r.hub == nil:
-				at := advertAt(r.m.Deadline(), now, csDuration(r.m.Config().Interval))
-				r.exec(r.m.Step(event{Kind: evTimer}, at))
 			}
-			// A master with a hub has its adverts sent by the hub
+			// A master's adverts are sent by its hub's scheduler
 			// (sched.go): its timer is for gratuitous ARPs alone.
 			r.announce(now)
 			r.own.Unlock()
@@ -570,6 +597,11 @@ func (r *runner) startup() {
 func (r *runner) handle(in *runnerInput, retry *<-chan time.Time) (stopped bool) {
 	now := time.Now()
 	switch in.kind {
+	case inAdvert:
+		r.queued.Add(-1)
+		if r.m != nil && !r.stopped {
+			r.receive(in.msg, in.meta, now)
+		}
 	case inLink:
 		r.onLink(in.link, now)
 		if r.m == nil {
@@ -641,13 +673,13 @@ func (r *runner) arm(now time.Time) {
 	timer := r.timer
 	dl := r.m.Deadline()
 	if r.m.State() == stateMaster && !dl.IsZero() {
-		dl = alignUp(dl, advertQuantum(csDuration(r.m.Config().Interval)))
+		// The hub sends the adverts (sched.go); the runner's timer is
+		// left for the GARP scheduler. (A master always has a hub: setup
+		// attaches one before the state machine starts.)
 		if r.hub != nil {
-			// The hub sends the adverts (sched.go); the runner's
-			// timer is left for the GARP scheduler.
-			r.hub.sched.at(r, dl)
-			dl = time.Time{}
+			r.hub.sched.at(r, alignUp(dl, advertQuantum(csDuration(r.m.Config().Interval))))
 		}
+		dl = time.Time{}
 	} else if r.hub != nil {
 		r.hub.sched.at(r, time.Time{})
 	}
@@ -666,32 +698,36 @@ func (r *runner) arm(now time.Time) {
 	timer.Reset(d)
 }
 
-// Adverts are sent on a grid. A master's Adver_Timer wakes its runner at
-// the deadline rounded up to a multiple of advertQuantum (1/100 of the
-// advert interval, at most 10 ms), and the state machine is stepped at the
-// deadline itself (advertAt), so the next one is exactly one interval
-// later: the masters of a daemon that were due within the same quantum
-// then wake together, for ever, as keepalived's do (its timer loop reads
-// the clock once for all of them). One wake-up sending 500 adverts costs
-// a fraction of 500 wake-ups sending one each (bench/scale.sh). Only
-// Adver_Timer is rounded: Master_Down_Timer, which a takeover waits for,
-// is not, and an advert is late by less than one quantum, which no backup
-// can tell from jitter (its Master_Down_Interval is three intervals).
+// Adverts are sent on a grid. A master's Adver_Timer is queued in its
+// hub's scheduler (sched.go) at the deadline rounded up to a multiple of
+// advertQuantum (1/10 of the advert interval), and the state machine is
+// stepped at the deadline itself (advertAt), so the next one is exactly
+// one interval later: the masters of a daemon that were due within the
+// same quantum are sent by one wake-up, for ever, as keepalived's are (its
+// timer loop reads the clock once for all of them). One wake-up sending
+// 50 adverts costs a fraction of 50 wake-ups sending one each
+// (bench/scale.sh). Only Adver_Timer is rounded: Master_Down_Timer, which
+// a takeover waits for, is not; an advert leaves less than one quantum
+// after its time, a constant phase shift for a steady master, and backups
+// wait three intervals.
 func advertQuantum(interval time.Duration) time.Duration {
 	return interval / 10
 }
 
-// alignUp rounds t up to a multiple of q (since the Unix epoch).
+// alignUp rounds t up to a multiple of q (of wall-clock time since the
+// Unix epoch, so every runner of the daemon shares the grid). The result
+// keeps t's monotonic clock reading: the scheduler compares deadlines on
+// it, and a wall clock stepped by NTP must neither silence the masters
+// until it catches up nor make the scheduler spin.
 func alignUp(t time.Time, q time.Duration) time.Time {
 	if q <= 0 {
 		return t
 	}
-	ns := t.UnixNano()
-	r := ns % int64(q)
+	r := t.UnixNano() % int64(q)
 	if r == 0 {
 		return t
 	}
-	return time.Unix(0, ns-r+int64(q))
+	return t.Add(q - time.Duration(r))
 }
 
 // advertAt is the time a master's Adver_Timer expiry is stepped at: its

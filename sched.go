@@ -138,8 +138,22 @@ func (s *advertSched) run() {
 // advertDue is the Adver_Timer expiry of a master queued for when, on the
 // hub's scheduling goroutine.
 func (r *runner) advertDue(when time.Time) {
-	r.own.Lock()
+	if !r.own.TryLock() {
+		// The runner's goroutine is busy with this instance (a
+		// takeover, a reload, a stop): the other masters due now must
+		// not wait for it. This one is sent once it is free.
+		go func() {
+			r.own.Lock()
+			defer r.own.Unlock()
+			r.advertDueLocked(when)
+		}()
+		return
+	}
 	defer r.own.Unlock()
+	r.advertDueLocked(when)
+}
+
+func (r *runner) advertDueLocked(when time.Time) {
 	if r.stopped || r.m == nil || !r.schedAt.Equal(when) {
 		return // stale: re-queued, stopped or no longer master
 	}

@@ -26,6 +26,12 @@ func TestAlignUp(t *testing.T) {
 			t.Errorf("alignUp(base+%v) = base+%v, want base+%v", tc.in, got.Sub(base), tc.want)
 		}
 	}
+	// The monotonic reading survives: the scheduler compares on it, and
+	// a wall clock stepped by NTP must not move the masters' adverts.
+	now := time.Now()
+	if a := alignUp(now, q); a == a.Round(0) || a.Sub(now) < 0 || a.Sub(now) >= q {
+		t.Errorf("alignUp(now) = %v: monotonic reading lost or not within one quantum", a)
+	}
 	if got := alignUp(base.Add(3), 0); !got.Equal(base.Add(3)) {
 		t.Errorf("quantum 0 changed the time: %v", got.Sub(base))
 	}

@@ -99,6 +99,31 @@ type syncGroups struct {
 
 	mu       sync.Mutex
 	byMember map[string]*syncGroup // the map is fixed; its groups are guarded by mu
+	out      []syncSend            // commands decided under mu, sent after it (flush)
+}
+
+type syncSend struct {
+	instance string
+	ev       event
+}
+
+// queueSend records a command for a member; flush sends it once mu is
+// released. A send blocks while the member's queue is full, and a member
+// setting up takes mu (initial): sending under mu could wait for ever on
+// a member that waits for mu.
+func (s *syncGroups) queueSend(instance string, ev event) {
+	s.out = append(s.out, syncSend{instance, ev})
+}
+
+// flush sends the queued commands, in order, without mu.
+func (s *syncGroups) flush() {
+	s.mu.Lock()
+	out := s.out
+	s.out = nil
+	s.mu.Unlock()
+	for _, c := range out {
+		s.send(c.instance, c.ev)
+	}
 }
 
 // newSyncGroups builds the groups of cfg; faulty gives each member's
@@ -165,6 +190,7 @@ func (s *syncGroups) onEvent(ev instanceEvent) {
 // MASTER or a BACKUP that wants to be, the group moves them all to MASTER
 // at once. A group in FAULT goes nowhere.
 func (s *syncGroups) want(instance string, want bool) {
+	defer s.flush() // after the unlock below
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sg := s.byMember[instance]
@@ -181,7 +207,7 @@ func (s *syncGroups) want(instance string, want bool) {
 	s.setState(sg, stateMaster)
 	for _, m := range sg.def.Members {
 		if sg.members[m] == stateBackup {
-			s.send(m, event{Kind: evForce, State: stateMaster, Detail: "vrrp_sync_group " + sg.def.Name + ": every member is ready"})
+			s.queueSend(m, event{Kind: evForce, State: stateMaster, Detail: "vrrp_sync_group " + sg.def.Name + ": every member is ready"})
 		}
 	}
 }
@@ -195,6 +221,7 @@ func (s *syncGroups) onFaulty(instance string, faulty bool) {
 }
 
 func (s *syncGroups) fault(instance string, faulty bool) {
+	defer s.flush() // after the unlock below
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sg := s.byMember[instance]
@@ -207,7 +234,7 @@ func (s *syncGroups) fault(instance string, faulty bool) {
 		// Every member, the failed one too: it must stay in FAULT until
 		// the whole group is released, even if its own fault clears.
 		for _, m := range sg.def.Members {
-			s.send(m, event{Kind: evForce, State: stateFault, Detail: "vrrp_sync_group " + sg.def.Name + ": " + instance + " failed"})
+			s.queueSend(m, event{Kind: evForce, State: stateFault, Detail: "vrrp_sync_group " + sg.def.Name + ": " + instance + " failed"})
 		}
 		return
 	}
@@ -220,12 +247,13 @@ func (s *syncGroups) fault(instance string, faulty bool) {
 		s.log.Info().Msgf("VRRP_Group(%s) Syncing instances to BACKUP state", sg.def.Name)
 		s.setState(sg, stateBackup)
 		for _, m := range sg.def.Members {
-			s.send(m, event{Kind: evForce, State: stateBackup, Detail: "vrrp_sync_group " + sg.def.Name + " recovered"})
+			s.queueSend(m, event{Kind: evForce, State: stateBackup, Detail: "vrrp_sync_group " + sg.def.Name + " recovered"})
 		}
 	}
 }
 
 func (s *syncGroups) transition(ev instanceEvent) {
+	defer s.flush() // after the unlock below
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sg := s.byMember[ev.Instance]
@@ -244,7 +272,7 @@ func (s *syncGroups) transition(ev instanceEvent) {
 		}
 		for _, m := range sg.def.Members {
 			if m != ev.Instance && sg.members[m] == stateBackup {
-				s.send(m, event{Kind: evForce, State: stateMaster, Detail: "vrrp_sync_group " + sg.def.Name + ": " + ev.Instance + " is MASTER"})
+				s.queueSend(m, event{Kind: evForce, State: stateMaster, Detail: "vrrp_sync_group " + sg.def.Name + ": " + ev.Instance + " is MASTER"})
 			}
 		}
 	case ev.To == stateBackup && ev.From == stateMaster && sg.state != stateFault:
@@ -252,7 +280,7 @@ func (s *syncGroups) transition(ev instanceEvent) {
 		s.setState(sg, stateBackup)
 		for _, m := range sg.def.Members {
 			if m != ev.Instance && sg.members[m] == stateMaster {
-				s.send(m, event{Kind: evForce, State: stateBackup, Detail: "vrrp_sync_group " + sg.def.Name + ": " + ev.Instance + " is BACKUP"})
+				s.queueSend(m, event{Kind: evForce, State: stateBackup, Detail: "vrrp_sync_group " + sg.def.Name + ": " + ev.Instance + " is BACKUP"})
 			}
 		}
 	case ev.To == stateBackup && sg.state == stateInit:
