@@ -351,25 +351,21 @@ func (c *mcastConn) sendto(frame []byte, dstMAC net.HardwareAddr, v6 bool) error
 		Ifindex: int32(c.ifi.Index), Halen: 6}
 	copy(sa.Addr[:], dstMAC)
 	c.fdMu.RLock()
+	defer c.fdMu.RUnlock()
 	if c.fd < 0 {
-		c.fdMu.RUnlock()
 		return net.ErrClosed
 	}
-	_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(c.fd), uintptr(unsafe.Pointer(&frame[0])), uintptr(len(frame)),
-		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&sa)), unsafe.Sizeof(sa))
-	c.fdMu.RUnlock()
-	if e == unix.EINTR {
-		c.fdMu.RLock()
-		if c.fd >= 0 {
-			_, _, e = unix.Syscall6(unix.SYS_SENDTO, uintptr(c.fd), uintptr(unsafe.Pointer(&frame[0])), uintptr(len(frame)),
-				unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&sa)), unsafe.Sizeof(sa))
+	for {
+		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(c.fd), uintptr(unsafe.Pointer(&frame[0])), uintptr(len(frame)),
+			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&sa)), unsafe.Sizeof(sa))
+		switch e {
+		case 0:
+			return nil
+		case unix.EINTR:
+			continue
 		}
-		c.fdMu.RUnlock()
-	}
-	if e != 0 {
 		return e
 	}
-	return nil
 }
 
 // recvfrom is the read callback of ReadAdvert: one recvfrom(2) into rbuf,
