@@ -24,9 +24,9 @@ for f in $targets; do
   echo "== $f"
   start=$(date +%s)
   if [ -n "${MAXTIME:-}" ]; then
-    out=$(timeout -s INT "$MAXTIME" go test -run '^$' -fuzz "^$f\$" -fuzztime "${n}x" -parallel "$par" . 2>&1)
+    out=$(timeout -s INT "$MAXTIME" go test -timeout 0 -run '^$' -fuzz "^$f\$" -fuzztime "${n}x" -parallel "$par" . 2>&1)
   else
-    out=$(go test -run '^$' -fuzz "^$f\$" -fuzztime "${n}x" -parallel "$par" . 2>&1)
+    out=$(go test -timeout 0 -run '^$' -fuzz "^$f\$" -fuzztime "${n}x" -parallel "$par" . 2>&1)
   fi
   rc=$?
   secs=$(( $(date +%s) - start ))
