@@ -130,7 +130,7 @@ type mcastConfig struct {
 type mcastConn struct {
 	ifi    *net.Interface
 	pc     *packet.Conn
-	join   net.PacketConn // holds the IP-level membership, reads nothing
+	join   *membership // holds the IP-level membership, reads nothing
 	src    netip.Addr
 	group  netip.Addr
 	srcMAC net.HardwareAddr
@@ -140,14 +140,16 @@ type mcastConn struct {
 	drops  atomic.Uint64
 	closed atomic.Bool
 
-	// The socket's own fd, used with raw system calls on the hot paths:
+	// sendFd is a second packet socket, for sending only: protocol 0, so
+	// it receives nothing, and outside Go's poller. Sending on pc instead
+	// woke the poller's thread for every advert, when the kernel freed the
+	// frame and reported pc writable (bench/scale.sh, perf), and
 	// mdlayher/socket's wrappers allocated a closure and a sockaddr per
-	// frame, a third of vipd's garbage at 1,000 instances (bench/scale.sh).
-	// fdMu is read-held while fd is in use outside pc; Close write-holds
-	// it to retire fd before the socket closes, so a send never reaches
-	// a descriptor number the process has reused.
+	// frame. fdMu is read-held while sendFd is in use; Close write-holds
+	// it to retire sendFd before closing it, so a send never reaches a
+	// descriptor number the process has reused.
 	fdMu   sync.RWMutex
-	fd     int // -1 once closed
+	sendFd int // -1 once closed
 	rc     syscall.RawConn
 	readFn func(fd uintptr) bool // reads one frame into rbuf: rn, rerr, rll
 	rn     int
@@ -194,9 +196,9 @@ func listenMulticast(ifi *net.Interface, cfg mcastConfig) (*mcastConn, error) {
 	}
 	sizeReceiveBuffer(pc)
 	c := &mcastConn{ifi: ifi, pc: pc, src: src, group: group, srcMAC: srcMAC,
-		dstMAC: multicastMAC(group), rbuf: make([]byte, maxFrameSize), fd: -1}
+		dstMAC: multicastMAC(group), rbuf: make([]byte, maxFrameSize), sendFd: -1}
 	if c.rc, err = pc.SyscallConn(); err == nil {
-		err = c.rc.Control(func(fd uintptr) { c.fd = int(fd) })
+		c.sendFd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	}
 	if err != nil {
 		pc.Close()
@@ -207,11 +209,11 @@ func listenMulticast(ifi *net.Interface, cfg mcastConfig) (*mcastConn, error) {
 	// IP-level one below also sends IGMP/MLD reports, which snooping
 	// switches need to forward the group to us, as keepalived's join does.
 	if err := pc.JoinGroup(c.dstMAC); err != nil {
-		pc.Close()
+		c.Close()
 		return nil, fmt.Errorf("multicast conn on %s: join %s: %w", ifi.Name, c.dstMAC, err)
 	}
 	if c.join, err = joinIPGroup(ifi, group); err != nil {
-		pc.Close()
+		c.Close()
 		return nil, fmt.Errorf("multicast conn on %s: join %s: %w", ifi.Name, group, err)
 	}
 	return c, nil
@@ -244,46 +246,40 @@ func sizeReceiveBuffer(pc *packet.Conn) {
 	})
 }
 
-// joinIPGroup joins group on ifi with a raw socket that never delivers
-// anything (its BPF filter drops all): the socket exists only to hold the
-// membership while the AF_PACKET conn does the reading.
-func joinIPGroup(ifi *net.Interface, group netip.Addr) (net.PacketConn, error) {
-	dropAll, err := bpf.Assemble([]bpf.Instruction{bpf.RetConstant{Val: 0}})
-	if err != nil {
-		return nil, err
-	}
-	gaddr := &net.IPAddr{IP: group.AsSlice()}
+// membership is an IP-level multicast group membership, held by a UDP
+// socket bound to no port: it receives nothing, and no other socket sees
+// a copy of the adverts on its account. (A raw socket for protocol 112,
+// as keepalived's, made the kernel clone every advert for it; its BPF
+// filter then dropped the clone.) It stays outside Go's poller.
+type membership struct{ fd int }
+
+// joinIPGroup joins group on ifi, so that the kernel sends IGMP / MLD
+// reports for it (snooping switches forward the group only then).
+func joinIPGroup(ifi *net.Interface, group netip.Addr) (*membership, error) {
+	family := unix.AF_INET6
 	if group.Is4() {
-		c, err := net.ListenPacket("ip4:112", "0.0.0.0")
-		if err != nil {
-			return nil, err
-		}
-		p := ipv4.NewPacketConn(c)
-		if err := p.SetBPF(dropAll); err != nil {
-			c.Close()
-			return nil, err
-		}
-		if err := p.JoinGroup(ifi, gaddr); err != nil {
-			c.Close()
-			return nil, err
-		}
-		return c, nil
+		family = unix.AF_INET
 	}
-	c, err := net.ListenPacket("ip6:112", "::")
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
-	p := ipv6.NewPacketConn(c)
-	if err := p.SetBPF(dropAll); err != nil {
-		c.Close()
-		return nil, err
+	if group.Is4() {
+		err = unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP,
+			&unix.IPMreqn{Multiaddr: group.As4(), Ifindex: int32(ifi.Index)})
+	} else {
+		err = unix.SetsockoptIPv6Mreq(fd, unix.IPPROTO_IPV6, unix.IPV6_JOIN_GROUP,
+			&unix.IPv6Mreq{Multiaddr: group.As16(), Interface: uint32(ifi.Index)})
 	}
-	if err := p.JoinGroup(ifi, gaddr); err != nil {
-		c.Close()
-		return nil, err
+	if err != nil {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("setsockopt", err)
 	}
-	return c, nil
+	return &membership{fd: fd}, nil
 }
+
+// Close leaves the group.
+func (m *membership) Close() error { return unix.Close(m.fd) }
 
 // vrrpFilter is a BPF program passing only untagged Ethernet frames that
 // carry IPv4 (or IPv6) with protocol (next header) 112, so the kernel does
@@ -340,7 +336,8 @@ func (c *mcastConn) WriteAdvert(msg []byte, dst netip.Addr) error {
 // sendto writes frame to dstMAC with one sendto(2) on the socket's fd, no
 // allocation. It never waits: it runs on goroutines that serve every
 // instance of the socket, and a device queue that stays full (the error
-// is returned and logged) must not stall them.
+// is returned and logged) must not stall them. Since it cannot block it is
+// a raw system call (see rawSyscall6).
 func (c *mcastConn) sendto(frame []byte, dstMAC net.HardwareAddr, v6 bool) error {
 	var proto [2]byte // sll_protocol, network byte order
 	binary.BigEndian.PutUint16(proto[:], unix.ETH_P_IP)
@@ -352,11 +349,11 @@ func (c *mcastConn) sendto(frame []byte, dstMAC net.HardwareAddr, v6 bool) error
 	copy(sa.Addr[:], dstMAC)
 	c.fdMu.RLock()
 	defer c.fdMu.RUnlock()
-	if c.fd < 0 {
+	if c.sendFd < 0 {
 		return net.ErrClosed
 	}
 	for {
-		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(c.fd), uintptr(unsafe.Pointer(&frame[0])), uintptr(len(frame)),
+		_, _, e := rawSyscall6(unix.SYS_SENDTO, uintptr(c.sendFd), uintptr(unsafe.Pointer(&frame[0])), uintptr(len(frame)),
 			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&sa)), unsafe.Sizeof(sa))
 		switch e {
 		case 0:
@@ -373,7 +370,7 @@ func (c *mcastConn) sendto(frame []byte, dstMAC net.HardwareAddr, v6 bool) error
 // Only the hub's goroutine reads a conn.
 func (c *mcastConn) recvfrom(fd uintptr) bool {
 	salen := uint32(unsafe.Sizeof(c.rll))
-	n, _, e := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.rbuf[0])), uintptr(len(c.rbuf)),
+	n, _, e := rawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.rbuf[0])), uintptr(len(c.rbuf)),
 		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&c.rll)), uintptr(unsafe.Pointer(&salen)))
 	if e != 0 {
 		c.rn, c.rerr = 0, e
@@ -381,6 +378,17 @@ func (c *mcastConn) recvfrom(fd uintptr) bool {
 	}
 	c.rn, c.rerr = int(n), nil
 	return true
+}
+
+// rawSyscall6 makes a system call that cannot block (MSG_DONTWAIT on a
+// socket) without telling the Go scheduler. unix.Syscall6 does tell it,
+// and every such call wakes the runtime's monitor thread (sysmon) out of
+// its deep sleep when the process was idle; it then polls every 20 us for
+// a while. At 1,000 instances that was a third of the process's context
+// switches and a tenth of its CPU time (bench/scale.sh, perf). A raw call
+// that returns at once costs the scheduler nothing.
+func rawSyscall6(trap, a1, a2, a3, a4, a5, a6 uintptr) (uintptr, uintptr, unix.Errno) {
+	return unix.RawSyscall6(trap, a1, a2, a3, a4, a5, a6)
 }
 
 // buildFrame wraps a VRRP message in Ethernet and IP headers as the
@@ -555,7 +563,10 @@ func (c *mcastConn) Drops() uint64 { return c.drops.Load() }
 func (c *mcastConn) Close() error {
 	c.closed.Store(true)
 	c.fdMu.Lock()
-	c.fd = -1
+	if c.sendFd >= 0 {
+		unix.Close(c.sendFd)
+		c.sendFd = -1
+	}
 	c.fdMu.Unlock()
 	err := c.pc.Close()
 	if c.join != nil {
