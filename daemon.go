@@ -271,6 +271,7 @@ type daemon struct {
 	mu      sync.Mutex
 	runners []*runner
 	hubs    map[hubKey]*hub
+	sched   *advertSched // every hub's masters' Adver_Timers (sched.go); nil until the first hub
 	subs    []func(instanceEvent)
 
 	wg       sync.WaitGroup // runner goroutines
@@ -386,9 +387,11 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	d.mu.Lock()
 	for k, h := range d.hubs {
-		h.sched.close()
 		h.conn.Close()
 		delete(d.hubs, k)
+	}
+	if d.sched != nil {
+		d.sched.close()
 	}
 	d.mu.Unlock()
 	d.log.Info().Msg("Stopped vipd")
@@ -506,7 +509,7 @@ type hub struct {
 	d     *daemon
 	key   hubKey
 	conn  advertConn
-	sched *advertSched // its masters' Adver_Timers
+	sched *advertSched // its masters' Adver_Timers: the daemon's, shared by every hub
 
 	mu      sync.RWMutex
 	byVRID  map[uint8][]*runner
@@ -526,7 +529,12 @@ func (d *daemon) attach(key hubKey, vrid uint8, r *runner, open func() (advertCo
 		if err != nil {
 			return nil, err
 		}
-		h = &hub{d: d, key: key, conn: conn, sched: newAdvertSched(), byVRID: map[uint8][]*runner{}}
+		if d.sched == nil {
+			// One scheduler for all hubs: the masters due at a grid point
+			// on every interface go out in one wake-up.
+			d.sched = newAdvertSched()
+		}
+		h = &hub{d: d, key: key, conn: conn, sched: d.sched, byVRID: map[uint8][]*runner{}}
 		d.hubs[key] = h
 		go h.readLoop()
 	}
@@ -559,7 +567,6 @@ func (d *daemon) detach(h *hub, vrid uint8, r *runner) {
 	}
 	d.mu.Unlock()
 	if empty {
-		h.sched.close()
 		h.conn.Close()
 	}
 }

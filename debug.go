@@ -24,16 +24,22 @@ import (
 
 // debugStatus is `vipd debug` (JSON).
 type debugStatus struct {
-	Pid        int         `json:"pid"`
-	Goroutines int         `json:"goroutines"`
-	FDs        int         `json:"fds"`
-	RSSKiB     int         `json:"rss_kib"`      // VmRSS
-	PeakRSSKiB int         `json:"peak_rss_kib"` // VmHWM
-	HeapAlloc  uint64      `json:"heap_alloc"`
-	HeapSys    uint64      `json:"heap_sys"`
-	StackSys   uint64      `json:"stack_sys"`
-	NumGC      uint32      `json:"num_gc"`
-	Hubs       []hubStatus `json:"hubs"`
+	Pid        int    `json:"pid"`
+	Goroutines int    `json:"goroutines"`
+	FDs        int    `json:"fds"`
+	RSSKiB     int    `json:"rss_kib"`      // VmRSS
+	PeakRSSKiB int    `json:"peak_rss_kib"` // VmHWM
+	HeapAlloc  uint64 `json:"heap_alloc"`
+	HeapSys    uint64 `json:"heap_sys"`
+	StackSys   uint64 `json:"stack_sys"`
+	NumGC      uint32 `json:"num_gc"`
+	// AdvertBatches is how many times the advert scheduler woke for
+	// masters due, AdvertTimers the Adver_Timer expiries it handled then
+	// (sched.go; one scheduler serves every hub): many expiries per
+	// wake-up is the grid at work.
+	AdvertBatches uint64      `json:"advert_batches"`
+	AdvertTimers  uint64      `json:"advert_timers"`
+	Hubs          []hubStatus `json:"hubs"`
 }
 
 // hubStatus is one receive socket's counters.
@@ -49,11 +55,6 @@ type hubStatus struct {
 	// and frames lost because the socket's receive buffer was full.
 	KernelPackets uint32 `json:"kernel_packets,omitempty"`
 	KernelDrops   uint32 `json:"kernel_drops,omitempty"`
-	// AdvertBatches is how many times the hub's advert scheduler woke
-	// for masters due, AdvertTimers the Adver_Timer expiries it handled
-	// then (sched.go): many expiries per wake-up is the grid at work.
-	AdvertBatches uint64 `json:"advert_batches"`
-	AdvertTimers  uint64 `json:"advert_timers"`
 }
 
 // cpuProfileSeconds is how long `vipd debug --cpu-profile` profiles.
@@ -89,6 +90,9 @@ func (d *daemon) debugStatus() debugStatus {
 	}
 	st.RSSKiB, st.PeakRSSKiB = procStatusKiB("/proc/self/status", "VmRSS:"), procStatusKiB("/proc/self/status", "VmHWM:")
 	d.mu.Lock()
+	if d.sched != nil {
+		st.AdvertBatches, st.AdvertTimers = d.sched.batches.Load(), d.sched.expiries.Load()
+	}
 	for k, h := range d.hubs {
 		hs := hubStatus{Interface: k.ifname, Unicast: k.unicast, Addr: k.addr.String()}
 		h.mu.RLock()
@@ -97,7 +101,6 @@ func (d *daemon) debugStatus() debugStatus {
 		}
 		hs.UnknownVRID = h.unknown
 		h.mu.RUnlock()
-		hs.AdvertBatches, hs.AdvertTimers = h.sched.batches.Load(), h.sched.expiries.Load()
 		if c, ok := h.conn.(interface{ Drops() uint64 }); ok {
 			hs.MalformedDrop = c.Drops()
 		}
