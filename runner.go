@@ -67,6 +67,7 @@ type runner struct {
 	// mu; d.mu and a hub's mu may be taken under own, never the reverse.
 	own     sync.Mutex
 	timer   *time.Timer  // the state machine's and the GARP scheduler's deadline
+	armed   time.Time    // when timer fires; zero: stopped (or fired, and the run loop saw it)
 	stopped bool         // shut down: the hub no longer steps it
 	queued  atomic.Int32 // adverts in the queue (deliver found own taken): later ones queue too
 	schedAt time.Time    // queued in the hub's advertSched for this grid point; zero: not queued
@@ -188,8 +189,10 @@ func (r *runner) sharePolicy() {
 // the rest again, with the policy of the moment (a reload may have changed
 // it since hubPol was read).
 func (r *runner) deliver(msg []byte, meta frameMeta) {
-	if p := r.hubPol.Load(); p != nil {
-		v := validate(rxMeta{Src: meta.Src, Dst: meta.Dst, TTL: meta.TTL, SrcMAC: meta.SrcMAC}, msg, &p.pol, &r.hubAdv)
+	p := r.hubPol.Load()
+	var v verdict
+	if p != nil {
+		v = validate(rxMeta{Src: meta.Src, Dst: meta.Dst, TTL: meta.TTL, SrcMAC: meta.SrcMAC}, msg, &p.pol, &r.hubAdv)
 		if !v.OK() {
 			r.mu.Lock()
 			r.status.Rx.add(v)
@@ -215,7 +218,13 @@ func (r *runner) deliver(msg []byte, meta frameMeta) {
 		return
 	}
 	now := time.Now()
-	r.receive(msg, meta, now)
+	if p != nil && r.hubPol.Load() == p {
+		// The policy checked above is still the runner's (sharePolicy
+		// runs under own): the verdict and the decoded advert stand.
+		r.accept(v, &r.hubAdv, meta, now)
+	} else {
+		r.receive(msg, meta, now)
+	}
 	r.arm(now)
 }
 
@@ -524,6 +533,9 @@ func (r *runner) run() {
 				}
 			}
 			r.own.Lock()
+			if !r.armed.After(time.Now()) {
+				r.armed = time.Time{} // not if the hub armed it again since
+			}
 			if r.m == nil {
 				r.own.Unlock()
 				break
@@ -615,6 +627,7 @@ func (r *runner) handle(in *runnerInput, retry *<-chan time.Time) (stopped bool)
 		r.shutdown()
 		r.stopped = true
 		r.timer.Stop()
+		r.armed = time.Time{}
 		close(in.reply)
 		return true
 	case inReconfig:
@@ -669,6 +682,14 @@ func (r *runner) setErr(err error) {
 
 // arm sets the timer to the earlier of the state machine's and the GARP
 // scheduler's deadlines. Called under own.
+//
+// It leaves a timer alone that fires early enough: every advert a backup
+// receives moves its Master_Down_Timer one interval on, and stopping and
+// resetting a Go timer each time was a tenth of vipd's CPU at 1,000
+// instances (bench/scale.sh). A timer that fires before the deadline
+// costs a wake-up that steps nothing (evTimer before the deadline does
+// nothing) and arms again, but a backup's timer is reset before that:
+// only when the deadline has moved on by half of what is left.
 func (r *runner) arm(now time.Time) {
 	timer := r.timer
 	dl := r.m.Deadline()
@@ -686,8 +707,11 @@ func (r *runner) arm(now time.Time) {
 	if next := r.garpAt; !next.IsZero() && (dl.IsZero() || next.Before(dl)) {
 		dl = next
 	}
-	timer.Stop()
 	if dl.IsZero() {
+		if !r.armed.IsZero() {
+			timer.Stop()
+			r.armed = time.Time{}
+		}
 		return
 	}
 	d := max(dl.Sub(now), 0)
@@ -695,7 +719,13 @@ func (r *runner) arm(now time.Time) {
 		// Master_Down_Timer: wake early, preciseWait does the rest.
 		d -= earlyWake
 	}
+	at := now.Add(d)
+	if !r.armed.IsZero() && !r.armed.After(at) && at.Sub(r.armed) < d/2 {
+		return // fires early, by less than half the wait: see above
+	}
+	timer.Stop()
 	timer.Reset(d)
+	r.armed = at
 }
 
 // Adverts are sent on a grid. A master's Adver_Timer is queued in its
@@ -773,9 +803,15 @@ func (r *runner) waitDue(dl time.Time) bool {
 // receive validates an advert (RFC 5798 section 7.1) and steps the machine.
 func (r *runner) receive(msg []byte, meta frameMeta, now time.Time) {
 	v := validate(rxMeta{Src: meta.Src, Dst: meta.Dst, TTL: meta.TTL, SrcMAC: meta.SrcMAC}, msg, &r.pol, &r.adv)
+	r.accept(v, &r.adv, meta, now)
+}
+
+// accept counts an advert validated against r.pol (verdict v, decoded
+// into a) and steps the state machine with it if it passed. Under own.
+func (r *runner) accept(v verdict, a *Advert, meta frameMeta, now time.Time) {
 	r.mu.Lock()
 	r.status.Rx.add(v)
-	if v.OK() && r.adv.Priority == 0 {
+	if v.OK() && a.Priority == 0 {
 		r.status.PrioZeroRcvd++
 	}
 	r.mu.Unlock()
@@ -792,10 +828,10 @@ func (r *runner) receive(msg []byte, meta frameMeta, now time.Time) {
 	if v.AddrMismatch {
 		flags |= advAddrsDiffer
 		if e := r.log.Debug(); e.Enabled() {
-			r.logf(e, "advert from %s carries other addresses than ours: %v", meta.Src, r.adv.Addresses)
+			r.logf(e, "advert from %s carries other addresses than ours: %v", meta.Src, a.Addresses)
 		}
 	}
-	r.exec(r.m.Step(event{Kind: evAdvert, Advert: &r.adv, Src: meta.Src, Flags: flags}, now))
+	r.exec(r.m.Step(event{Kind: evAdvert, Advert: a, Src: meta.Src, Flags: flags}, now))
 }
 
 func (r *runner) onLink(ev linkEvent, now time.Time) {
