@@ -46,7 +46,7 @@ func runKeepalivedDump(t *testing.T, conf string) map[string]kaInstance {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, ka, "-n", "-l", "-D", "-d", "--vrrp",
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, ka, "-n", "-l", "-G", "-D", "-d", "--vrrp",
 		"-f", p, "-p", filepath.Join(dir, "k.pid"), "-r", filepath.Join(dir, "v.pid"))
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 3 * time.Second

@@ -130,7 +130,7 @@ func startVipd(t testing.TB, ns *testNS, name, conf string, args ...string) *dae
 func (p *daemonProc) command() []string {
 	if p.ka {
 		dir := filepath.Dir(p.Conf)
-		return []string{"netns", "exec", p.NS.Name, "keepalived", "-n", "-l", "-D", "--vrrp", "-f", p.Conf,
+		return []string{"netns", "exec", p.NS.Name, "keepalived", "-n", "-l", "-G", "-D", "--vrrp", "-f", p.Conf,
 			"-p", filepath.Join(dir, p.Name+".pid"), "-r", filepath.Join(dir, p.Name+".vrrp.pid")}
 	}
 	return append([]string{"netns", "exec", p.NS.Name, vipdBinary(p.t), "run", "-f", p.Conf, "--log-format", "json"}, p.args...)

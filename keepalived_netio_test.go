@@ -55,7 +55,7 @@ func runKeepalived(t *testing.T, ns *testNS, conf string) *lockedBuffer {
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("ip", "netns", "exec", ns.Name, bin, "-n", "-l", "-D", "--vrrp",
+	cmd := exec.Command("ip", "netns", "exec", ns.Name, bin, "-n", "-l", "-G", "-D", "--vrrp",
 		"-f", cf, "-p", filepath.Join(dir, "k.pid"), "-r", filepath.Join(dir, "v.pid"))
 	log := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log

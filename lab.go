@@ -316,7 +316,13 @@ func (l *lab) start(r *labRouter) error {
 		// takes for a running daemon: start from fresh pid files.
 		os.Remove(filepath.Join(l.dir, r.name+".pid"))
 		os.Remove(filepath.Join(l.dir, r.name+".vrrp.pid"))
-		args = []string{"netns", "exec", r.ns, "keepalived", "-n", "-l", "-D", "--vrrp", "-f", conf,
+		// -G: no syslog. Without a syslog daemon (namespaces, CI) glibc
+		// falls back to /dev/console for keepalived's log lines (it opens
+		// the log with LOG_CONS under -l), and that is a serial port on
+		// these machines: each line took milliseconds of keepalived's
+		// only thread and its adverts came late (bench/RESULTS.md). -l
+		// still writes every line to its stderr, our log file.
+		args = []string{"netns", "exec", r.ns, "keepalived", "-n", "-l", "-G", "-D", "--vrrp", "-f", conf,
 			"-p", filepath.Join(l.dir, r.name+".pid"), "-r", filepath.Join(l.dir, r.name+".vrrp.pid")}
 	} else {
 		self, err := os.Executable()

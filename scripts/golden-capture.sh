@@ -73,7 +73,7 @@ CONF
 	ip netns exec "$nsb" tcpdump -i vb -U -Z root -c 3 -w "$tmp/$name.pcap" 'ip proto 112 or ip6 proto 112' 2>/dev/null &
 	tpid=$!
 	sleep 1
-	ip netns exec "$nsa" keepalived -n -l -D --vrrp -f "$tmp/$name.conf" -p "$tmp/k.pid" -r "$tmp/v.pid" >"$tmp/$name.log" 2>&1 &
+	ip netns exec "$nsa" keepalived -n -l -G -D --vrrp -f "$tmp/$name.conf" -p "$tmp/k.pid" -r "$tmp/v.pid" >"$tmp/$name.log" 2>&1 &
 	kpid=$!
 	i=0
 	while kill -0 "$tpid" 2>/dev/null && [ $i -lt 30 ]; do sleep 1; i=$((i + 1)); done
