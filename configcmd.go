@@ -817,9 +817,12 @@ func rangeLast(a netip.Addr) string {
 }
 
 // quote returns s as one keepalived word: bare when it is plain, else in
-// double quotes with '"' and '\' escaped.
+// double quotes with '"' and '\' escaped. A word the loader would take for
+// a directive at the start of a line (@ID conditional, ~SEQ / ~LST, an
+// include) is quoted too: a dump writes list items one per line.
 func quote(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t\r\n\v\f\"'\\{}#!$") {
+	if s != "" && !strings.ContainsAny(s, " \t\r\n\v\f\"'\\{}#!$") && s[0] != '@' && s[0] != '~' &&
+		!strings.HasPrefix(s, "include") {
 		return s
 	}
 	var b strings.Builder
