@@ -39,6 +39,7 @@ for f in $targets; do
     res=stopped # MAXTIME
   elif [ $rc != 0 ]; then
     res=FAIL; failed=1
+    echo "$out" | sed -n '/--- FAIL/,$p' | head -40 # the failure itself, not only its last lines
   fi
   printf '%-32s %12s %7ss %10s/s %6s %s\n' "$f" "${last:-?}" "$secs" "${rate:-?}" "${new:-?}" "$res" >> "$summary"
 done
