@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -250,7 +251,10 @@ func sizeReceiveBuffer(pc *packet.Conn) {
 // socket bound to no port: it receives nothing, and no other socket sees
 // a copy of the adverts on its account. (A raw socket for protocol 112,
 // as keepalived's, made the kernel clone every advert for it; its BPF
-// filter then dropped the clone.) It stays outside Go's poller.
+// filter then dropped the clone.) It stays outside Go's poller. With no
+// raw socket for protocol 112 the IP layer counts the adverts it sees in
+// IpInUnknownProtos / Ip6InUnknownProtos (netstat -s) before dropping
+// them; no ICMP error goes out for a multicast destination.
 type membership struct{ fd int }
 
 // joinIPGroup joins group on ifi, so that the kernel sends IGMP / MLD
@@ -278,8 +282,15 @@ func joinIPGroup(ifi *net.Interface, group netip.Addr) (*membership, error) {
 	return &membership{fd: fd}, nil
 }
 
-// Close leaves the group.
-func (m *membership) Close() error { return unix.Close(m.fd) }
+// Close leaves the group. A second Close does nothing.
+func (m *membership) Close() error {
+	if m.fd < 0 {
+		return nil
+	}
+	err := unix.Close(m.fd)
+	m.fd = -1
+	return err
+}
 
 // vrrpFilter is a BPF program passing only untagged Ethernet frames that
 // carry IPv4 (or IPv6) with protocol (next header) 112, so the kernel does
@@ -290,6 +301,11 @@ func vrrpFilter(v6 bool) []bpf.RawInstruction {
 		etype, protoOff = unix.ETH_P_IPV6, ethHdrLen+6
 	}
 	prog, err := bpf.Assemble([]bpf.Instruction{
+		// Our own adverts: sent from another socket (sendFd), they reach
+		// this tap as PACKET_OUTGOING copies. PACKET_IGNORE_OUTGOING
+		// drops them first where the kernel has it (Linux 4.20).
+		bpf.LoadExtension{Num: bpf.ExtType},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.PACKET_OUTGOING, SkipTrue: 7},
 		// A frame whose VLAN tag the NIC moved to metadata belongs to the
 		// VLAN interface, not to this one, though a tap here sees it.
 		bpf.LoadExtension{Num: bpf.ExtVLANTagPresent},
@@ -337,7 +353,7 @@ func (c *mcastConn) WriteAdvert(msg []byte, dst netip.Addr) error {
 // allocation. It never waits: it runs on goroutines that serve every
 // instance of the socket, and a device queue that stays full (the error
 // is returned and logged) must not stall them. Since it cannot block it is
-// a raw system call (see rawSyscall6).
+// a raw system call (see recvfrom).
 func (c *mcastConn) sendto(frame []byte, dstMAC net.HardwareAddr, v6 bool) error {
 	var proto [2]byte // sll_protocol, network byte order
 	binary.BigEndian.PutUint16(proto[:], unix.ETH_P_IP)
@@ -353,7 +369,7 @@ func (c *mcastConn) sendto(frame []byte, dstMAC net.HardwareAddr, v6 bool) error
 		return net.ErrClosed
 	}
 	for {
-		_, _, e := rawSyscall6(unix.SYS_SENDTO, uintptr(c.sendFd), uintptr(unsafe.Pointer(&frame[0])), uintptr(len(frame)),
+		_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(c.sendFd), uintptr(unsafe.Pointer(&frame[0])), uintptr(len(frame)),
 			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&sa)), unsafe.Sizeof(sa))
 		switch e {
 		case 0:
@@ -368,9 +384,18 @@ func (c *mcastConn) sendto(frame []byte, dstMAC net.HardwareAddr, v6 bool) error
 // recvfrom is the read callback of ReadAdvert: one recvfrom(2) into rbuf,
 // the sender's link-layer address into rll; false asks the poller to wait.
 // Only the hub's goroutine reads a conn.
+//
+// It and sendto make raw system calls, which do not tell the Go scheduler:
+// they cannot block (MSG_DONTWAIT on a non-blocking socket). unix.Syscall6
+// does tell it, and every such call woke the runtime's monitor thread
+// (sysmon) out of its deep sleep when the process was idle; it then polled
+// every 20 us for a while. At 1,000 instances that was a third of the
+// process's context switches and a tenth of its CPU time (bench/scale.sh,
+// perf). The pointers are converted in the call itself, as unsafe.Pointer's
+// rules for system calls require.
 func (c *mcastConn) recvfrom(fd uintptr) bool {
 	salen := uint32(unsafe.Sizeof(c.rll))
-	n, _, e := rawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.rbuf[0])), uintptr(len(c.rbuf)),
+	n, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.rbuf[0])), uintptr(len(c.rbuf)),
 		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&c.rll)), uintptr(unsafe.Pointer(&salen)))
 	if e != 0 {
 		c.rn, c.rerr = 0, e
@@ -378,17 +403,6 @@ func (c *mcastConn) recvfrom(fd uintptr) bool {
 	}
 	c.rn, c.rerr = int(n), nil
 	return true
-}
-
-// rawSyscall6 makes a system call that cannot block (MSG_DONTWAIT on a
-// socket) without telling the Go scheduler. unix.Syscall6 does tell it,
-// and every such call wakes the runtime's monitor thread (sysmon) out of
-// its deep sleep when the process was idle; it then polls every 20 us for
-// a while. At 1,000 instances that was a third of the process's context
-// switches and a tenth of its CPU time (bench/scale.sh, perf). A raw call
-// that returns at once costs the scheduler nothing.
-func rawSyscall6(trap, a1, a2, a3, a4, a5, a6 uintptr) (uintptr, uintptr, unix.Errno) {
-	return unix.RawSyscall6(trap, a1, a2, a3, a4, a5, a6)
 }
 
 // buildFrame wraps a VRRP message in Ethernet and IP headers as the
@@ -583,6 +597,7 @@ type unicastConn struct {
 	p4  *ipv4.PacketConn
 	p6  *ipv6.PacketConn
 	c   net.PacketConn
+	rc  syscall.RawConn
 }
 
 // listenUnicast opens a unicast VRRP conn bound to src (unicast_src_ip):
@@ -615,7 +630,8 @@ func listenUnicast(src netip.Addr) (*unicastConn, error) {
 			return nil, fmt.Errorf("unicast conn: %w", err)
 		}
 		u.c, u.p4 = c, ipv4.NewPacketConn(c)
-		err = errors.Join(
+		u.rc, err = c.(syscall.Conn).SyscallConn()
+		err = errors.Join(err,
 			u.p4.SetTTL(vrrpTTL),
 			u.p4.SetMulticastTTL(vrrpTTL),
 			u.p4.SetTOS(vrrpTOS),
@@ -632,7 +648,8 @@ func listenUnicast(src netip.Addr) (*unicastConn, error) {
 		return nil, fmt.Errorf("unicast conn: %w", err)
 	}
 	u.c, u.p6 = c, ipv6.NewPacketConn(c)
-	err = errors.Join(
+	u.rc, err = c.(syscall.Conn).SyscallConn()
+	err = errors.Join(err,
 		u.p6.SetHopLimit(vrrpTTL),
 		u.p6.SetMulticastHopLimit(vrrpTTL),
 		u.p6.SetTrafficClass(vrrpTOS),
@@ -665,14 +682,36 @@ func (u *unicastConn) WriteAdvert(msg []byte, dst netip.Addr) error {
 	if !dst.IsValid() || dst.Is4() != u.src.Is4() {
 		return fmt.Errorf("unicast conn from %s: cannot send to %s", u.src, dst)
 	}
-	to := &net.IPAddr{IP: dst.AsSlice(), Zone: dst.Zone()}
-	var err error
-	if u.p4 != nil {
-		_, err = u.p4.WriteTo(msg, nil, to)
+	var sa unix.Sockaddr
+	if dst.Is4() {
+		sa = &unix.SockaddrInet4{Addr: dst.As4()}
 	} else {
-		_, err = u.p6.WriteTo(msg, nil, to)
+		sa6 := &unix.SockaddrInet6{Addr: dst.As16()}
+		if z := dst.Zone(); z != "" {
+			if n, err := strconv.Atoi(z); err == nil {
+				sa6.ZoneId = uint32(n)
+			} else if ifi, err := net.InterfaceByName(z); err == nil {
+				sa6.ZoneId = uint32(ifi.Index)
+			} else {
+				return fmt.Errorf("unicast conn from %s: send to %s: %w", u.src, dst, err)
+			}
+		}
+		sa = sa6
 	}
-	if err != nil {
+	// Never wait for room in the send buffer: one scheduler sends every
+	// master's adverts (sched.go), and adverts piling up behind a peer
+	// whose address does not resolve must not silence the others. A full
+	// buffer is an error, logged, as on the multicast conn.
+	var serr error
+	err := u.rc.Write(func(fd uintptr) bool {
+		for {
+			serr = unix.Sendto(int(fd), msg, unix.MSG_DONTWAIT, sa)
+			if serr != unix.EINTR {
+				return true
+			}
+		}
+	})
+	if err = errors.Join(err, serr); err != nil {
 		return fmt.Errorf("unicast conn from %s: send to %s: %w", u.src, dst, err)
 	}
 	return nil

@@ -74,19 +74,18 @@ func (s *advertSched) at(r *runner, when time.Time) {
 		return
 	}
 	heap.Push(&s.q, schedEntry{r: r, when: when})
-	first := s.q[0].r == r && s.q[0].when.Equal(when)
-	s.mu.Unlock()
-	if first {
-		select {
+	if s.q[0].r == r && s.q[0].when.Equal(when) {
+		select { // under mu: close cannot have closed wake
 		case s.wake <- struct{}{}:
 		default:
 		}
 	}
+	s.mu.Unlock()
 }
 
-// close stops the goroutine; the hub's socket is closing. It does not
-// wait: the last runner closes it under its own lock, which the goroutine
-// may be waiting for (advertDue then finds the runner stopped).
+// close stops the goroutine; the daemon is stopping. It does not wait for
+// the goroutine, which may be waiting for a runner's lock (advertDue then
+// finds the runner stopped).
 func (s *advertSched) close() {
 	s.mu.Lock()
 	if !s.closed {
