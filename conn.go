@@ -140,6 +140,9 @@ type mcastConn struct {
 	rbuf   []byte
 	drops  atomic.Uint64
 	closed atomic.Bool
+	// frames read, and reads that found the socket empty (each one a
+	// wait for the poller): their ratio is frames per wake-up (vipd debug).
+	frames, waits atomic.Uint64
 
 	// sendFd is a second packet socket, for sending only: protocol 0, so
 	// it receives nothing, and outside Go's poller. Sending on pc instead
@@ -399,9 +402,14 @@ func (c *mcastConn) recvfrom(fd uintptr) bool {
 		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&c.rll)), uintptr(unsafe.Pointer(&salen)))
 	if e != 0 {
 		c.rn, c.rerr = 0, e
-		return e != unix.EAGAIN
+		if e == unix.EAGAIN {
+			c.waits.Add(1)
+			return false
+		}
+		return true
 	}
 	c.rn, c.rerr = int(n), nil
+	c.frames.Add(1)
 	return true
 }
 

@@ -55,6 +55,10 @@ type hubStatus struct {
 	// and frames lost because the socket's receive buffer was full.
 	KernelPackets uint32 `json:"kernel_packets,omitempty"`
 	KernelDrops   uint32 `json:"kernel_drops,omitempty"`
+	// ReadFrames and ReadWaits: frames the hub read, and the times it
+	// found its socket empty and waited for the poller (multicast).
+	ReadFrames uint64 `json:"read_frames,omitempty"`
+	ReadWaits  uint64 `json:"read_waits,omitempty"`
 }
 
 // cpuProfileSeconds is how long `vipd debug --cpu-profile` profiles.
@@ -108,6 +112,7 @@ func (d *daemon) debugStatus() debugStatus {
 			if ks, err := c.pc.Stats(); err == nil {
 				hs.KernelPackets, hs.KernelDrops = ks.Packets, ks.Drops
 			}
+			hs.ReadFrames, hs.ReadWaits = c.frames.Load(), c.waits.Load()
 		}
 		st.Hubs = append(st.Hubs, hs)
 	}
