@@ -698,7 +698,7 @@ func (u *unicastConn) WriteAdvert(msg []byte, dst netip.Addr) error {
 		if z := dst.Zone(); z != "" {
 			if n, err := strconv.Atoi(z); err == nil {
 				sa6.ZoneId = uint32(n)
-			} else if ifi, err := net.InterfaceByName(z); err == nil {
+			} else if ifi, err := ifaces.byName(z); err == nil { // cached: not a netlink dump per advert
 				sa6.ZoneId = uint32(ifi.Index)
 			} else {
 				return fmt.Errorf("unicast conn from %s: send to %s: %w", u.src, dst, err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -344,6 +345,35 @@ func TestUnicastRoutedHop(t *testing.T) {
 				t.Error("ipv6 conn sent to an IPv4 address")
 			}
 		})
+	}
+}
+
+// TestUnicastLinkLocalZone: a unicast advert to a link-local IPv6 peer
+// leaves on the interface its zone names, given by name or by index (the
+// sender resolves the name through the interface cache).
+func TestUnicastLinkLocalZone(t *testing.T) {
+	needRoot(t)
+	a, b := newTestNS(t, "lla"), newTestNS(t, "llb")
+	veth(t, a, "eth0", b, "eth0")
+	a.IP("addr", "add", "fe80::a/64", "dev", "eth0", "nodad")
+	b.IP("addr", "add", "fe80::b/64", "dev", "eth0", "nodad")
+	srcA, srcB := netip.MustParseAddr("fe80::a").WithZone("eth0"), netip.MustParseAddr("fe80::b").WithZone("eth0")
+	var ca, cb *unicastConn
+	a.MustDo(func() (err error) { ca, err = listenUnicast(srcA); return err })
+	defer ca.Close()
+	b.MustDo(func() (err error) { cb, err = listenUnicast(srcB); return err })
+	defer cb.Close()
+	ifA := a.Interface("eth0")
+	for _, dst := range []netip.Addr{srcB, srcB.WithZone(strconv.Itoa(ifA.Index))} {
+		msg := testAdvert(20)
+		a.MustDo(func() error { return ca.WriteAdvert(msg, dst) })
+		got, m := readWithin(t, cb)
+		if !bytes.Equal(got, msg) || m.Src.WithZone("") != srcA.WithZone("") || m.TTL != 255 {
+			t.Errorf("to %s: payload %x, meta %+v; want %x from %s, TTL 255", dst, got, m, msg, srcA)
+		}
+	}
+	if err := ca.WriteAdvert(testAdvert(20), srcB.WithZone("nosuch0")); err == nil {
+		t.Error("a zone naming no interface: sent")
 	}
 }
 
