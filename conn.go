@@ -358,12 +358,11 @@ func (c *mcastConn) WriteAdvert(msg []byte, dst netip.Addr) error {
 // is returned and logged) must not stall them. Since it cannot block it is
 // a raw system call (see recvfrom).
 func (c *mcastConn) sendto(frame []byte, dstMAC net.HardwareAddr, v6 bool) error {
-	var proto [2]byte // sll_protocol, network byte order
-	binary.BigEndian.PutUint16(proto[:], unix.ETH_P_IP)
+	proto := uint16(unix.ETH_P_IP)
 	if v6 {
-		binary.BigEndian.PutUint16(proto[:], unix.ETH_P_IPV6)
+		proto = unix.ETH_P_IPV6
 	}
-	sa := unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: binary.NativeEndian.Uint16(proto[:]),
+	sa := unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: htons(proto),
 		Ifindex: int32(c.ifi.Index), Halen: 6}
 	copy(sa.Addr[:], dstMAC)
 	c.fdMu.RLock()

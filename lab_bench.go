@@ -50,7 +50,13 @@ type sniffedARP struct {
 	ip     netip.Addr
 }
 
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
+// htons is v in network byte order, as sockaddr_ll's protocol and
+// socket(2)'s protocol argument for AF_PACKET want it, on any host.
+func htons(v uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], v)
+	return binary.NativeEndian.Uint16(b[:])
+}
 
 // sniffARP opens an AF_PACKET socket for ARP on the client's eth0.
 func (l *lab) sniffARP() (*arpSniffer, error) {
