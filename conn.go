@@ -328,6 +328,23 @@ func vrrpFilter(v6 bool) []bpf.RawInstruction {
 
 // WriteAdvert implements advertConn.
 func (c *mcastConn) WriteAdvert(msg []byte, dst netip.Addr) error {
+	fb := framePool.Get().(*[]byte)
+	defer framePool.Put(fb)
+	frame, sa, err := c.appendFrame((*fb)[:0], msg, dst)
+	if err != nil {
+		return err
+	}
+	*fb = frame
+	if err := c.sendto(frame, &sa); err != nil {
+		return fmt.Errorf("multicast conn on %s: send: %w", c.ifi.Name, err)
+	}
+	return nil
+}
+
+// appendFrame appends the Ethernet frame carrying msg to dst (the group
+// when invalid) to b, and returns it with its link-layer destination.
+func (c *mcastConn) appendFrame(b, msg []byte, dst netip.Addr) ([]byte, unix.RawSockaddrLinklayer, error) {
+	var sa unix.RawSockaddrLinklayer
 	dst = dst.Unmap()
 	if !dst.IsValid() {
 		dst = c.group
@@ -335,36 +352,30 @@ func (c *mcastConn) WriteAdvert(msg []byte, dst netip.Addr) error {
 	dstMAC := c.dstMAC
 	if dst != c.group {
 		if !dst.IsMulticast() || dst.Is4() != c.src.Is4() {
-			return fmt.Errorf("multicast conn on %s: cannot send to %s", c.ifi.Name, dst)
+			return b, sa, fmt.Errorf("multicast conn on %s: cannot send to %s", c.ifi.Name, dst)
 		}
 		dstMAC = multicastMAC(dst)
 	}
-	fb := framePool.Get().(*[]byte)
-	defer framePool.Put(fb)
-	frame, err := appendFrame((*fb)[:0], c.srcMAC, dstMAC, c.src, dst, uint16(c.ipID.Add(1)), msg)
+	frame, err := appendFrame(b, c.srcMAC, dstMAC, c.src, dst, uint16(c.ipID.Add(1)), msg)
 	if err != nil {
-		return fmt.Errorf("multicast conn on %s: %w", c.ifi.Name, err)
+		return b, sa, fmt.Errorf("multicast conn on %s: %w", c.ifi.Name, err)
 	}
-	*fb = frame
-	if err := c.sendto(frame, dstMAC, !c.src.Is4()); err != nil {
-		return fmt.Errorf("multicast conn on %s: send: %w", c.ifi.Name, err)
+	proto := uint16(unix.ETH_P_IP)
+	if !c.src.Is4() {
+		proto = unix.ETH_P_IPV6
 	}
-	return nil
+	sa = unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: htons(proto),
+		Ifindex: int32(c.ifi.Index), Halen: 6}
+	copy(sa.Addr[:], dstMAC)
+	return frame, sa, nil
 }
 
-// sendto writes frame to dstMAC with one sendto(2) on the socket's fd, no
+// sendto writes frame to sa with one sendto(2) on the send socket, no
 // allocation. It never waits: it runs on goroutines that serve every
 // instance of the socket, and a device queue that stays full (the error
 // is returned and logged) must not stall them. Since it cannot block it is
 // a raw system call (see recvfrom).
-func (c *mcastConn) sendto(frame []byte, dstMAC net.HardwareAddr, v6 bool) error {
-	proto := uint16(unix.ETH_P_IP)
-	if v6 {
-		proto = unix.ETH_P_IPV6
-	}
-	sa := unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: htons(proto),
-		Ifindex: int32(c.ifi.Index), Halen: 6}
-	copy(sa.Addr[:], dstMAC)
+func (c *mcastConn) sendto(frame []byte, sa *unix.RawSockaddrLinklayer) error {
 	c.fdMu.RLock()
 	defer c.fdMu.RUnlock()
 	if c.sendFd < 0 {
@@ -372,7 +383,7 @@ func (c *mcastConn) sendto(frame []byte, dstMAC net.HardwareAddr, v6 bool) error
 	}
 	for {
 		_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(c.sendFd), uintptr(unsafe.Pointer(&frame[0])), uintptr(len(frame)),
-			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&sa)), unsafe.Sizeof(sa))
+			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(sa)), unsafe.Sizeof(*sa))
 		switch e {
 		case 0:
 			return nil
@@ -380,6 +391,28 @@ func (c *mcastConn) sendto(frame []byte, dstMAC net.HardwareAddr, v6 bool) error
 			continue
 		}
 		return e
+	}
+}
+
+// sendmmsg writes the frames of msgs with one sendmmsg(2), raw and never
+// waiting as sendto does. It returns how many were sent, and the error of
+// the one after them when not all were.
+func (c *mcastConn) sendmmsg(msgs []mmsghdr) (int, error) {
+	c.fdMu.RLock()
+	defer c.fdMu.RUnlock()
+	if c.sendFd < 0 {
+		return 0, net.ErrClosed
+	}
+	for {
+		n, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(c.sendFd), uintptr(unsafe.Pointer(&msgs[0])), uintptr(len(msgs)),
+			unix.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case 0:
+			return int(n), nil
+		case unix.EINTR:
+			continue
+		}
+		return 0, e
 	}
 }
 

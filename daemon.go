@@ -526,8 +526,12 @@ type hub struct {
 	sched *advertSched // its masters' Adver_Timers: the daemon's, shared by every hub
 
 	mu      sync.RWMutex
-	byVRID  map[uint8][]*runner
-	unknown uint64 // adverts for a VRID no instance here runs (RFC 5798 section 7.1)
+	byVRID  [256][]*runner // an array, not a map: looked up for every advert
+	nVRID   int            // non-empty entries of byVRID
+	unknown uint64         // adverts for a VRID no instance here runs (RFC 5798 section 7.1)
+
+	adv Advert // readLoop's scratch for deliver
+
 }
 
 // attach returns the hub for key, opening its socket with open when it
@@ -548,11 +552,14 @@ func (d *daemon) attach(key hubKey, vrid uint8, r *runner, open func() (advertCo
 			// on every interface go out in one wake-up.
 			d.sched = newAdvertSched()
 		}
-		h = &hub{d: d, key: key, conn: conn, sched: d.sched, byVRID: map[uint8][]*runner{}}
+		h = &hub{d: d, key: key, conn: conn, sched: d.sched}
 		d.hubs[key] = h
 		go h.readLoop()
 	}
 	h.mu.Lock()
+	if len(h.byVRID[vrid]) == 0 {
+		h.nVRID++
+	}
 	h.byVRID[vrid] = append(h.byVRID[vrid], r)
 	h.mu.Unlock()
 	return h, nil
@@ -569,12 +576,11 @@ func (d *daemon) detach(h *hub, vrid uint8, r *runner) {
 			break
 		}
 	}
-	if len(rs) == 0 {
-		delete(h.byVRID, vrid)
-	} else {
-		h.byVRID[vrid] = rs
+	if len(rs) == 0 && len(h.byVRID[vrid]) > 0 {
+		h.nVRID--
 	}
-	empty := len(h.byVRID) == 0
+	h.byVRID[vrid] = rs
+	empty := h.nVRID == 0
 	h.mu.Unlock()
 	if empty && d.hubs[h.key] == h {
 		delete(d.hubs, h.key)
@@ -612,7 +618,7 @@ func (h *hub) readLoop() {
 			continue
 		}
 		for _, r := range rs {
-			r.deliver(buf[:n], meta)
+			r.deliver(buf[:n], meta, &h.adv)
 		}
 	}
 }

@@ -100,7 +100,7 @@ func (d *daemon) debugStatus() debugStatus {
 	for k, h := range d.hubs {
 		hs := hubStatus{Interface: k.ifname, Unicast: k.unicast, Addr: k.addr.String()}
 		h.mu.RLock()
-		for _, rs := range h.byVRID {
+		for _, rs := range &h.byVRID {
 			hs.Instances += len(rs)
 		}
 		hs.UnknownVRID = h.unknown

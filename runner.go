@@ -57,37 +57,47 @@ const (
 // (bench/scale.sh), while the hub, stepping each instance as it reads,
 // handles a burst of adverts in one wake-up.
 type runner struct {
+	// own guards the fields below it but mu and status: the state
+	// machine and what the driver keeps with it. Lock order: own, then
+	// mu; d.mu and a hub's mu may be taken under own, never the reverse.
+	//
+	// The fields the scheduler and the hub touch for every advert come
+	// first, in the order of use, and the counters they bump follow them
+	// (mu, status): at 1,000 instances every advert finds its runner out
+	// of the CPU's caches, and each further cache line read was a
+	// visible part of the cost (perf annotate, bench/scale.sh).
+	own     sync.Mutex
+	stopped bool         // shut down: the hub no longer steps it
+	unicast bool         // adverts go to ic.UnicastPeers (sharePolicy)
+	queued  atomic.Int32 // adverts in the queue (deliver found own taken): later ones queue too
+	m       *instance
+	hub     *hub
+	hubPol  atomic.Pointer[hubPolicy] // a copy of pol and the name for the hub's goroutine (deliver)
+	batch   *sendBatch                // while the scheduler steps it: where its multicast adverts go (batch.go)
+	timer   *time.Timer               // the state machine's and the GARP scheduler's deadline
+	ic      *VRRPInstance
+	schedAt time.Time // queued in the hub's advertSched for this grid point; zero: not queued
+	garpAt  time.Time // next GARP/NA due; zero: none
+	armed   time.Time // when timer fires; zero: stopped (or fired, and the run loop saw it)
+	src     netip.Addr
+	group   netip.Addr
+
+	mu     sync.Mutex
+	status runnerStatus
+
 	d   *daemon
-	ic  *VRRPInstance
 	log zerolog.Logger
 	in  chan *runnerInput
 
-	// own guards everything below it but mu and status: the state
-	// machine and what the driver keeps with it. Lock order: own, then
-	// mu; d.mu and a hub's mu may be taken under own, never the reverse.
-	own     sync.Mutex
-	timer   *time.Timer  // the state machine's and the GARP scheduler's deadline
-	armed   time.Time    // when timer fires; zero: stopped (or fired, and the run loop saw it)
-	stopped bool         // shut down: the hub no longer steps it
-	queued  atomic.Int32 // adverts in the queue (deliver found own taken): later ones queue too
-	schedAt time.Time    // queued in the hub's advertSched for this grid point; zero: not queued
-
-	// Set up once the interface exists (setup).
-	m       *instance
+	// Set up once the interface exists (setup), under own.
 	ifi     *net.Interface
-	src     netip.Addr
-	group   netip.Addr
-	hub     *hub
 	vmacIfi *net.Interface
 	pol     rxPolicy
-	hubPol  atomic.Pointer[hubPolicy] // a copy of pol and the name for the hub's goroutine (deliver)
-	hubAdv  Advert                    // deliver's scratch, used by the hub's goroutine only
-	vips    []vip                     // VIPs and excluded VIPs with their device resolved
+	vips    []vip // VIPs and excluded VIPs with their device resolved
 	garp    *garpSched
 	ann     map[string]announcer
 	adv     Advert // receive scratch
 	linkUp  bool
-	garpAt  time.Time // next GARP/NA due; zero: none
 
 	// Reload: while reconfiguring, additions wait for phase 2 so that an
 	// address moving between instances is never removed after its add.
@@ -101,13 +111,16 @@ type runner struct {
 	// timer expiry is executed, it ends up in the "Entering MASTER STATE"
 	// log line (vipd lab --bench reads it).
 	tk takeoverTimes
-
-	mu     sync.Mutex
-	status runnerStatus
 }
 
 // runnerStatus is what status, metrics and the lab read of a runner.
 type runnerStatus struct {
+	// Counted for every advert: first, on mu's cache line.
+	SentAdverts  uint64
+	PrioZeroSent uint64
+	PrioZeroRcvd uint64
+	Rx           rxCounters
+
 	State       state
 	Priority    uint8
 	Master      netip.Addr
@@ -115,8 +128,6 @@ type runnerStatus struct {
 	IntervalCS  uint16
 	Since       time.Time
 	Transitions int
-	SentAdverts uint64
-	Rx          rxCounters
 	Overruns    uint64        // adverts dropped because the runner was busy and its queue full (deliver)
 	Err         string        // why the instance cannot run, when it cannot
 	Config      *VRRPInstance // r.ic, for readers on other goroutines (status, metrics)
@@ -124,8 +135,6 @@ type runnerStatus struct {
 	// keepalived's stats (keepalived.stats) and the split-brain monitor.
 	BecameMaster   uint64
 	ReleasedMaster uint64
-	PrioZeroRcvd   uint64
-	PrioZeroSent   uint64
 	SplitBrains    uint64     // another master heard that we outrank
 	Rival          netip.Addr // that master, until it falls silent
 }
@@ -179,6 +188,7 @@ type hubPolicy struct {
 
 // sharePolicy publishes r.pol to deliver; call it after each change.
 func (r *runner) sharePolicy() {
+	r.unicast = len(r.pol.Peers) > 0
 	r.hubPol.Store(&hubPolicy{pol: r.pol, name: r.ic.Name})
 }
 
@@ -188,11 +198,15 @@ func (r *runner) sharePolicy() {
 // adverts then never waits for the runner's goroutine. receive validates
 // the rest again, with the policy of the moment (a reload may have changed
 // it since hubPol was read).
-func (r *runner) deliver(msg []byte, meta frameMeta) {
+//
+// a is the hub's scratch advert (its goroutine's alone, and hot in the
+// cache where a runner's would not be): the state machine keeps nothing
+// of it after the step.
+func (r *runner) deliver(msg []byte, meta frameMeta, a *Advert) {
 	p := r.hubPol.Load()
 	var v verdict
 	if p != nil {
-		v = validate(rxMeta{Src: meta.Src, Dst: meta.Dst, TTL: meta.TTL, SrcMAC: meta.SrcMAC}, msg, &p.pol, &r.hubAdv)
+		v = validate(rxMeta{Src: meta.Src, Dst: meta.Dst, TTL: meta.TTL, SrcMAC: meta.SrcMAC}, msg, &p.pol, a)
 		if !v.OK() {
 			r.mu.Lock()
 			r.status.Rx.add(v)
@@ -221,7 +235,7 @@ func (r *runner) deliver(msg []byte, meta frameMeta) {
 	if p != nil && r.hubPol.Load() == p {
 		// The policy checked above is still the runner's (sharePolicy
 		// runs under own): the verdict and the decoded advert stand.
-		r.accept(v, &r.hubAdv, meta, now)
+		r.accept(v, a, meta, now)
 	} else {
 		r.receive(msg, meta, now)
 	}
@@ -730,18 +744,21 @@ func (r *runner) arm(now time.Time) {
 
 // Adverts are sent on a grid. A master's Adver_Timer is queued in its
 // hub's scheduler (sched.go) at the deadline rounded up to a multiple of
-// advertQuantum (1/10 of the advert interval), and the state machine is
+// advertQuantum (half the advert interval), and the state machine is
 // stepped at the deadline itself (advertAt), so the next one is exactly
 // one interval later: the masters of a daemon that were due within the
 // same quantum are sent by one wake-up, for ever, as keepalived's are (its
 // timer loop reads the clock once for all of them). One wake-up sending
-// 50 adverts costs a fraction of 50 wake-ups sending one each
+// 50 adverts costs a fraction of 50 wake-ups sending one each, and one
+// sending 250 (half an interval) less again than five sending 50: with a
+// tenth of the interval vipd used 10 % more CPU at 1,000 instances
 // (bench/scale.sh). Only Adver_Timer is rounded: Master_Down_Timer, which
-// a takeover waits for, is not; an advert leaves less than one quantum
-// after its time, a constant phase shift for a steady master, and backups
-// wait three intervals.
+// a takeover waits for, is not. A master's first advert leaves at once;
+// the second comes at most 1.5 intervals later, and from then on every
+// interval, a constant phase shift; backups wait three intervals and
+// Skew_Time.
 func advertQuantum(interval time.Duration) time.Duration {
-	return interval / 10
+	return interval / 2
 }
 
 // alignUp rounds t up to a multiple of q (of wall-clock time since the
@@ -978,10 +995,13 @@ func (r *runner) sendAdvert(prio uint8) {
 		a.AuthType, a.Auth = r.pol.AuthType, r.pol.AuthPass
 	}
 	src := r.src.WithZone("")
-	n := max(len(r.ic.UnicastPeers), 1)
-	for k := range n {
+	peers := 0
+	if r.unicast {
+		peers = len(r.ic.UnicastPeers) // the configuration's: a link-local peer keeps its zone
+	}
+	for k := range max(peers, 1) {
 		dst := r.group
-		if len(r.ic.UnicastPeers) > 0 {
+		if peers > 0 {
 			dst = r.ic.UnicastPeers[k].Addr
 		}
 		mb := framePool.Get().(*[]byte) // not a buffer per runner: 1.5 MB at 1,000
@@ -991,7 +1011,11 @@ func (r *runner) sendAdvert(prio uint8) {
 			r.logf(r.log.Error(), "encode advert: %v", err)
 			return
 		}
-		err = r.hub.conn.WriteAdvert(b, dst)
+		if mc, ok := r.hub.conn.(*mcastConn); ok && r.batch != nil {
+			err = r.batch.add(mc, b, dst, r, prio)
+		} else {
+			err = r.hub.conn.WriteAdvert(b, dst)
+		}
 		*mb = b
 		framePool.Put(mb)
 		if err != nil {

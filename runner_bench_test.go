@@ -81,11 +81,12 @@ func BenchmarkDriverAdvert(b *testing.B) {
 			msgs[v] = m
 		}
 		meta := frameMeta{Src: fsmUpperAddr, Dst: vrrpGroup4, TTL: vrrpTTL}
+		var adv Advert
 		b.ReportAllocs()
 		b.ResetTimer()
 		for k := 0; k < b.N; k++ {
 			r := rs[k%n]
-			r.deliver(msgs[k%n%250], meta)
+			r.deliver(msgs[k%n%250], meta, &adv)
 		}
 		b.StopTimer()
 		for _, r := range rs[:min(b.N, n)] {

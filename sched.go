@@ -100,6 +100,7 @@ func (s *advertSched) run() {
 	timer := stoppedTimer()
 	defer timer.Stop()
 	var due []schedEntry
+	batch := newSendBatch()
 	for {
 		s.mu.Lock()
 		now := time.Now()
@@ -113,8 +114,9 @@ func (s *advertSched) run() {
 		}
 		s.mu.Unlock()
 		for _, e := range due {
-			e.r.advertDue(e.when)
+			e.r.advertDue(e.when, now, batch)
 		}
+		batch.flush()
 		if len(due) > 0 {
 			s.batches.Add(1)
 			s.expiries.Add(uint64(len(due)))
@@ -136,8 +138,10 @@ func (s *advertSched) run() {
 }
 
 // advertDue is the Adver_Timer expiry of a master queued for when, on the
-// hub's scheduling goroutine.
-func (r *runner) advertDue(when time.Time) {
+// hub's scheduling goroutine, which woke at now (the clock is read once
+// for all the masters due: their steps take their deadlines, not now, and
+// arm needs no better); its multicast advert joins batch (batch.go).
+func (r *runner) advertDue(when, now time.Time, batch *sendBatch) {
 	if !r.own.TryLock() {
 		// The runner's goroutine is busy with this instance (a
 		// takeover, a reload, a stop): the other masters due now must
@@ -145,23 +149,24 @@ func (r *runner) advertDue(when time.Time) {
 		go func() {
 			r.own.Lock()
 			defer r.own.Unlock()
-			r.advertDueLocked(when)
+			r.advertDueLocked(when, time.Now(), nil)
 		}()
 		return
 	}
 	defer r.own.Unlock()
-	r.advertDueLocked(when)
+	r.advertDueLocked(when, now, batch)
 }
 
-func (r *runner) advertDueLocked(when time.Time) {
+func (r *runner) advertDueLocked(when, now time.Time, batch *sendBatch) {
 	if r.stopped || r.m == nil || !r.schedAt.Equal(when) {
 		return // stale: re-queued, stopped or no longer master
 	}
 	r.schedAt = time.Time{}
-	now := time.Now()
 	if r.m.State() == stateMaster {
 		at := advertAt(r.m.Deadline(), now, csDuration(r.m.Config().Interval))
+		r.batch = batch
 		r.exec(r.m.Step(event{Kind: evTimer}, at))
+		r.batch = nil
 	}
 	r.arm(now)
 }

@@ -35,7 +35,7 @@ func TestAlignUp(t *testing.T) {
 	if got := alignUp(base.Add(3), 0); !got.Equal(base.Add(3)) {
 		t.Errorf("quantum 0 changed the time: %v", got.Sub(base))
 	}
-	if advertQuantum(time.Second) != 100*time.Millisecond || advertQuantum(10*time.Millisecond) != time.Millisecond {
+	if advertQuantum(time.Second) != 500*time.Millisecond || advertQuantum(10*time.Millisecond) != 5*time.Millisecond {
 		t.Errorf("quantum: %v at 1 s, %v at 10 ms", advertQuantum(time.Second), advertQuantum(10*time.Millisecond))
 	}
 }

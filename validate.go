@@ -120,10 +120,10 @@ func (v verdict) OK() bool { return v.Reason == dropOK }
 
 // rxCounters counts received adverts per outcome; one per instance.
 type rxCounters struct {
+	Forms            [3]uint64              // accepted adverts per ChecksumForm
 	Drops            [numDropReasons]uint64 // Drops[dropOK] counts accepted adverts
 	AddrMismatch     uint64
 	IntervalMismatch uint64
-	Forms            [3]uint64 // accepted adverts per ChecksumForm
 }
 
 // add counts v.

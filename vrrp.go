@@ -189,25 +189,22 @@ func (c *instanceConfig) check() error {
 //		}
 //	}
 type instance struct {
-	cfg instanceConfig
-	st  state
+	// What a step touches for every advert comes first, then the
+	// configuration: at 1,000 instances each further cache line an
+	// advert reads is a visible cost (bench/scale.sh). Field order only.
+	st            state
+	prio          uint8  // effective priority
+	masterPrio    uint8  // the master's priority (BACKUP)
+	masterAdverCS uint16 // Master_Adver_Interval, centiseconds
+	linkDown      bool   // interface down
+	forcedFault   bool   // evForce FAULT not yet released
+	ownerConflict bool   // another owner seen: we act as 254
+	wantMaster    bool   // a sync group member whose Master_Down_Timer fired
 
-	weight        int   // sum of tracking weights (evTrack)
-	trackFaults   int   // failed weight-0 tracked objects
-	linkDown      bool  // interface down
-	forcedFault   bool  // evForce FAULT not yet released
-	ownerConflict bool  // another owner seen: we act as 254
-	prio          uint8 // effective priority
-
-	masterAdverCS uint16    // Master_Adver_Interval, centiseconds
-	downTimer     time.Time // Master_Down_Timer (BACKUP)
-	adverTimer    time.Time // Adver_Timer (MASTER)
-	preemptAt     time.Time // end of preempt_delay; zero: not started
-
+	downTimer  time.Time  // Master_Down_Timer (BACKUP)
+	adverTimer time.Time  // Adver_Timer (MASTER)
+	acts       []action   // reused by Step
 	master     netip.Addr // the master we follow (BACKUP) or ourselves
-	masterPrio uint8
-
-	wantMaster bool // a sync group member whose Master_Down_Timer fired
 
 	// A master that outranks another master (split brain) remembers it
 	// until it has been silent for a Master_Down_Interval of its own.
@@ -215,14 +212,18 @@ type instance struct {
 	rivalSeen time.Time
 	rivalCS   uint16
 
+	cfg instanceConfig
+
+	weight      int       // sum of tracking weights (evTrack)
+	trackFaults int       // failed weight-0 tracked objects
+	preemptAt   time.Time // end of preempt_delay; zero: not started
+
 	// masterSince is when the instance last became master; preempted is
 	// the lower priority master it heard as a backup, whose last advert
 	// right after a preemption is a hand-over, not a split brain.
 	masterSince time.Time
 	preempted   netip.Addr
 	preemptedAt time.Time // when we last heard it as a backup
-
-	acts []action // reused by Step
 }
 
 // newInstance returns an instance in INIT for c. It starts on evStartup.
