@@ -13,7 +13,6 @@ package main
 // (earlyWake): a takeover is not delayed by anyone else's adverts.
 
 import (
-	"container/heap"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,17 +36,47 @@ type schedEntry struct {
 	when time.Time // the grid point the runner was queued for (r.schedAt)
 }
 
+// schedHeap is a binary min-heap on when. Typed, not container/heap: its
+// Push and Pop box every entry in an interface, an allocation for each
+// advert sent (and a call through an interface for every comparison).
 type schedHeap []schedEntry
 
-func (h schedHeap) Len() int           { return len(h) }
-func (h schedHeap) Less(i, j int) bool { return h[i].when.Before(h[j].when) }
-func (h schedHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *schedHeap) Push(x any)        { *h = append(*h, x.(schedEntry)) }
-func (h *schedHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = schedEntry{}
-	*h = old[:len(old)-1]
+func (h *schedHeap) push(e schedEntry) {
+	q := append(*h, e)
+	for i := len(q) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !q[i].when.Before(q[p].when) {
+			break
+		}
+		q[i], q[p] = q[p], q[i]
+		i = p
+	}
+	*h = q
+}
+
+// pop removes and returns the earliest entry; the heap must not be empty.
+func (h *schedHeap) pop() schedEntry {
+	q := *h
+	e := q[0]
+	n := len(q) - 1
+	q[0] = q[n]
+	q[n] = schedEntry{} // no runner kept alive by the spare capacity
+	q = q[:n]
+	for i := 0; ; {
+		l, m := 2*i+1, i
+		if l < n && q[l].when.Before(q[m].when) {
+			m = l
+		}
+		if r := l + 1; r < n && q[r].when.Before(q[m].when) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		q[i], q[m] = q[m], q[i]
+		i = m
+	}
+	*h = q
 	return e
 }
 
@@ -73,7 +102,7 @@ func (s *advertSched) at(r *runner, when time.Time) {
 		s.mu.Unlock()
 		return
 	}
-	heap.Push(&s.q, schedEntry{r: r, when: when})
+	s.q.push(schedEntry{r: r, when: when})
 	if s.q[0].r == r && s.q[0].when.Equal(when) {
 		select { // under mu: close cannot have closed wake
 		case s.wake <- struct{}{}:
@@ -106,7 +135,7 @@ func (s *advertSched) run() {
 		now := time.Now()
 		due = due[:0]
 		for len(s.q) > 0 && !s.q[0].when.After(now) {
-			due = append(due, heap.Pop(&s.q).(schedEntry))
+			due = append(due, s.q.pop())
 		}
 		var next time.Duration = -1
 		if len(s.q) > 0 {

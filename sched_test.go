@@ -1,7 +1,9 @@
 package main
 
 import (
+	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -164,5 +166,35 @@ func TestAdvertSchedGrid(t *testing.T) {
 		r.own.Lock()
 		r.stopped = true
 		r.own.Unlock()
+	}
+}
+
+// TestSchedHeap: entries come out in order of when, whatever the order
+// of pushes and pops in between, and a popped entry's runner is not kept.
+func TestSchedHeap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	base := time.Unix(1_700_000_000, 0)
+	var h schedHeap
+	var ref []time.Duration // what is in h, sorted
+	r := &runner{}
+	for step := range 5000 {
+		if len(h) == 0 || rng.IntN(3) > 0 {
+			d := time.Duration(rng.IntN(1000)) * time.Millisecond
+			h.push(schedEntry{r: r, when: base.Add(d)})
+			i, _ := slices.BinarySearch(ref, d)
+			ref = slices.Insert(ref, i, d)
+			continue
+		}
+		e := h.pop()
+		if got := e.when.Sub(base); got != ref[0] {
+			t.Fatalf("step %d: popped %v, want the earliest %v", step, got, ref[0])
+		}
+		ref = ref[1:]
+		if spare := h[len(h):cap(h)]; len(spare) > 0 && spare[0].r != nil {
+			t.Fatalf("step %d: the popped slot still holds its runner", step)
+		}
+	}
+	if len(h) != len(ref) {
+		t.Fatalf("%d entries left, want %d", len(h), len(ref))
 	}
 }
