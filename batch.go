@@ -23,13 +23,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mmsghdr is struct mmsghdr of sendmmsg(2).
-type mmsghdr struct {
-	hdr unix.Msghdr
-	n   uint32
-	_   [4]byte
-}
-
 // batchMax is how many adverts a batch holds before it is sent.
 const batchMax = 64
 
@@ -38,9 +31,10 @@ type sendBatch struct {
 	arena []byte // the frames, back to back
 	frame []byte // scratch: one frame, before it joins arena
 	ents  []batchEnt
-	hdrs  []mmsghdr
+	group []int // scratch: the entries of one conn
+	hdrs  []unix.Mmsghdr
 	iovs  []unix.Iovec
-	sent  func(e *batchEnt, err error) // a failed send: counted and logged (tests replace it)
+	done  func(e *batchEnt, err error) // each advert once sent or refused (tests replace it)
 }
 
 type batchEnt struct {
@@ -58,15 +52,17 @@ func newSendBatch() *sendBatch {
 		arena: make([]byte, 0, batchMax*128),
 		frame: make([]byte, 0, 1514),
 		ents:  make([]batchEnt, 0, batchMax),
-		hdrs:  make([]mmsghdr, batchMax),
+		group: make([]int, 0, batchMax),
+		hdrs:  make([]unix.Mmsghdr, batchMax),
 		iovs:  make([]unix.Iovec, batchMax),
-		sent:  sendFailed,
+		done:  batchDone,
 	}
 }
 
 // add frames msg to dst for c and queues it; the batch is sent when full
-// and by flush. The caller counts the advert as sent; a send that fails
-// at flush is taken back (sendFailed).
+// and by flush, and the advert counted as sent then (batchDone). Until
+// then r.batched holds it: an advert r sends directly waits for it
+// (runner.sendAdvert), so that the two reach the wire in order.
 func (b *sendBatch) add(c *mcastConn, msg []byte, dst netip.Addr, r *runner, prio uint8) error {
 	frame, sa, err := c.appendFrame(b.frame[:0], msg, dst)
 	if err != nil {
@@ -76,62 +72,81 @@ func (b *sendBatch) add(c *mcastConn, msg []byte, dst netip.Addr, r *runner, pri
 	off := len(b.arena)
 	b.arena = append(b.arena, frame...)
 	b.ents = append(b.ents, batchEnt{c: c, off: off, n: len(frame), sa: sa, r: r, name: r.ic.Name, dst: dst, prio: prio})
+	r.batched.Add(1)
 	if len(b.ents) == batchMax {
 		b.flush()
 	}
 	return nil
 }
 
-// flush sends what is queued, one sendmmsg per conn (the adverts of a
-// conn keep their order).
+// flush sends what is queued: one sendmmsg for each conn's adverts, in the
+// order they were added.
 func (b *sendBatch) flush() {
-	for i := 0; i < len(b.ents); {
-		j := i + 1
-		for j < len(b.ents) && b.ents[j].c == b.ents[i].c {
-			j++
+	for i := range b.ents {
+		c := b.ents[i].c
+		if c == nil {
+			continue // sent with an earlier conn's group
 		}
-		b.send(b.ents[i:j])
-		i = j
+		b.group = b.group[:0]
+		for j := i; j < len(b.ents); j++ {
+			if b.ents[j].c == c {
+				b.group = append(b.group, j)
+			}
+		}
+		b.send(c, b.group)
+		for _, j := range b.group {
+			b.ents[j].c = nil
+		}
 	}
 	clear(b.ents) // no runner kept alive by the scratch slice
 	b.ents, b.arena = b.ents[:0], b.arena[:0]
 }
 
-// send sends ents, all on one conn. A frame the kernel refuses is
-// reported and skipped; the ones after it are sent.
-func (b *sendBatch) send(ents []batchEnt) {
-	for k := range ents {
-		e := &ents[k]
+// send sends the entries idx of b.ents, all on c. A frame the kernel
+// refuses is reported and skipped; the ones after it are sent.
+func (b *sendBatch) send(c *mcastConn, idx []int) {
+	for k, j := range idx {
+		e := &b.ents[j]
 		b.iovs[k] = unix.Iovec{Base: &b.arena[e.off]}
 		b.iovs[k].SetLen(e.n)
-		b.hdrs[k] = mmsghdr{hdr: unix.Msghdr{Name: (*byte)(unsafe.Pointer(&e.sa)), Namelen: uint32(unsafe.Sizeof(e.sa)),
+		b.hdrs[k] = unix.Mmsghdr{Hdr: unix.Msghdr{Name: (*byte)(unsafe.Pointer(&e.sa)), Namelen: uint32(unsafe.Sizeof(e.sa)),
 			Iov: &b.iovs[k], Iovlen: 1}}
 	}
-	for i := 0; i < len(ents); {
-		n, err := ents[0].c.sendmmsg(b.hdrs[i:len(ents)])
+	for i := 0; i < len(idx); {
+		n, err := c.sendmmsg(b.hdrs[i:len(idx)])
+		for _, j := range idx[i : i+n] {
+			b.done(&b.ents[j], nil)
+		}
 		i += n
 		if err != nil || n == 0 {
 			if err == nil {
 				err = unix.EIO // sendmmsg sent nothing and said nothing: not seen, but never loop
 			}
-			b.sent(&ents[i], err)
+			b.done(&b.ents[idx[i]], err)
 			i++
 		}
 	}
-	clear(b.hdrs[:len(ents)])
-	clear(b.iovs[:len(ents)])
+	for _, j := range idx {
+		b.ents[j].r.batched.Add(-1)
+	}
+	clear(b.hdrs[:len(idx)])
+	clear(b.iovs[:len(idx)])
 }
 
-// sendFailed takes back the count of an advert the kernel refused, and
-// logs it as the runner logs a failed send.
-func sendFailed(e *batchEnt, err error) {
+// batchDone counts an advert the kernel took as sent, as the runner counts
+// the ones it sends itself, and logs one it refused as the runner logs a
+// failed send.
+func batchDone(e *batchEnt, err error) {
 	r := e.r
+	if err != nil {
+		r.d.log.Warn().Str("instance", e.name).
+			Msgf("(%s) send advert to %s: multicast conn on %s: send: %v", e.name, e.dst, e.c.ifi.Name, err)
+		return
+	}
 	r.mu.Lock()
-	r.status.SentAdverts--
+	r.status.SentAdverts++
 	if e.prio == 0 {
-		r.status.PrioZeroSent--
+		r.status.PrioZeroSent++
 	}
 	r.mu.Unlock()
-	r.d.log.Warn().Str("instance", e.name).
-		Msgf("(%s) send advert to %s: multicast conn on %s: send: %v", e.name, e.dst, e.c.ifi.Name, err)
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // TestSendBatch: the scheduler's batch sends each conn's adverts with one
-// sendmmsg, in order and from the conn's own MAC; a full batch goes at
+// sendmmsg, in the order they were added and from the conn's own MAC; a full batch goes at
 // once; a frame the kernel refuses is reported with its runner and does
 // not hold up the others.
 func TestSendBatch(t *testing.T) {
@@ -48,11 +48,19 @@ func TestSendBatch(t *testing.T) {
 	r := &runner{ic: &VRRPInstance{Name: "VI_batch"}}
 	var failed []batchEnt
 	var errs []error
+	sent := 0
 	b := newSendBatch()
-	b.sent = func(e *batchEnt, err error) { failed, errs = append(failed, *e), append(errs, err) }
+	b.done = func(e *batchEnt, err error) {
+		if err == nil {
+			sent++
+			return
+		}
+		failed, errs = append(failed, *e), append(errs, err)
+	}
 
-	// Order and grouping: c1, c1, c1v, c1v, closed, c1. The closed conn's
-	// advert fails alone.
+	// Order and grouping: c1, c1, c1v, c1v, closed, c1 go out as one
+	// sendmmsg per conn, in the order of each conn's first advert: 1, 2, 6,
+	// then 3, 4. The closed conn's advert fails alone.
 	cx.Close()
 	plan := []struct {
 		c    *mcastConn
@@ -63,12 +71,18 @@ func TestSendBatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if n := r.batched.Load(); n != int32(len(plan)) {
+		t.Errorf("runner's adverts in the batch: %d, want %d", n, len(plan))
+	}
 	b.flush()
+	if n := r.batched.Load(); n != 0 || sent != 5 {
+		t.Errorf("after flush: %d of the runner's adverts still in the batch, %d reported sent; want 0 and 5", n, sent)
+	}
 	for _, want := range []struct {
 		vrid byte
 		mac  string
-	}{{1, if1.HardwareAddr.String()}, {2, if1.HardwareAddr.String()}, {3, vmacFor(7, false).String()},
-		{4, vmacFor(7, false).String()}, {6, if1.HardwareAddr.String()}} {
+	}{{1, if1.HardwareAddr.String()}, {2, if1.HardwareAddr.String()}, {6, if1.HardwareAddr.String()},
+		{3, vmacFor(7, false).String()}, {4, vmacFor(7, false).String()}} {
 		got, m := readWithin(t, c2)
 		if !bytes.Equal(got, advert(want.vrid)) {
 			t.Fatalf("advert = %x, want VRID %d's %x", got, want.vrid, advert(want.vrid))
@@ -105,19 +119,20 @@ func TestSendBatch(t *testing.T) {
 	}
 }
 
-// TestSendFailed: an advert the kernel refused at flush is taken back from
-// the runner's counts and logged as the runner logs a failed send.
-func TestSendFailed(t *testing.T) {
+// TestBatchDone: an advert the kernel took is counted as the runner counts
+// the ones it sends itself; one it refused is not, and is logged as the
+// runner logs a failed send.
+func TestBatchDone(t *testing.T) {
 	var log bytes.Buffer
 	d := newDaemon(zerolog.New(&log), &Config{}, (&fakeSys{}).system())
 	r := &runner{d: d, ic: &VRRPInstance{Name: "VI_9"}}
-	r.status.SentAdverts, r.status.PrioZeroSent = 3, 1
-	e := &batchEnt{c: &mcastConn{ifi: &net.Interface{Name: "eth7"}}, r: r, name: "VI_9",
-		dst: vrrpGroup4, prio: 0}
-	sendFailed(e, unix.ENOBUFS)
-	if r.status.SentAdverts != 2 || r.status.PrioZeroSent != 0 {
-		t.Errorf("counts after a failed priority-0 send: sent %d, priority 0 %d; want 2 and 0",
-			r.status.SentAdverts, r.status.PrioZeroSent)
+	e := &batchEnt{c: &mcastConn{ifi: &net.Interface{Name: "eth7"}}, r: r, name: "VI_9", dst: vrrpGroup4, prio: 0}
+	batchDone(e, nil)
+	e.prio = 100
+	batchDone(e, nil)
+	batchDone(e, unix.ENOBUFS)
+	if r.status.SentAdverts != 2 || r.status.PrioZeroSent != 1 {
+		t.Errorf("counts: sent %d, priority 0 %d; want 2 and 1", r.status.SentAdverts, r.status.PrioZeroSent)
 	}
 	if want := "(VI_9) send advert to 224.0.0.18: multicast conn on eth7: send: no buffer space available"; !strings.Contains(log.String(), want) {
 		t.Errorf("log = %q, want %q", log.String(), want)

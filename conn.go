@@ -397,7 +397,7 @@ func (c *mcastConn) sendto(frame []byte, sa *unix.RawSockaddrLinklayer) error {
 // sendmmsg writes the frames of msgs with one sendmmsg(2), raw and never
 // waiting as sendto does. It returns how many were sent, and the error of
 // the one after them when not all were.
-func (c *mcastConn) sendmmsg(msgs []mmsghdr) (int, error) {
+func (c *mcastConn) sendmmsg(msgs []unix.Mmsghdr) (int, error) {
 	c.fdMu.RLock()
 	defer c.fdMu.RUnlock()
 	if c.sendFd < 0 {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -74,6 +75,7 @@ type runner struct {
 	hub     *hub
 	hubPol  atomic.Pointer[hubPolicy] // a copy of pol and the name for the hub's goroutine (deliver)
 	batch   *sendBatch                // while the scheduler steps it: where its multicast adverts go (batch.go)
+	batched atomic.Int32              // its adverts in the scheduler's batch, not yet sent
 	timer   *time.Timer               // the state machine's and the GARP scheduler's deadline
 	ic      *VRRPInstance
 	schedAt time.Time // queued in the hub's advertSched for this grid point; zero: not queued
@@ -712,7 +714,7 @@ func (r *runner) arm(now time.Time) {
 		// left for the GARP scheduler. (A master always has a hub: setup
 		// attaches one before the state machine starts.)
 		if r.hub != nil {
-			r.hub.sched.at(r, alignUp(dl, advertQuantum(csDuration(r.m.Config().Interval))))
+			r.hub.sched.at(r, advertSlot(dl, csDuration(r.m.Config().Interval)))
 		}
 		dl = time.Time{}
 	} else if r.hub != nil {
@@ -743,22 +745,43 @@ func (r *runner) arm(now time.Time) {
 }
 
 // Adverts are sent on a grid. A master's Adver_Timer is queued in its
-// hub's scheduler (sched.go) at the deadline rounded up to a multiple of
-// advertQuantum (half the advert interval), and the state machine is
-// stepped at the deadline itself (advertAt), so the next one is exactly
-// one interval later: the masters of a daemon that were due within the
-// same quantum are sent by one wake-up, for ever, as keepalived's are (its
-// timer loop reads the clock once for all of them). One wake-up sending
-// 50 adverts costs a fraction of 50 wake-ups sending one each, and one
-// sending 250 (half an interval) less again than five sending 50: with a
-// tenth of the interval vipd used 10 % more CPU at 1,000 instances
-// (bench/scale.sh). Only Adver_Timer is rounded: Master_Down_Timer, which
-// a takeover waits for, is not. A master's first advert leaves at once;
-// the second comes at most 1.5 intervals later, and from then on every
-// interval, a constant phase shift; backups wait three intervals and
-// Skew_Time.
+// hub's scheduler (sched.go) for a slot (advertSlot) at most a tenth of
+// the interval after its deadline, and the state machine is stepped at
+// that slot (advertAt), so that the next deadline is one interval after
+// it. The slot is the next point of a grid of half the interval
+// (advertQuantum) when that is near enough, else the next tenth of the
+// interval: an instance off the grid (a new master, whose first advert
+// left at once) moves onto it a tenth of an interval per advert, at most
+// four adverts, and then stays. In the steady state the masters of a
+// daemon are sent at a few grid points by one wake-up each, as
+// keepalived's are (its timer loop reads the clock once for all of them):
+// one wake-up sending 250 adverts costs a fraction of 250 wake-ups, and
+// a grid of half the interval used 10 % less CPU than one of a tenth at
+// 1,000 instances (bench/scale.sh). No gap between a master's adverts is
+// longer than 1.1 intervals, so a backup with keepalived's
+// down_timer_adverts 1 still hears one in its Master_Down_Interval.
+// Only Adver_Timer is rounded: Master_Down_Timer, which a takeover waits
+// for, is not.
 func advertQuantum(interval time.Duration) time.Duration {
 	return interval / 2
+}
+
+// advertSlot is the time the scheduler sends a master's advert due at dl:
+// the next point of the advert grid when it is at most a tenth of the
+// interval away, else the next tenth of the interval (a whole tenth when
+// dl is on one already), so that the slots of an instance reach the grid.
+func advertSlot(dl time.Time, interval time.Duration) time.Time {
+	step := interval / 10
+	if step <= 0 {
+		return dl
+	}
+	if g := alignUp(dl, advertQuantum(interval)); g.Sub(dl) <= step {
+		return g
+	}
+	if s := alignUp(dl, step); s.After(dl) {
+		return s
+	}
+	return dl.Add(step)
 }
 
 // alignUp rounds t up to a multiple of q (of wall-clock time since the
@@ -778,10 +801,10 @@ func alignUp(t time.Time, q time.Duration) time.Time {
 }
 
 // advertAt is the time a master's Adver_Timer expiry is stepped at: its
-// deadline dl when the runner woke for it in time (less than one interval
-// late: rounding and scheduling), so adverts keep their period and phase;
-// now when the runner was held up for longer, so that a stalled daemon
-// does not catch up with a burst.
+// slot dl (advertSlot) when the scheduler woke for it in time (less than
+// one interval late), so adverts keep their period and phase; now when it
+// was held up for longer, so that a stalled daemon does not catch up with
+// a burst.
 func advertAt(dl, now time.Time, interval time.Duration) time.Time {
 	if dl.IsZero() || dl.After(now) || now.Sub(dl) >= interval {
 		return now
@@ -797,6 +820,13 @@ func advertAt(dl, now time.Time, interval time.Duration) time.Time {
 // a takeover pays this, as a backup's timer fires only then.
 const earlyWake = 2 * time.Millisecond
 
+// With one P (daemon.go) the hub's goroutine runs during these last
+// milliseconds only when the runtime's monitor hands the P over, which it
+// may not do in time: an advert that comes in during them can be read
+// after the takeover, as keepalived's one thread reads a packet that
+// arrives while it runs a due timer. The master has then been silent for
+// Master_Down_Interval less at most earlyWake.
+//
 // waitDue sleeps until dl, at most earlyWake, in short nanosleeps. It
 // returns false as soon as an input is waiting before dl: an advert
 // received before the deadline must be handled before the timer, as it
@@ -1011,11 +1041,21 @@ func (r *runner) sendAdvert(prio uint8) {
 			r.logf(r.log.Error(), "encode advert: %v", err)
 			return
 		}
-		if mc, ok := r.hub.conn.(*mcastConn); ok && r.batch != nil {
+		mc, mcast := r.hub.conn.(*mcastConn)
+		if mcast && r.batch != nil {
+			// Counted once sent (batchDone).
 			err = r.batch.add(mc, b, dst, r, prio)
-		} else {
-			err = r.hub.conn.WriteAdvert(b, dst)
+			*mb = b
+			framePool.Put(mb)
+			if err != nil {
+				r.logf(r.log.Warn(), "send advert to %s: %v", dst, err)
+			}
+			continue
 		}
+		if mcast {
+			r.awaitBatch()
+		}
+		err = r.hub.conn.WriteAdvert(b, dst)
 		*mb = b
 		framePool.Put(mb)
 		if err != nil {
@@ -1028,6 +1068,21 @@ func (r *runner) sendAdvert(prio uint8) {
 			r.status.PrioZeroSent++
 		}
 		r.mu.Unlock()
+	}
+}
+
+// awaitBatch waits until the scheduler has sent r's adverts from its batch
+// (batch.go), so that an advert sent now (a priority 0 on shutdown, a
+// priority change) does not reach the wire before an older one: a backup
+// hearing the older one last would wait a whole Master_Down_Interval
+// instead of Skew_Time. The batch is sent within microseconds; the wait is
+// bounded all the same, in case the scheduler is held up (a log write).
+func (r *runner) awaitBatch() {
+	if r.batched.Load() == 0 {
+		return
+	}
+	for end := time.Now().Add(10 * time.Millisecond); r.batched.Load() > 0 && time.Now().Before(end); {
+		runtime.Gosched()
 	}
 }
 

@@ -192,7 +192,9 @@ func (r *runner) advertDueLocked(when, now time.Time, batch *sendBatch) {
 	}
 	r.schedAt = time.Time{}
 	if r.m.State() == stateMaster {
-		at := advertAt(r.m.Deadline(), now, csDuration(r.m.Config().Interval))
+		// Stepped at its slot, not its deadline: the next deadline is
+		// one interval after the slot (advertSlot).
+		at := advertAt(when, now, csDuration(r.m.Config().Interval))
 		r.batch = batch
 		r.exec(r.m.Step(event{Kind: evTimer}, at))
 		r.batch = nil

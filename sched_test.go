@@ -89,10 +89,10 @@ func (c *sentLog) count(vrid uint8) int {
 	return n
 }
 
-// TestAdvertSchedGrid: masters whose Adver_Timers fall in the same grid
-// quantum are sent by one wake-up of their hub's scheduler, each keeps its
-// own phase (the next deadline is one interval after its own, not after
-// the wake-up), a master re-queued later is not sent early by its stale
+// TestAdvertSchedGrid: masters whose Adver_Timers fall within a tenth of
+// the interval before a grid point are sent by one wake-up of their hub's
+// scheduler and stay on the grid (the next deadline is one interval after
+// the grid point), a master re-queued later is not sent early by its stale
 // entry, and a stopped one is not sent at all.
 func TestAdvertSchedGrid(t *testing.T) {
 	const intervalCS = 100 // 1 s, quantum 100 ms: the next round is far off
@@ -158,8 +158,10 @@ func TestAdvertSchedGrid(t *testing.T) {
 		r.own.Lock()
 		dl := r.m.Deadline()
 		r.own.Unlock()
-		if want := g.Add(off).Add(iv); !dl.Equal(want) {
-			t.Errorf("VRID %d: next Adver_Timer at g%+v, want g%+v (its own phase)", 10+k, dl.Sub(g), want.Sub(g))
+		// Stepped at its slot g, not at its deadline g+off: the next
+		// deadline is on the grid (advertSlot), one interval after g.
+		if want := g.Add(iv); !dl.Equal(want) {
+			t.Errorf("VRID %d (deadline g%+v): next Adver_Timer at g%+v, want g%+v (on the grid)", 10+k, off, dl.Sub(g), want.Sub(g))
 		}
 	}
 	for _, r := range rs {
@@ -196,5 +198,40 @@ func TestSchedHeap(t *testing.T) {
 	}
 	if len(h) != len(ref) {
 		t.Fatalf("%d entries left, want %d", len(h), len(ref))
+	}
+}
+
+// TestAdvertSlot: from any phase, a master's adverts are never more than
+// 1.1 intervals apart (keepalived's down_timer_adverts 1 leaves a backup
+// one interval and Skew_Time), reach the half-interval grid within five
+// adverts, and then stay on it, one interval apart.
+func TestAdvertSlot(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, iv := range []time.Duration{10 * time.Millisecond, 100 * time.Millisecond, time.Second, 3 * time.Second} {
+		for range 200 {
+			sent := time.Unix(1_700_000_000, rng.Int64N(int64(10*time.Second))) // a takeover's first advert
+			onGrid := -1
+			for k := range 12 {
+				dl := sent.Add(iv) // the state machine's Adver_Timer, stepped at the last slot
+				slot := advertSlot(dl, iv)
+				if slot.Before(dl) || slot.Sub(sent) > iv+iv/10 {
+					t.Fatalf("interval %v, advert %d: sent %v after the last (deadline %v after)", iv, k, slot.Sub(sent), slot.Sub(dl))
+				}
+				if slot.UnixNano()%int64(iv/2) == 0 {
+					if onGrid < 0 {
+						onGrid = k
+					}
+				} else if onGrid >= 0 {
+					t.Fatalf("interval %v: advert %d left the grid", iv, k)
+				}
+				if onGrid >= 0 && k > onGrid && !slot.Equal(dl) {
+					t.Fatalf("interval %v: on the grid, advert %d %v after its deadline", iv, k, slot.Sub(dl))
+				}
+				sent = slot
+			}
+			if onGrid < 0 || onGrid > 4 {
+				t.Fatalf("interval %v: on the grid from advert %d, want within 5", iv, onGrid)
+			}
+		}
 	}
 }
