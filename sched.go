@@ -3,12 +3,13 @@ package main
 // sched.go: the masters' Adver_Timers of the daemon, on one goroutine.
 //
 // A master's runner does not wake for its own adverts: its Adver_Timer,
-// rounded up to the advert grid (alignUp), is queued here, and one
-// goroutine for every hub wakes once for all the masters due at the same
-// grid point, stepping each under its own lock and sending its advert. At
-// 1,000 instances a goroutine wake-up per advert was the largest cost
-// left after the grid (bench/scale.sh, perf): 500 masters per router at
-// 0.1 s are 5,000 wake-ups a second that become a hundred. Backups'
+// moved to its slot on the advert grid (advertSlot), is queued here, and
+// one goroutine for every hub wakes once for all the masters due at the
+// same grid point, stepping each under its own lock and sending its
+// advert (batch.go). At 1,000 instances a goroutine wake-up per advert was
+// the largest cost left after the grid (bench/scale.sh, perf): 500
+// masters per router at 0.1 s are 5,000 wake-ups a second that become
+// twenty. Backups'
 // Master_Down_Timers stay on their runners, which wake early for them
 // (earlyWake): a takeover is not delayed by anyone else's adverts.
 
