@@ -1042,25 +1042,23 @@ func (r *runner) sendAdvert(prio uint8) {
 			return
 		}
 		mc, mcast := r.hub.conn.(*mcastConn)
-		if mcast && r.batch != nil {
-			// Counted once sent (batchDone).
+		batched := mcast && r.batch != nil
+		if batched {
 			err = r.batch.add(mc, b, dst, r, prio)
-			*mb = b
-			framePool.Put(mb)
-			if err != nil {
-				r.logf(r.log.Warn(), "send advert to %s: %v", dst, err)
+		} else {
+			if mcast {
+				r.awaitBatch()
 			}
-			continue
+			err = r.hub.conn.WriteAdvert(b, dst)
 		}
-		if mcast {
-			r.awaitBatch()
-		}
-		err = r.hub.conn.WriteAdvert(b, dst)
 		*mb = b
 		framePool.Put(mb)
 		if err != nil {
 			r.logf(r.log.Warn(), "send advert to %s: %v", dst, err)
 			continue
+		}
+		if batched {
+			continue // counted once sent (batchDone)
 		}
 		r.mu.Lock()
 		r.status.SentAdverts++
