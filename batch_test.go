@@ -21,24 +21,10 @@ func TestSendBatch(t *testing.T) {
 	h1, h2 := l.Hosts[0], l.Hosts[1]
 	src1, src2 := l.Addr4(0).Addr(), l.Addr4(1).Addr()
 	if1, if2 := h1.Interface("eth0"), h2.Interface("eth0")
-	var c1, c1v, cx, c2 *mcastConn
-	h1.MustDo(func() (err error) {
-		if c1, err = listenMulticast(if1, mcastConfig{Src: src1}); err != nil {
-			return err
-		}
-		if c1v, err = listenMulticast(if1, mcastConfig{Src: src1, SrcMAC: vmacFor(7, false)}); err != nil {
-			return err
-		}
-		cx, err = listenMulticast(if1, mcastConfig{Src: src1})
-		return err
-	})
-	defer c1.Close()
-	defer c1v.Close()
-	h2.MustDo(func() (err error) {
-		c2, err = listenMulticast(if2, mcastConfig{Src: src2})
-		return err
-	})
-	defer c2.Close()
+	c1 := listenIn(t, h1, if1, mcastConfig{Src: src1})
+	c1v := listenIn(t, h1, if1, mcastConfig{Src: src1, SrcMAC: vmacFor(7, false)})
+	cx := listenIn(t, h1, if1, mcastConfig{Src: src1}) // closed below: its send fails
+	c2 := listenIn(t, h2, if2, mcastConfig{Src: src2})
 
 	advert := func(vrid byte) []byte {
 		m := testAdvert(20)

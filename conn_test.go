@@ -99,6 +99,19 @@ func TestParseFrameRejects(t *testing.T) {
 	}
 }
 
+// listenIn opens a multicast conn on ifi in n's namespace, closed when the
+// test ends.
+func listenIn(t testing.TB, n *testNS, ifi *net.Interface, cfg mcastConfig) *mcastConn {
+	t.Helper()
+	var c *mcastConn
+	n.MustDo(func() (err error) {
+		c, err = listenMulticast(ifi, cfg)
+		return err
+	})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // TestMulticastConn sends adverts between two hosts on one LAN over
 // AF_PACKET and checks what RFC 5798 section 5.1.1 requires of the IP
 // layer (TTL 255, protocol 112, the group as destination), the Ethernet
@@ -116,21 +129,9 @@ func TestMulticastConn(t *testing.T) {
 				src1, src2, group = l.LinkLocal(t, 0), l.LinkLocal(t, 1), vrrpGroup6
 			}
 			if1, if2 := h1.Interface("eth0"), h2.Interface("eth0")
-			var c1, c1v, c2 *mcastConn
-			h1.MustDo(func() (err error) {
-				if c1, err = listenMulticast(if1, mcastConfig{Src: src1}); err != nil {
-					return err
-				}
-				c1v, err = listenMulticast(if1, mcastConfig{Src: src1, SrcMAC: vmacFor(7, v6)})
-				return err
-			})
-			defer c1.Close()
-			defer c1v.Close()
-			h2.MustDo(func() (err error) {
-				c2, err = listenMulticast(if2, mcastConfig{Src: src2})
-				return err
-			})
-			defer c2.Close()
+			c1 := listenIn(t, h1, if1, mcastConfig{Src: src1})
+			c1v := listenIn(t, h1, if1, mcastConfig{Src: src1, SrcMAC: vmacFor(7, v6)})
+			c2 := listenIn(t, h2, if2, mcastConfig{Src: src2})
 
 			// The IP-level join shows in the kernel's group list, so
 			// IGMP/MLD reports go out for snooping switches.
