@@ -1049,11 +1049,9 @@ func checkCloseOnCancel(ctx context.Context, c net.Conn) (stop func() bool) {
 type tcpChecker struct{ spec *checkerSpec }
 
 func (t *tcpChecker) Check(ctx context.Context) checkOutcome {
-	c, err := checkDial(ctx, t.spec, "tcp")
-	if err != nil {
+	if err := tcpConnect(ctx, t.spec); err != nil {
 		return checkOutcome{Err: err, Weight: -1}
 	}
-	c.Close()
 	return checkOutcome{Weight: -1}
 }
 

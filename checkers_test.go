@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
+	"golang.org/x/sys/unix"
 )
 
 // ---------------------------------------------------------------------------
@@ -693,6 +694,103 @@ func TestTCPCheckRealServer(t *testing.T) {
 	}
 }
 
+// A server whose accept queue is full drops SYNs: the check times out at
+// connect_timeout, and a cancelled context ends it early.
+func TestTCPCheckTimeoutAndCancel(t *testing.T) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil { // never accepted
+		t.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(fd)
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
+	var filled []net.Conn
+	defer func() {
+		for _, c := range filled {
+			c.Close()
+		}
+	}()
+	for full := false; !full; {
+		c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
+		if err != nil {
+			full = true
+			continue
+		}
+		if filled = append(filled, c); len(filled) > 16 {
+			t.Skip("the accept queue does not fill here")
+		}
+	}
+	s := rsLoopSpec(t, checkTCP, addr)
+	s.ConnectTimeout = 200 * time.Millisecond
+	rsWantFail(t, rsRunCheck(t, s), "connect: timeout after 200ms")
+
+	s.ConnectTimeout = time.Minute
+	ck, err := newChecker(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	rsWantFail(t, ck.Check(ctx), "connect: cancelled")
+}
+
+// Many connects at once through the one epoll set: each gets its own
+// outcome, whichever order the kernel reports them in and however the
+// socket numbers are reused.
+func TestTCPProberConcurrent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	refused := closed.Addr().String()
+	closed.Close()
+	up, down := rsLoopSpec(t, checkTCP, ln.Addr().String()), rsLoopSpec(t, checkTCP, refused)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64*20)
+	for g := 0; g < 64; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				if err := tcpConnect(context.Background(), up); err != nil {
+					errs <- fmt.Errorf("open listener: %v", err)
+				}
+				if err := tcpConnect(context.Background(), down); err == nil || !strings.Contains(err.Error(), "connection refused") {
+					errs <- fmt.Errorf("closed port: %v, want connection refused", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	tcpProbes.mu.Lock()
+	left := len(tcpProbes.pending)
+	tcpProbes.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d connects still pending after every check returned", left)
+	}
+}
+
 func rsBodyMD5(b string) string {
 	h := md5.Sum([]byte(b))
 	return hex.EncodeToString(h[:])
@@ -1357,6 +1455,14 @@ func TestHelperListeners(t *testing.T) {
 	if n == 0 {
 		t.Skip("helper process for BenchmarkTCPCheckLoopback")
 	}
+	// A listener per real server can exceed the default 4096 descriptors
+	// (the checker scale benchmark has 5,000); root may raise the limit.
+	var lim unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && lim.Cur < uint64(n)+256 {
+		want := max(lim.Max, uint64(n)+256)
+		_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: want, Max: want})
+	}
+	var accepted atomic.Int64
 	for i := 0; i < n; i++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -1371,11 +1477,17 @@ func TestHelperListeners(t *testing.T) {
 					return
 				}
 				c.Close()
+				accepted.Add(1)
 			}
 		}()
 	}
 	fmt.Println("ready")
-	io.Copy(io.Discard, os.Stdin) // until the benchmark closes our stdin
+	// Each line on stdin asks for the number of connections accepted so
+	// far; the benchmark's end closes stdin.
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		fmt.Println(accepted.Load())
+	}
 	os.Exit(0)
 }
 
