@@ -646,7 +646,7 @@ func BenchmarkLVSManagerChecks(b *testing.B) {
 		name      string
 		reals     int
 		delayLoop string
-	}{{"rs=1000/loop=1s", 1000, "1"}, {"rs=1000/loop=1ms", 1000, "0.001"}} {
+	}{{"rs=1000/loop=1s", 1000, "1"}, {"rs=5000/loop=1s", 5000, "1"}, {"rs=1000/loop=1ms", 1000, "0.001"}} {
 		b.Run(bc.name, func(b *testing.B) { benchLVSManager(b, bc.reals, bc.delayLoop) })
 	}
 }

@@ -6,7 +6,9 @@
 #
 #   scripts/test-ipvs.sh [-run REGEXP] [go test flags for the binary...]
 #
-# Environment: IPVSVM_ENV="N=V ..." is passed into the guest.
+# Environment: IPVSVM_ENV="N=V ..." is passed into the guest; IPVSVM_OPTS
+# holds more options for scripts/ipvsvm/run.sh (-m MB, -c CPUS, -b BIN,
+# -f FILE). A later -test.timeout=D overrides the default of 3m.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +35,8 @@ start=$(date +%s.%N)
 CGO_ENABLED=0 go test -c -o "$bin" .
 built=$(date +%s.%N)
 set +e
-scripts/ipvsvm/run.sh "$bin" -test.v -test.run "$run" -test.timeout 3m "$@"
+# shellcheck disable=SC2086 # IPVSVM_OPTS is a list of options
+scripts/ipvsvm/run.sh ${IPVSVM_OPTS:-} "$bin" -test.v -test.run "$run" -test.timeout 3m "$@"
 rc=$?
 set -e
 end=$(date +%s.%N)

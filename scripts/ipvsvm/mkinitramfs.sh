@@ -4,7 +4,11 @@
 # ipvsadm, and a payload (a static program or #!/bin/sh script) that /init
 # runs before it prints "@@IPVSVM-EXIT@@ rc=N" and powers off.
 #
-# usage: mkinitramfs.sh [-k KVER] [-b BINARY]... [-e NAME=VALUE]... OUT PAYLOAD [-- ARGS...]
+# usage: mkinitramfs.sh [-k KVER] [-b BINARY]... [-f FILE]... [-e NAME=VALUE]... OUT PAYLOAD [-- ARGS...]
+#
+# -b copies a host binary (found on PATH) with its libraries into the cached
+# base; -f copies FILE into the payload archive as /files/NAME (not cached:
+# for programs built for this run, such as a static vipd).
 #
 # ARGS and the -e environment are stored in the image, one per line, not on
 # the kernel command line (which limits their number and mangles quotes).
@@ -16,14 +20,18 @@
 set -eu
 PATH=$PATH:/usr/sbin:/sbin
 
-usage() { echo "usage: $0 [-k KVER] [-b BIN]... [-e N=V]... OUT PAYLOAD [-- ARGS...]" >&2; exit 2; }
+usage() { echo "usage: $0 [-k KVER] [-b BIN]... [-f FILE]... [-e N=V]... OUT PAYLOAD [-- ARGS...]" >&2; exit 2; }
 kver=
 bins=ipvsadm
+files=
 envs=
-while getopts k:b:e: opt; do
+while getopts k:b:f:e: opt; do
 	case $opt in
 	k) kver=$OPTARG ;;
 	b) bins="$bins $OPTARG" ;;
+	f) [ -f "$OPTARG" ] || { echo "mkinitramfs: file $OPTARG not found" >&2; exit 1; }
+	   files="$files
+$OPTARG" ;;
 	e) envs="$envs
 $OPTARG" ;;
 	*) usage ;;
@@ -122,6 +130,12 @@ pl=$work/payload
 mkdir -p "$pl"
 cp "$payload" "$pl/payload"
 chmod 755 "$pl/payload"
+if [ -n "$files" ]; then
+	mkdir -p "$pl/files"
+	printf '%s\n' "$files" | while IFS= read -r f; do
+		[ -n "$f" ] && cp "$f" "$pl/files/$(basename "$f")"
+	done
+fi
 : >"$pl/args"
 for a in "$@"; do printf '%s\n' "$a" >>"$pl/args"; done
 printf '%s\n' "$envs" >"$pl/env"

@@ -6,7 +6,11 @@
 #
 # (the test binary must be static: CGO_ENABLED=0) and as
 #
-#   scripts/ipvsvm/run.sh [-k KVER] [-a tcg|kvm] [-m MB] [-e N=V]... [-b BIN]... PAYLOAD [ARGS...]
+#   scripts/ipvsvm/run.sh [-k KVER] [-a tcg|kvm] [-m MB] [-c CPUS] [-e N=V]... [-b BIN]... [-f FILE]... PAYLOAD [ARGS...]
+#
+# -b copies a host program and its libraries into the guest (same path); -f
+# copies FILE to /files/NAME in the guest; -c gives the guest CPUS processors
+# (default 1).
 #
 # The guest gets VIPD_IPVS_GUEST=1 in its environment, plus IPVSVM_ENV (a
 # space-separated list of N=V) and each -e. The host environment is not
@@ -18,19 +22,23 @@ here=$(cd "$(dirname "$0")" && pwd)
 kver=
 accel=
 mem=512
+cpus=1
 extra=()
-while getopts k:a:m:e:b: opt; do
+usage="usage: $0 [-k KVER] [-a tcg|kvm] [-m MB] [-c CPUS] [-e N=V]... [-b BIN]... [-f FILE]... PAYLOAD [ARGS...]"
+while getopts k:a:m:c:e:b:f: opt; do
 	case $opt in
 	k) kver=$OPTARG ;;
 	a) accel=$OPTARG ;;
 	m) mem=$OPTARG ;;
+	c) cpus=$OPTARG ;;
 	e) extra+=(-e "$OPTARG") ;;
 	b) extra+=(-b "$OPTARG") ;;
-	*) echo "usage: $0 [-k KVER] [-a tcg|kvm] [-m MB] [-e N=V]... [-b BIN]... PAYLOAD [ARGS...]" >&2; exit 2 ;;
+	f) extra+=(-f "$OPTARG") ;;
+	*) echo "$usage" >&2; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
-[ $# -ge 1 ] || { echo "usage: $0 [-k KVER] [-a tcg|kvm] [-m MB] [-e N=V]... [-b BIN]... PAYLOAD [ARGS...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
 payload=$1
 shift
 
@@ -112,7 +120,7 @@ kvm) acc=(-accel kvm -cpu host) ;;
 esac
 
 set +e
-timeout "$tmo" qemu-system-x86_64 -M pc "${acc[@]}" -smp 1 -m "$mem" \
+timeout "$tmo" qemu-system-x86_64 -M pc "${acc[@]}" -smp "$cpus" -m "$mem" \
 	-kernel "$vmlinux" -initrd "$work/initrd.cpio" \
 	-append 'console=ttyS0 quiet loglevel=1 panic=-1 oops=panic' \
 	-display none -vga none -no-reboot -nic none -monitor none -serial stdio </dev/null |
