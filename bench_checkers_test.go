@@ -13,7 +13,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
@@ -201,39 +200,6 @@ func (l *checkerListeners) accepted(t *testing.T) int64 {
 	return n
 }
 
-// vipdAttempts sums the checkers' attempts and failures from vipd status.
-func vipdAttempts(impl, bin string) (attempts, failed uint64) {
-	if impl != "vipd" {
-		return 0, 0
-	}
-	out, err := exec.Command(bin, "status", "--json").Output()
-	if err != nil {
-		return 0, 0
-	}
-	var st struct {
-		VirtualServers []struct {
-			RealServers []struct {
-				Checkers []struct {
-					Attempts uint64 `json:"attempts_total"`
-					Failed   uint64 `json:"failed_total"`
-				} `json:"checkers"`
-			} `json:"real_servers"`
-		} `json:"virtual_servers"`
-	}
-	if json.Unmarshal(out, &st) != nil {
-		return 0, 0
-	}
-	for _, vs := range st.VirtualServers {
-		for _, rs := range vs.RealServers {
-			for _, c := range rs.Checkers {
-				attempts += c.Attempts
-				failed += c.Failed
-			}
-		}
-	}
-	return attempts, failed
-}
-
 // checkerRun is one daemon's figures.
 type checkerRun struct {
 	Impl       string
@@ -373,17 +339,12 @@ func runCheckerScale(t *testing.T, p checkerScaleParams, l *checkerListeners, im
 	}
 	run.Start, run.StartCPU = time.Since(start), cpu()
 	time.Sleep(p.Warmup)
-	at0, f0 := vipdAttempts(impl, p.VipdBin)
 	c0, a0 := cpu(), l.accepted(t)
 	b0, g0 := guestBusy()
 	t0 := time.Now()
 	time.Sleep(p.Duration)
 	c1, a1 := cpu(), l.accepted(t)
 	b1, g1 := guestBusy()
-	at1, f1 := vipdAttempts(impl, p.VipdBin)
-	if impl == "vipd" {
-		fmt.Printf("    vipd status: %d attempts, %d failed in the window\n", at1-at0, f1-f0)
-	}
 	run.Window = time.Since(t0)
 	run.CPU, run.Accepted = c1-c0, a1-a0
 	if g1 > g0 {

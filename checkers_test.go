@@ -740,57 +740,6 @@ func TestTCPCheckTimeoutAndCancel(t *testing.T) {
 	rsWantFail(t, ck.Check(ctx), "connect: cancelled")
 }
 
-// Many connects at once through the one epoll set: each gets its own
-// outcome, whichever order the kernel reports them in and however the
-// socket numbers are reused.
-func TestTCPProberConcurrent(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	closed, _ := net.Listen("tcp", "127.0.0.1:0")
-	refused := closed.Addr().String()
-	closed.Close()
-	up, down := rsLoopSpec(t, checkTCP, ln.Addr().String()), rsLoopSpec(t, checkTCP, refused)
-	var wg sync.WaitGroup
-	errs := make(chan error, 64*20)
-	for g := 0; g < 64; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 20; i++ {
-				if err := tcpConnect(context.Background(), up); err != nil {
-					errs <- fmt.Errorf("open listener: %v", err)
-				}
-				if err := tcpConnect(context.Background(), down); err == nil || !strings.Contains(err.Error(), "connection refused") {
-					errs <- fmt.Errorf("closed port: %v, want connection refused", err)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	tcpProbes.mu.Lock()
-	left := len(tcpProbes.pending)
-	tcpProbes.mu.Unlock()
-	if left != 0 {
-		t.Errorf("%d connects still pending after every check returned", left)
-	}
-}
-
 func rsBodyMD5(b string) string {
 	h := md5.Sum([]byte(b))
 	return hex.EncodeToString(h[:])

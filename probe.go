@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -34,12 +35,17 @@ type tcpProber struct {
 	rc      syscall.RawConn
 	mu      sync.Mutex
 	pending map[int32]*tcpProbe // by socket
+	dead    error               // the loop's wait failed: connects use net.Dial
 	events  [64]unix.EpollEvent // the loop's scratch
 }
 
 // tcpProbe is one connect in flight; done receives its result once.
 type tcpProbe struct {
 	done chan error
+	// self is the target when the kernel might pick it as the local end
+	// too (a TCP self-connect to a local port in the ephemeral range with
+	// nothing listening), which must not pass as a server.
+	self netip.AddrPort
 }
 
 // tcpProbes is the process's prober, started by the first TCP_CHECK.
@@ -76,6 +82,16 @@ func (p *tcpProber) loop(f *os.File) {
 	defer f.Close()
 	for {
 		if err := p.rc.Read(p.drain); err != nil {
+			// Not expected: the set is never closed. Fail what is in
+			// flight and let later connects go through net.Dial.
+			p.mu.Lock()
+			p.dead = fmt.Errorf("tcp_check epoll: %w", err)
+			for fd, pr := range p.pending {
+				delete(p.pending, fd)
+				rawClose(int(fd))
+				pr.done <- p.dead
+			}
+			p.mu.Unlock()
 			return
 		}
 	}
@@ -108,6 +124,9 @@ func (p *tcpProber) drain(uintptr) bool {
 			if !ok {
 				continue // still connecting (a stale event for a reused number)
 			}
+			if err == nil && pr.self.IsValid() && tcpSelfConnected(int(fd), pr.self) {
+				err = unix.ECONNREFUSED
+			}
 			delete(p.pending, fd)
 			rawClose(int(fd))
 			pr.done <- err
@@ -121,11 +140,20 @@ func (p *tcpProber) drain(uintptr) bool {
 
 // connect starts a non-blocking connect on fd (owned by the prober from
 // now on) and waits for its result, the deadline or ctx.
-func (p *tcpProber) connect(ctx context.Context, fd int, deadline time.Time) error {
-	pr := &tcpProbe{done: make(chan error, 1)}
+func (p *tcpProber) connect(ctx context.Context, fd int, self netip.AddrPort, deadline time.Time) error {
+	pr := &tcpProbe{done: make(chan error, 1), self: self}
 	p.mu.Lock()
+	if p.dead != nil {
+		rawClose(fd)
+		p.mu.Unlock()
+		return p.dead
+	}
 	p.pending[int32(fd)] = pr
-	ev := unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(fd)}
+	// Edge-triggered: a socket is reported once when it connects or
+	// fails. Level-triggered, a socket closed while a child process being
+	// started still held a copy of it would stay in the set, ready, and
+	// be reported on every wait until the child ran exec.
+	ev := unix.EpollEvent{Events: unix.EPOLLOUT | unix.EPOLLET, Fd: int32(fd)}
 	_, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(p.epfd), unix.EPOLL_CTL_ADD, uintptr(fd),
 		uintptr(unsafe.Pointer(&ev)), 0, 0)
 	if e != 0 {
@@ -201,7 +229,7 @@ func rawClose(fd int) {
 // Errors read as checkDial's: "connect: connection refused",
 // "connect: timeout after 3s", "connect: cancelled".
 func tcpConnect(ctx context.Context, spec *checkerSpec) error {
-	if err := tcpProbes.start(); err != nil {
+	if err := tcpProbes.start(); err != nil || tcpProbes.broken() {
 		// No epoll set for the prober: net.Dial still works.
 		c, err := checkDial(ctx, spec, "tcp")
 		if err == nil {
@@ -210,9 +238,15 @@ func tcpConnect(ctx context.Context, spec *checkerSpec) error {
 		return err
 	}
 	deadline := time.Now().Add(spec.ConnectTimeout)
-	sa, salen, domain, err := checkRawSockaddr(spec.addrPort())
+	target := spec.addrPort()
+	var sa checkSockaddr
+	salen, domain, err := sa.set(target)
 	if err != nil {
 		return fmt.Errorf("connect: %v", err)
+	}
+	var self netip.AddrPort
+	if spec.BindPort == 0 && tcpEphemeral(target.Port()) {
+		self = target
 	}
 	r, _, e := unix.RawSyscall(unix.SYS_SOCKET, uintptr(domain), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if e != 0 {
@@ -223,17 +257,23 @@ func tcpConnect(ctx context.Context, spec *checkerSpec) error {
 		rawClose(fd)
 		return fmt.Errorf("connect: %v", err)
 	}
-	_, _, e = unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa[0])), uintptr(salen))
+	_, _, e = unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa)), uintptr(salen))
 	switch e {
 	case 0:
+		if self.IsValid() && tcpSelfConnected(fd, self) {
+			e = unix.ECONNREFUSED
+		}
 		rawClose(fd)
+		if e != 0 {
+			return fmt.Errorf("connect: %v", e)
+		}
 		return nil
 	case unix.EINPROGRESS, unix.EINTR:
 	default:
 		rawClose(fd)
 		return fmt.Errorf("connect: %v", e)
 	}
-	switch err := tcpProbes.connect(ctx, fd, deadline); {
+	switch err := tcpProbes.connect(ctx, fd, self, deadline); {
 	case err == nil:
 		return nil
 	case errors.Is(err, os.ErrDeadlineExceeded):
@@ -245,30 +285,86 @@ func tcpConnect(ctx context.Context, spec *checkerSpec) error {
 	}
 }
 
-// checkRawSockaddr is ap as a raw socket address (its zone as the scope),
-// with its length and address family.
-func checkRawSockaddr(ap netip.AddrPort) (sa [unix.SizeofSockaddrInet6]byte, salen int, domain int, err error) {
-	a := ap.Addr()
-	port := [2]byte{byte(ap.Port() >> 8), byte(ap.Port())}
-	if a.Is4() || a.Is4In6() {
-		r := (*unix.RawSockaddrInet4)(unsafe.Pointer(&sa[0]))
-		r.Family = unix.AF_INET
-		r.Port = *(*uint16)(unsafe.Pointer(&port[0]))
-		r.Addr = a.Unmap().As4()
-		return sa, unix.SizeofSockaddrInet4, unix.AF_INET, nil
+// broken reports whether the loop has stopped.
+func (p *tcpProber) broken() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dead != nil
+}
+
+// tcpSelfConnected reports whether fd's local end is target: the kernel
+// picked the target's own port for a connect to a local address, and the
+// socket connected to itself. net.Dial refuses these too.
+func tcpSelfConnected(fd int, target netip.AddrPort) bool {
+	var sa checkSockaddr
+	l := uint32(unsafe.Sizeof(sa))
+	if _, _, e := unix.RawSyscall(unix.SYS_GETSOCKNAME, uintptr(fd), uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&l))); e != 0 {
+		return false
 	}
-	r := (*unix.RawSockaddrInet6)(unsafe.Pointer(&sa[0]))
+	local, ok := sa.addrPort()
+	return ok && local.Port() == target.Port() && local.Addr().Unmap() == target.Addr().WithZone("").Unmap()
+}
+
+// tcpEphemeral reports whether port is in the kernel's range for local
+// ports (ip_local_port_range, read once), the only ports a connect can
+// be given as its own.
+func tcpEphemeral(port uint16) bool {
+	lo, hi := tcpEphemeralRange()
+	return port >= lo && port <= hi
+}
+
+var tcpEphemeralRange = sync.OnceValues(func() (uint16, uint16) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		var lo, hi uint16
+		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo > 0 && lo <= hi {
+			return lo, hi
+		}
+	}
+	return 1024, 65535 // unknown: check every unprivileged port
+})
+
+// checkSockaddr holds a raw IPv4 or IPv6 socket address for the system
+// calls (RawSockaddrInet6 is the larger and aligns both).
+type checkSockaddr struct{ unix.RawSockaddrInet6 }
+
+// set stores ap (its zone as the scope) and returns the address's length
+// and family.
+func (sa *checkSockaddr) set(ap netip.AddrPort) (salen, domain int, err error) {
+	a := ap.Addr()
+	if a.Is4() || a.Is4In6() {
+		r := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		r.Family = unix.AF_INET
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&r.Port))[:], ap.Port())
+		r.Addr = a.Unmap().As4()
+		return unix.SizeofSockaddrInet4, unix.AF_INET, nil
+	}
+	r := &sa.RawSockaddrInet6
 	r.Family = unix.AF_INET6
-	r.Port = *(*uint16)(unsafe.Pointer(&port[0]))
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&r.Port))[:], ap.Port())
 	r.Addr = a.As16()
 	if z := a.Zone(); z != "" {
 		id, err := checkZoneIndex(z)
 		if err != nil {
-			return sa, 0, 0, err
+			return 0, 0, err
 		}
 		r.Scope_id = id
 	}
-	return sa, unix.SizeofSockaddrInet6, unix.AF_INET6, nil
+	return unix.SizeofSockaddrInet6, unix.AF_INET6, nil
+}
+
+// addrPort reads back an address the kernel wrote.
+func (sa *checkSockaddr) addrPort() (netip.AddrPort, bool) {
+	switch sa.Family {
+	case unix.AF_INET:
+		r := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&r.Port))[:])
+		return netip.AddrPortFrom(netip.AddrFrom4(r.Addr), port), true
+	case unix.AF_INET6:
+		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), port), true
+	}
+	return netip.AddrPort{}, false
 }
 
 // checkZoneIndex is the interface index of an IPv6 zone, a name or a number.
@@ -304,11 +400,12 @@ func checkSocketOptions(fd int, spec *checkerSpec) error {
 				local = netip.IPv6Unspecified()
 			}
 		}
-		sa, salen, _, err := checkRawSockaddr(netip.AddrPortFrom(local, spec.BindPort))
+		var sa checkSockaddr
+		salen, _, err := sa.set(netip.AddrPortFrom(local, spec.BindPort))
 		if err != nil {
 			return err
 		}
-		if _, _, e := unix.RawSyscall(unix.SYS_BIND, uintptr(fd), uintptr(unsafe.Pointer(&sa[0])), uintptr(salen)); e != 0 {
+		if _, _, e := unix.RawSyscall(unix.SYS_BIND, uintptr(fd), uintptr(unsafe.Pointer(&sa)), uintptr(salen)); e != 0 {
 			return fmt.Errorf("bind %s: %w", netip.AddrPortFrom(local, spec.BindPort), e)
 		}
 	}

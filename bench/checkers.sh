@@ -11,7 +11,8 @@
 #                     [--impls keepalived,vipd] [--cpus 1] [--warmup 10s]
 #
 # CPU time in the guest is emulated time: compare the two daemons with each other, not
-# with figures taken on the host. Installs what it needs (scripts/test-ipvs.sh's list and
+# with figures taken on the host. IPVSVM_ENV="N=V ..." adds to the guest's environment
+# (GODEBUG=..., for instance). Installs what it needs (scripts/test-ipvs.sh's list and
 # keepalived) with apt-get when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,13 +27,18 @@ while [ $# -gt 0 ]; do
     --impls) impls=$2; shift 2 ;;
     --cpus) cpus=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench/checkers.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+for v in "$dur" "$warmup"; do
+  [[ $v =~ ^[0-9]+s?$ ]] || { echo "bench/checkers.sh: durations are whole seconds (60 or 60s), not $v" >&2; exit 2; }
+done
+dur=${dur%s}s warmup=${warmup%s}s
 if ! command -v keepalived >/dev/null; then
   sudo=
   [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get -o DPkg::Lock::Timeout=300 update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends keepalived
 fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/vipd-checkers.XXXXXX")

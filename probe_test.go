@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// boundNotListening returns the address of a TCP socket that is bound but
+// not listening: connects to it are refused, and no other test can take
+// its port meanwhile.
+func boundNotListening(t *testing.T) string {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
+}
+
+// Many connects at once through the one epoll set: each gets its own
+// outcome, whichever order the kernel reports them in and however the
+// socket numbers are reused.
+func TestTCPProberConcurrent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	refused := boundNotListening(t)
+	up, down := rsLoopSpec(t, checkTCP, ln.Addr().String()), rsLoopSpec(t, checkTCP, refused)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64*20)
+	for g := 0; g < 64; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				if err := tcpConnect(context.Background(), up); err != nil {
+					errs <- fmt.Errorf("open listener: %v", err)
+				}
+				if err := tcpConnect(context.Background(), down); err == nil || !strings.Contains(err.Error(), "connection refused") {
+					errs <- fmt.Errorf("closed port: %v, want connection refused", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	tcpProbes.mu.Lock()
+	left := len(tcpProbes.pending)
+	tcpProbes.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d connects still pending after every check returned", left)
+	}
+}
+
+// A socket connected to itself (TCP simultaneous open) is recognised, and
+// an ordinary connection is not.
+func TestTCPSelfConnected(t *testing.T) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(fd)
+	if err := unix.Connect(fd, sa); err != nil {
+		t.Skipf("no self-connect here: %v", err)
+	}
+	me := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(sa.(*unix.SockaddrInet4).Port))
+	if !tcpSelfConnected(fd, me) {
+		t.Errorf("a socket connected to itself at %v is not seen as such", me)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rc, _ := c.(*net.TCPConn).SyscallConn()
+	rc.Control(func(cfd uintptr) {
+		if tcpSelfConnected(int(cfd), netip.MustParseAddrPort(ln.Addr().String())) {
+			t.Errorf("an ordinary connection to %v is seen as a self-connect", ln.Addr())
+		}
+	})
+}
+
+// Socket addresses go to the kernel in network byte order and come back.
+func TestCheckSockaddr(t *testing.T) {
+	for _, s := range []string{"10.1.2.3:8080", "[2001:db8::1]:443", "[fe80::1%1]:80", "[::ffff:10.0.0.1]:53"} {
+		ap := netip.MustParseAddrPort(s)
+		var sa checkSockaddr
+		salen, domain, err := sa.set(ap)
+		if err != nil {
+			t.Fatal(s, err)
+		}
+		back, ok := sa.addrPort()
+		want := netip.AddrPortFrom(ap.Addr().WithZone("").Unmap(), ap.Port())
+		if !ok || back != want {
+			t.Errorf("%s: read back %v, want %v", s, back, want)
+		}
+		if b := (*[4]byte)(unsafe.Pointer(&sa)); b[2] != byte(ap.Port()>>8) || b[3] != byte(ap.Port()) {
+			t.Errorf("%s: port bytes %x %x, want network order", s, b[2], b[3])
+		}
+		if ap.Addr().Unmap().Is4() != (domain == unix.AF_INET) || (domain == unix.AF_INET) != (salen == unix.SizeofSockaddrInet4) {
+			t.Errorf("%s: family %d, length %d", s, domain, salen)
+		}
+		if ap.Addr().Zone() == "1" && sa.Scope_id != 1 {
+			t.Errorf("%s: scope %d, want 1", s, sa.Scope_id)
+		}
+	}
+}
