@@ -1143,8 +1143,11 @@ func resolveCommon(c, rs, vs CheckerCommon, delayLoop time.Duration) CheckerComm
 	c.ConnectTimeout = pickD(c.ConnectTimeout, rs.ConnectTimeout, vs.ConnectTimeout, 5*time.Second)
 	c.Retry = pickI(c.Retry, rs.Retry, vs.Retry, 1)
 	c.DelayBeforeRetry = pickD(c.DelayBeforeRetry, rs.DelayBeforeRetry, vs.DelayBeforeRetry, time.Second)
-	c.Warmup = pickD(c.Warmup, rs.Warmup, vs.Warmup, 0)
 	c.DelayLoop = pickD(c.DelayLoop, rs.DelayLoop, vs.DelayLoop, delayLoop)
+	// keepalived's default warmup is the checker's delay_loop
+	// (check_api.c): the first checks of many real servers spread over a
+	// delay_loop instead of starting together.
+	c.Warmup = pickD(c.Warmup, rs.Warmup, vs.Warmup, c.DelayLoop)
 	return c
 }
 

@@ -427,6 +427,7 @@ global_defs {
 }
 virtual_server 10.0.0.1 80 {
     delay_loop 0.05
+    warmup 0
     lb_algo rr
     real_server 127.0.0.1 %d {
         TCP_CHECK { connect_timeout 1 retry 1 delay_before_retry 0.05 }
