@@ -91,8 +91,9 @@ var rsOK = checkOutcome{Weight: -1}
 
 // keepalived check_tcp.c tcp_epilog: a checker that is up goes down after
 // retry+1 consecutive failures separated by delay_before_retry; the down
-// transition happens retry*(delay_before_retry+attempt) after the first
-// failed attempt started (plus that attempt's own duration).
+// transition happens retry*delay_before_retry after the first failed
+// attempt started (plus that attempt's own duration): attempts keep their
+// phase (rsNextDue).
 func TestCheckRetryRuleGoesDownAfterRetryPlusOne(t *testing.T) {
 	for _, retry := range []int{0, 1, 3} {
 		t.Run(strconv.Itoa(retry), func(t *testing.T) {
@@ -123,7 +124,7 @@ func TestCheckRetryRuleGoesDownAfterRetryPlusOne(t *testing.T) {
 					break
 				}
 			}
-			want := first.Add(time.Duration(retry)*(2*time.Second+took) + took)
+			want := first.Add(time.Duration(retry)*2*time.Second + took)
 			if !down.At.Equal(want) {
 				t.Errorf("down at %v, want %v", down.At.Sub(rsSimStart), want.Sub(rsSimStart))
 			}
@@ -140,7 +141,7 @@ func TestCheckRetryRuleGoesDownAfterRetryPlusOne(t *testing.T) {
 			var prev time.Time
 			for _, a := range atts {
 				if a.at.After(down.At) && a.at.Before(up.At) {
-					if !prev.IsZero() && a.at.Sub(prev) != spec.DelayLoop+took {
+					if !prev.IsZero() && a.at.Sub(prev) != spec.DelayLoop {
 						t.Errorf("attempts while down %v apart, want delay_loop", a.at.Sub(prev))
 					}
 					prev = a.at
@@ -236,20 +237,47 @@ func TestCheckMiscDynamicWeightTransitions(t *testing.T) {
 	}
 }
 
-// check_misc.c schedules the next run from last_ran (the start), other
-// checkers from the end of the attempt.
-func TestCheckMiscDelayCountsFromStart(t *testing.T) {
-	for _, kind := range []checkKind{checkMisc, checkTCP} {
+// check_misc.c schedules the next run from last_ran (the start). The other
+// checkers keep their phase: the next attempt is due a whole number of
+// delays after the last was due, and at least half a delay after it ended.
+func TestCheckDelayPhase(t *testing.T) {
+	for _, c := range []struct {
+		kind      checkKind
+		took, gap time.Duration // an attempt's length; start to start
+	}{
+		{checkTCP, 3 * time.Second, 10 * time.Second},
+		{checkTCP, 7 * time.Second, 20 * time.Second}, // ends 3 s before the next phase: skips it
+		{checkTCP, 12 * time.Second, 20 * time.Second},
+		{checkHTTP, 4 * time.Second, 10 * time.Second},
+		{checkMisc, 3 * time.Second, 10 * time.Second},
+		{checkMisc, 12 * time.Second, 12 * time.Second},
+	} {
 		q := rsNoJitterQueue()
-		q.add("rs", rsSimSpec(kind, 0, 10*time.Second, time.Second), nil, rsSimStart)
-		atts, _ := rsSimulate(q, rsSimStart.Add(25*time.Second), 3*time.Second, func(string, time.Time) checkOutcome { return rsOK })
-		want := 13 * time.Second
-		if kind == checkMisc {
-			want = 10 * time.Second
+		q.add("rs", rsSimSpec(c.kind, 0, 10*time.Second, time.Second), nil, rsSimStart)
+		atts, _ := rsSimulate(q, rsSimStart.Add(45*time.Second), c.took, func(string, time.Time) checkOutcome { return rsOK })
+		if d := atts[1].at.Sub(atts[0].at); d != c.gap {
+			t.Errorf("%v taking %v: second run %v after the first, want %v", c.kind, c.took, d, c.gap)
 		}
-		if d := atts[1].at.Sub(atts[0].at); d != want {
-			t.Errorf("%v: second run %v after the first, want %v", kind, d, want)
+	}
+}
+
+func TestRSNextDue(t *testing.T) {
+	d := time.Second
+	at := func(ms int) time.Time { return rsSimStart.Add(time.Duration(ms) * time.Millisecond) }
+	for _, c := range []struct{ due, now, want int }{
+		{0, 0, 1000},       // ended at once
+		{0, 400, 1000},     // late by less than half a delay: same phase
+		{0, 600, 2000},     // closer than half a delay to the next phase: the one after
+		{0, 3200, 4000},    // a slow attempt (a timeout): the first phase half a delay on
+		{0, 3700, 5000},    //
+		{1000, 1000, 2000}, //
+	} {
+		if got := rsNextDue(at(c.due), at(c.now), d); !got.Equal(at(c.want)) {
+			t.Errorf("due %d ms, ended %d ms: next %v, want %d ms", c.due, c.now, got.Sub(rsSimStart), c.want)
 		}
+	}
+	if got := rsNextDue(at(0), at(5), 0); !got.Equal(at(5)) {
+		t.Errorf("no delay: next %v, want now", got.Sub(rsSimStart))
 	}
 }
 
