@@ -705,7 +705,7 @@ func (q *rsCheckQueue) popDue(now time.Time) *rsCheckEntry {
 		if e.disabled {
 			// As keepalived's *_connect_thread: a disabled checker is
 			// looked at again a delay_loop later, its state untouched.
-			e.due = now.Add(e.spec.DelayLoop)
+			e.due = rsNextDue(e.due, now, e.spec.DelayLoop)
 			heap.Fix(&q.h, 0)
 			continue
 		}
@@ -725,7 +725,11 @@ func (q *rsCheckQueue) setEnabled(id string, on bool, now time.Time) bool {
 		return false
 	}
 	if e.disabled && on && e.index >= 0 {
-		e.due = now // resume at once rather than a delay_loop later
+		// Resume within the warmup (at most a delay_loop), not a whole
+		// delay_loop later, at a random point: every checker of a
+		// virtual server resumes at once, and on the same instant they
+		// would keep running together (rsNextDue).
+		e.due = now.Add(q.jitter(min(e.spec.Warmup, e.spec.DelayLoop)))
 		heap.Fix(&q.h, e.index)
 	}
 	e.disabled = !on
@@ -765,9 +769,10 @@ func (q *rsCheckQueue) done(e *rsCheckEntry, out checkOutcome, now time.Time) (c
 
 // rsNextDue is when a checker due at due, whose attempt ended at now, is
 // due again with delay d: on its own phase (due plus a whole number of
-// delays) and at least half a delay after now. An attempt that ends at
-// once, as nearly all do, is next due one delay after it was due; a slow
-// one (a timeout) waits between half a delay and one and a half.
+// delays) if one falls between half a delay and a delay after now, else a
+// delay after now as keepalived does. An attempt that ends at once, as
+// nearly all do, is next due one delay after it was due; the wait after an
+// attempt is never longer than keepalived's.
 //
 // keepalived counts the delay from the end of the attempt. Then a check
 // that waited behind others starts its next one later, close behind them,
@@ -785,6 +790,9 @@ func rsNextDue(due, now time.Time, d time.Duration) time.Time {
 	if next.Before(earliest) {
 		n := (earliest.Sub(due) + d - 1) / d // whole delays from due
 		next = due.Add(n * d)
+	}
+	if latest := now.Add(d); next.After(latest) {
+		next = latest
 	}
 	return next
 }

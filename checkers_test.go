@@ -239,15 +239,16 @@ func TestCheckMiscDynamicWeightTransitions(t *testing.T) {
 
 // check_misc.c schedules the next run from last_ran (the start). The other
 // checkers keep their phase: the next attempt is due a whole number of
-// delays after the last was due, and at least half a delay after it ended.
+// delays after the last was due, at least half a delay and at most a delay
+// after it ended.
 func TestCheckDelayPhase(t *testing.T) {
 	for _, c := range []struct {
 		kind      checkKind
 		took, gap time.Duration // an attempt's length; start to start
 	}{
 		{checkTCP, 3 * time.Second, 10 * time.Second},
-		{checkTCP, 7 * time.Second, 20 * time.Second}, // ends 3 s before the next phase: skips it
-		{checkTCP, 12 * time.Second, 20 * time.Second},
+		{checkTCP, 7 * time.Second, 17 * time.Second},  // the next phase is too close: a delay after the end
+		{checkTCP, 12 * time.Second, 20 * time.Second}, // the phase after, 8 s after the end
 		{checkHTTP, 4 * time.Second, 10 * time.Second},
 		{checkMisc, 3 * time.Second, 10 * time.Second},
 		{checkMisc, 12 * time.Second, 12 * time.Second},
@@ -267,9 +268,9 @@ func TestRSNextDue(t *testing.T) {
 	for _, c := range []struct{ due, now, want int }{
 		{0, 0, 1000},       // ended at once
 		{0, 400, 1000},     // late by less than half a delay: same phase
-		{0, 600, 2000},     // closer than half a delay to the next phase: the one after
+		{0, 600, 1600},     // the next phase too close, the one after too far: a delay after the end
 		{0, 3200, 4000},    // a slow attempt (a timeout): the first phase half a delay on
-		{0, 3700, 5000},    //
+		{0, 3700, 4700},    // never later than a delay after the end
 		{1000, 1000, 2000}, //
 	} {
 		if got := rsNextDue(at(c.due), at(c.now), d); !got.Equal(at(c.want)) {
@@ -311,7 +312,7 @@ func TestCheckWarmupSpreadsFirstRuns(t *testing.T) {
 }
 
 // ha_suspend: a suspended checker runs no attempts and keeps its state;
-// resumed, it runs at once.
+// resumed, it runs within its warmup (at once here: no jitter).
 func TestCheckQueueSuspend(t *testing.T) {
 	q := rsNoJitterQueue()
 	q.add("rs", rsSimSpec(checkTCP, 0, 10*time.Second, time.Second), nil, rsSimStart)

@@ -1097,7 +1097,8 @@ func (l *loader) finishVirtualServers() {
 
 // resolveCommon fills unset (negative) settings of c from rs, then vs,
 // then keepalived's defaults: connect_timeout 5s, retry 1,
-// delay_before_retry 1s, warmup 0, delay_loop the virtual server's.
+// delay_before_retry 1s, delay_loop the virtual server's, warmup the
+// resolved delay_loop.
 // checkerKindDefaults replaces resolveCommon's generic defaults with the
 // ones keepalived gives each checker type when neither the checker, its
 // real server nor its virtual server set them: MISC_CHECK retries 0 times,
