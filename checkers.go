@@ -48,7 +48,6 @@ import (
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
-	"golang.org/x/sys/unix"
 )
 
 // checkKind is one of keepalived's real-server checker blocks.
@@ -704,7 +703,8 @@ func (q *rsCheckQueue) popDue(now time.Time) *rsCheckEntry {
 		e := q.h[0]
 		if e.disabled {
 			// As keepalived's *_connect_thread: a disabled checker is
-			// looked at again a delay_loop later, its state untouched.
+			// looked at again at most a delay_loop later (on its
+			// phase), its state untouched.
 			e.due = rsNextDue(e.due, now, e.spec.DelayLoop)
 			heap.Fix(&q.h, 0)
 			continue
@@ -1013,19 +1013,7 @@ func checkDialer(spec *checkerSpec, network string) *net.Dialer {
 	if spec.BindIf != "" || spec.FWMark != 0 {
 		d.Control = func(_, _ string, c syscall.RawConn) error {
 			var serr error
-			err := c.Control(func(fd uintptr) {
-				if spec.BindIf != "" {
-					if serr = unix.BindToDevice(int(fd), spec.BindIf); serr != nil {
-						serr = fmt.Errorf("bind_if %s: %w", spec.BindIf, serr)
-						return
-					}
-				}
-				if spec.FWMark != 0 {
-					if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, int(spec.FWMark)); serr != nil {
-						serr = fmt.Errorf("fwmark %d: %w", spec.FWMark, serr)
-					}
-				}
-			})
+			err := c.Control(func(fd uintptr) { serr = checkSocketMarks(int(fd), spec) })
 			if err != nil {
 				return err
 			}

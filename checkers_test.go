@@ -396,6 +396,11 @@ func TestTCPCheckBindIfAndFWMark(t *testing.T) {
 	rsWantOK(t, rsRunCheck(t, s))
 	s.BindIf = "vipd-nonexistent0"
 	rsWantFail(t, rsRunCheck(t, s), "bind_if vipd-nonexistent0")
+	// The checkers that dial with net.Dial apply the same options.
+	h := rsLoopSpec(t, checkHTTP, ln.Addr().String())
+	h.URLs = []checkURL{{Path: "/"}}
+	h.BindIf, h.FWMark = "vipd-nonexistent0", 0x42
+	rsWantFail(t, rsRunCheck(t, h), "bind_if vipd-nonexistent0")
 }
 
 // MISC_CHECK's `user` runs the script with that uid/gid.

@@ -379,9 +379,9 @@ func checkZoneIndex(z string) (uint32, error) {
 	return uint32(n), nil
 }
 
-// checkSocketOptions applies bind_if, fwmark, bindto and bind_port to a
-// checker's socket before it connects, as checkDialer does for net.Dial.
-func checkSocketOptions(fd int, spec *checkerSpec) error {
+// checkSocketMarks applies bind_if and fwmark to a checker's socket
+// (checkDialer's net.Dial and tcpConnect).
+func checkSocketMarks(fd int, spec *checkerSpec) error {
 	if spec.BindIf != "" {
 		if err := unix.BindToDevice(fd, spec.BindIf); err != nil {
 			return fmt.Errorf("bind_if %s: %w", spec.BindIf, err)
@@ -391,6 +391,15 @@ func checkSocketOptions(fd int, spec *checkerSpec) error {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, int(spec.FWMark)); err != nil {
 			return fmt.Errorf("fwmark %d: %w", spec.FWMark, err)
 		}
+	}
+	return nil
+}
+
+// checkSocketOptions applies bind_if, fwmark, bindto and bind_port to a
+// checker's socket before it connects, as checkDialer does for net.Dial.
+func checkSocketOptions(fd int, spec *checkerSpec) error {
+	if err := checkSocketMarks(fd, spec); err != nil {
+		return err
 	}
 	if spec.BindTo.IsValid() || spec.BindPort != 0 {
 		local := spec.BindTo
