@@ -377,20 +377,7 @@ func TestTCPCheckBindIfAndFWMark(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: SO_BINDTODEVICE and SO_MARK")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	ln := acceptAndClose(t)
 	s := rsLoopSpec(t, checkTCP, ln.Addr().String())
 	s.BindIf, s.FWMark = "lo", 0x42
 	rsWantOK(t, rsRunCheck(t, s))
@@ -731,19 +718,11 @@ func TestTCPCheckRealServer(t *testing.T) {
 // A server whose accept queue is full drops SYNs: the check times out at
 // connect_timeout, and a cancelled context ends it early.
 func TestTCPCheckTimeoutAndCancel(t *testing.T) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
+	fd, port := boundLoopback(t)
 	if err := unix.Listen(fd, 0); err != nil { // never accepted
 		t.Fatal(err)
 	}
-	sa, _ := unix.Getsockname(fd)
-	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	var filled []net.Conn
 	defer func() {
 		for _, c := range filled {

@@ -13,10 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// boundNotListening returns the address of a TCP socket that is bound but
-// not listening: connects to it are refused, and no other test can take
-// its port meanwhile.
-func boundNotListening(t *testing.T) string {
+// boundLoopback returns a TCP socket bound to 127.0.0.1 on a free port,
+// closed when the test ends, and that port.
+func boundLoopback(t *testing.T) (fd, port int) {
 	t.Helper()
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -30,18 +29,27 @@ func boundNotListening(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
+	return fd, sa.(*unix.SockaddrInet4).Port
 }
 
-// Many connects at once through the one epoll set: each gets its own
-// outcome, whichever order the kernel reports them in and however the
-// socket numbers are reused.
-func TestTCPProberConcurrent(t *testing.T) {
+// boundNotListening returns the address of a TCP socket that is bound but
+// not listening: connects to it are refused, and no other test can take
+// its port meanwhile.
+func boundNotListening(t *testing.T) string {
+	t.Helper()
+	_, port := boundLoopback(t)
+	return fmt.Sprintf("127.0.0.1:%d", port)
+}
+
+// acceptAndClose returns a loopback listener that accepts and closes every
+// connection until the test ends.
+func acceptAndClose(t *testing.T) net.Listener {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -51,6 +59,14 @@ func TestTCPProberConcurrent(t *testing.T) {
 			c.Close()
 		}
 	}()
+	return ln
+}
+
+// Many connects at once through the one epoll set: each gets its own
+// outcome, whichever order the kernel reports them in and however the
+// socket numbers are reused.
+func TestTCPProberConcurrent(t *testing.T) {
+	ln := acceptAndClose(t)
 	refused := boundNotListening(t)
 	up, down := rsLoopSpec(t, checkTCP, ln.Addr().String()), rsLoopSpec(t, checkTCP, refused)
 	var wg sync.WaitGroup
@@ -85,27 +101,15 @@ func TestTCPProberConcurrent(t *testing.T) {
 // A socket connected to itself (TCP simultaneous open) is recognised, and
 // an ordinary connection is not.
 func TestTCPSelfConnected(t *testing.T) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	sa, _ := unix.Getsockname(fd)
-	if err := unix.Connect(fd, sa); err != nil {
+	fd, port := boundLoopback(t)
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		t.Skipf("no self-connect here: %v", err)
 	}
-	me := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(sa.(*unix.SockaddrInet4).Port))
+	me := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
 	if !tcpSelfConnected(fd, me) {
 		t.Errorf("a socket connected to itself at %v is not seen as such", me)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := acceptAndClose(t)
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
