@@ -1238,20 +1238,8 @@ func rsStartScheduler(t *testing.T, s *rsCheckScheduler) {
 }
 
 func TestSchedulerTCPServerDownAndBack(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := acceptAndClose(t)
 	addr := ln.Addr().String()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
 	log := newRSTransitionLog()
 	s := newRSCheckScheduler(4, log.notify)
 	spec := rsLoopSpec(t, checkTCP, addr)
