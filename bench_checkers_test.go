@@ -21,7 +21,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -282,43 +281,14 @@ func runCheckerScale(t *testing.T, p checkerScaleParams, l *checkerListeners, im
 	if out, err := exec.Command("ipvsadm", "-C").CombinedOutput(); err != nil {
 		t.Fatalf("ipvsadm -C: %v: %s", err, out)
 	}
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Stdout, cmd.Stderr = logf, logf
+	child := ""
+	if impl == "keepalived" {
+		child = checkPid
+	}
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	pids := func() []int {
-		pids := []int{cmd.Process.Pid}
-		if impl == "keepalived" {
-			if b, err := os.ReadFile(checkPid); err == nil {
-				if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-					pids = append(pids, n)
-				}
-			}
-		}
-		return pids
-	}
-	cpu := func() time.Duration {
-		var sum time.Duration
-		for _, pid := range pids() {
-			c, _ := procCPU(pid)
-			sum += c
-		}
-		return sum
-	}
-	stop := func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}
-	defer stop()
+	proc := startDaemonProc(t, args, logf, child)
+	done, cpu := proc.done, proc.cpu
+	defer proc.stop(60 * time.Second)
 	deadline := start.Add(10 * time.Minute)
 	for {
 		svcs, dests, _ := ipvsTableCount()
@@ -350,9 +320,7 @@ func runCheckerScale(t *testing.T, p checkerScaleParams, l *checkerListeners, im
 	if g1 > g0 {
 		run.GuestBusy = float64(b1-b0) / float64(g1-g0)
 	}
-	for _, pid := range pids() {
-		run.PeakRSSKiB += procStatusKiB(fmt.Sprintf("/proc/%d/status", pid), "VmHWM:")
-	}
+	run.PeakRSSKiB = proc.peakRSS()
 	_, run.Up, _ = ipvsTableCount()
 	logf.Sync()
 	if b, err := os.ReadFile(logf.Name()); err == nil {

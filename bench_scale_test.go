@@ -12,6 +12,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -139,8 +140,22 @@ func startScaleProc(t *testing.T, ns *testNS, impl, dir, name, conf string) *sca
 	default:
 		t.Fatalf("unknown implementation %q", impl)
 	}
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns.Name}, args...)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
+	child := ""
+	if impl == "keepalived" {
+		child = vrrpPid
+	}
+	p := startDaemonProc(t, append([]string{"ip", "netns", "exec", ns.Name}, args...), logf, child)
+	t.Cleanup(func() { p.stop(30 * time.Second) })
+	return p
+}
+
+// startDaemonProc starts args with its output to log. Its processes are
+// its own and, when childPid is set, the one whose pid keepalived writes
+// to that file (its VRRP or checker child).
+func startDaemonProc(t *testing.T, args []string, log io.Writer, childPid string) *scaleProc {
+	t.Helper()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -148,8 +163,8 @@ func startScaleProc(t *testing.T, ns *testNS, impl, dir, name, conf string) *sca
 	go func() { cmd.Wait(); close(p.done) }()
 	p.pids = func() []int {
 		pids := []int{cmd.Process.Pid}
-		if impl == "keepalived" {
-			if b, err := os.ReadFile(vrrpPid); err == nil {
+		if childPid != "" {
+			if b, err := os.ReadFile(childPid); err == nil {
 				if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
 					pids = append(pids, n)
 				}
@@ -157,16 +172,18 @@ func startScaleProc(t *testing.T, ns *testNS, impl, dir, name, conf string) *sca
 		}
 		return pids
 	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-p.done
-		}
-	})
 	return p
+}
+
+// stop sends SIGTERM and waits up to grace before SIGKILL.
+func (p *scaleProc) stop(grace time.Duration) {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
 }
 
 func (p *scaleProc) cpu() time.Duration {
