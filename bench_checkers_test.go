@@ -106,10 +106,11 @@ func ipvsTableCount() (services, dests int, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	return parseIPVSTableCount(string(b))
+	services, dests = parseIPVSTableCount(string(b))
+	return services, dests, nil
 }
 
-func parseIPVSTableCount(s string) (services, dests int, err error) {
+func parseIPVSTableCount(s string) (services, dests int) {
 	for _, line := range strings.Split(s, "\n") {
 		f := strings.Fields(line)
 		switch {
@@ -119,7 +120,7 @@ func parseIPVSTableCount(s string) (services, dests int, err error) {
 			services++
 		}
 	}
-	return services, dests, nil
+	return services, dests
 }
 
 // guestBusy returns the busy and total jiffies of all processors, from
@@ -413,7 +414,7 @@ TCP  0A090001:0050 rr
 FWM  00000001 wlc
   -> 0A000002:0000      Route   1      0          0
 `
-	if s, d, _ := parseIPVSTableCount(table); s != 2 || d != 3 {
+	if s, d := parseIPVSTableCount(table); s != 2 || d != 3 {
 		t.Errorf("parsed %d services and %d real servers, want 2 and 3", s, d)
 	}
 }
