@@ -601,16 +601,42 @@ type rsChecker interface {
 	Check(ctx context.Context) checkOutcome
 }
 
+// rsProber is a checker whose attempts need no goroutine of their own
+// (TCP_CHECK): probe starts one on the scheduler's goroutine. An attempt
+// that ends at once returns probeDone and its outcome; one in flight
+// returns probePending and the id that cancels it, and its outcome goes to
+// sink later; probeUnavailable asks for Check in a goroutine instead.
+type rsProber interface {
+	probe(sink tcpProbeSink) (out checkOutcome, id tcpProbeID, state rsProbeState)
+	// timeout is the outcome of an attempt still in flight at its
+	// deadline, which is then connect_timeout after its start.
+	timeout() checkOutcome
+}
+
+type rsProbeState int
+
+const (
+	probeDone rsProbeState = iota
+	probePending
+	probeUnavailable
+)
+
 // rsCheckEntry is one scheduled checker.
 type rsCheckEntry struct {
-	id      string
-	spec    *checkerSpec
-	ck      rsChecker
-	st      rsCheckState
-	due     time.Time
-	index   int // position in the heap, -1 when not queued
+	id   string
+	spec *checkerSpec
+	ck   rsChecker
+	st   rsCheckState
+	// due is when the next attempt starts, or while an attempt is in
+	// flight through the prober (probing) its deadline.
+	due   time.Time
+	slot  time.Time // the due time the running attempt started for
+	index int       // position in its heap (h, or waits while probing), -1 when in neither
 	running bool
 	removed bool
+	probing bool       // the running attempt is in flight through the prober
+	probe   tcpProbeID // and this is its connect
+	sink    chan<- rsCheckResult
 	// disabled entries keep their place but skip their attempts:
 	// keepalived's checker->enabled, cleared by ha_suspend while the
 	// virtual server's address is absent.
@@ -644,7 +670,8 @@ func (h *rsCheckHeap) Pop() any {
 // rsCheckQueue is the scheduling core: a timer heap of checkers ordered by
 // due time. It holds no goroutine, socket or clock; callers pass now.
 type rsCheckQueue struct {
-	h       rsCheckHeap
+	h       rsCheckHeap // by due time: the checkers waiting for their next attempt
+	waits   rsCheckHeap // by deadline: attempts in flight through the prober
 	entries map[string]*rsCheckEntry
 	// jitter returns a random duration in [0, max]; tests replace it.
 	jitter func(max time.Duration) time.Duration
@@ -675,17 +702,20 @@ func (q *rsCheckQueue) add(id string, spec *checkerSpec, ck rsChecker, now time.
 	return e, nil
 }
 
-// remove unschedules a checker; a running attempt's result is dropped.
-func (q *rsCheckQueue) remove(id string) {
+// remove unschedules a checker; a running attempt's result is dropped. An
+// attempt in flight through the prober stays in waits until it ends or
+// is cancelled.
+func (q *rsCheckQueue) remove(id string) *rsCheckEntry {
 	e, ok := q.entries[id]
 	if !ok {
-		return
+		return nil
 	}
 	delete(q.entries, id)
 	e.removed = true
-	if e.index >= 0 {
+	if e.index >= 0 && !e.running {
 		heap.Remove(&q.h, e.index)
 	}
+	return e
 }
 
 // next returns the earliest due time.
@@ -712,9 +742,34 @@ func (q *rsCheckQueue) popDue(now time.Time) *rsCheckEntry {
 		heap.Pop(&q.h)
 		e.running = true
 		e.started = now
+		e.slot = e.due
 		return e
 	}
 	return nil
+}
+
+// await queues a running checker in waits at its attempt's deadline,
+// while the attempt is in flight through the prober.
+func (q *rsCheckQueue) await(e *rsCheckEntry, deadline time.Time) {
+	e.due = deadline
+	heap.Push(&q.waits, e)
+}
+
+// expired takes the earliest attempt in waits whose deadline is at or
+// before now; nil when there is none.
+func (q *rsCheckQueue) expired(now time.Time) *rsCheckEntry {
+	if len(q.waits) == 0 || q.waits[0].due.After(now) {
+		return nil
+	}
+	return heap.Pop(&q.waits).(*rsCheckEntry)
+}
+
+// nextDeadline returns the earliest deadline in waits.
+func (q *rsCheckQueue) nextDeadline() (time.Time, bool) {
+	if len(q.waits) == 0 {
+		return time.Time{}, false
+	}
+	return q.waits[0].due, true
 }
 
 // setEnabled enables or suspends a checker (ha_suspend). It returns false
@@ -724,7 +779,7 @@ func (q *rsCheckQueue) setEnabled(id string, on bool, now time.Time) bool {
 	if !ok {
 		return false
 	}
-	if e.disabled && on && e.index >= 0 {
+	if e.disabled && on && e.index >= 0 && !e.running {
 		// Resume within the warmup (at most a delay_loop), not a whole
 		// delay_loop later, at a random point: every checker of a
 		// virtual server resumes at once, and on the same instant they
@@ -741,7 +796,10 @@ func (q *rsCheckQueue) setEnabled(id string, on bool, now time.Time) bool {
 // from the start of the run (check_misc.c uses last_ran), the others keep
 // their phase (rsNextDue).
 func (q *rsCheckQueue) done(e *rsCheckEntry, out checkOutcome, now time.Time) (checkTransition, bool) {
-	e.running = false
+	e.running, e.probing = false, false
+	if e.index >= 0 { // ended before its deadline
+		heap.Remove(&q.waits, e.index)
+	}
 	if e.removed {
 		return checkTransition{}, false
 	}
@@ -753,7 +811,7 @@ func (q *rsCheckQueue) done(e *rsCheckEntry, out checkOutcome, now time.Time) (c
 			e.due = now
 		}
 	} else {
-		e.due = rsNextDue(e.due, now, next)
+		e.due = rsNextDue(e.slot, now, next)
 	}
 	heap.Push(&q.h, e)
 	if !changed && !wchanged {
@@ -801,9 +859,11 @@ func rsNextDue(due, now time.Time, d time.Duration) time.Time {
 // Driver.
 
 // rsCheckScheduler runs checkers: one goroutine owns the timer heap and arms
-// a single timer for the earliest due checker; due checkers run in
-// goroutines that exist only for the attempt, at most limit at once;
-// transitions go to notify, called from Run's goroutine in order.
+// a single timer for the earliest due checker or deadline. A due TCP_CHECK
+// starts its connect on that goroutine (rsProber) and the heap holds its
+// deadline; other due checkers run in goroutines that exist only for the
+// attempt. At most limit attempts are in flight at once; transitions go
+// to notify, called from Run's goroutine in order.
 type rsCheckScheduler struct {
 	// OnAttempt, when set, sees every finished attempt with the checker's
 	// status after it, from Run's goroutine: for log_all_failures and
@@ -816,6 +876,10 @@ type rsCheckScheduler struct {
 	notify func(checkTransition)
 	now    func() time.Time
 	wake   chan struct{}
+	// results takes attempts' outcomes from their goroutines and the
+	// prober; it has room for every attempt in flight.
+	results chan rsCheckResult
+	ended   []rsCheckResult // Run's scratch: attempts that ended at once
 }
 
 // newRSCheckScheduler returns a scheduler running at most limit attempts at
@@ -827,7 +891,8 @@ func newRSCheckScheduler(limit int, notify func(checkTransition)) *rsCheckSchedu
 	if notify == nil {
 		notify = func(checkTransition) {}
 	}
-	return &rsCheckScheduler{q: newRSCheckQueue(), limit: limit, notify: notify, now: time.Now, wake: make(chan struct{}, 1)}
+	return &rsCheckScheduler{q: newRSCheckQueue(), limit: limit, notify: notify, now: time.Now, wake: make(chan struct{}, 1),
+		results: make(chan rsCheckResult, limit)}
 }
 
 // Add normalizes spec, builds its checker and schedules it under id.
@@ -845,16 +910,24 @@ func (s *rsCheckScheduler) AddChecker(id string, spec *checkerSpec, ck rsChecker
 		return fmt.Errorf("%s: %w", id, err)
 	}
 	s.mu.Lock()
-	_, err := s.q.add(id, spec, ck, s.now())
+	e, err := s.q.add(id, spec, ck, s.now())
+	if e != nil {
+		e.sink = s.results
+	}
 	s.mu.Unlock()
 	s.poke()
 	return err
 }
 
-// Remove unschedules a checker.
+// Remove unschedules a checker. A connect it has in flight is taken back
+// at once, and its place with it.
 func (s *rsCheckScheduler) Remove(id string) {
 	s.mu.Lock()
-	s.q.remove(id)
+	if e := s.q.remove(id); e != nil && e.probing && tcpProbes.cancel(e.probe) {
+		e.probing = false
+		// Its result's room in results is free: this cannot block.
+		s.results <- rsCheckResult{e, checkOutcome{Err: errors.New("connect: cancelled"), Weight: -1}}
+	}
 	s.mu.Unlock()
 	s.poke()
 }
@@ -907,64 +980,140 @@ type rsCheckResult struct {
 	out checkOutcome
 }
 
+// tcpProbeDone hands the outcome of the entry's connect to its scheduler.
+func (e *rsCheckEntry) tcpProbeDone(err error) {
+	e.sink <- rsCheckResult{e, tcpOutcome(err)}
+}
+
+// rsStartBatch bounds the attempts Run starts, or ends at once, while it
+// holds the lock.
+const rsStartBatch = 64
+
 // Run drives the checkers until ctx ends, then waits for running attempts
 // (which see ctx cancelled) and returns. Only one Run at a time; Add,
 // Remove, SetEnabled and State may be called from any goroutine.
 func (s *rsCheckScheduler) Run(ctx context.Context) error {
-	results := make(chan rsCheckResult, s.limit)
 	inflight := 0
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		// Start every due checker the concurrency bound allows.
-		s.mu.Lock()
-		for inflight < s.limit {
-			e := s.q.popDue(s.now())
-			if e == nil {
-				break
-			}
-			inflight++
-			go func(e *rsCheckEntry) {
-				out := e.ck.Check(ctx)
-				results <- rsCheckResult{e, out}
-			}(e)
+		wait, full := s.start(ctx, &inflight)
+		for _, r := range s.ended {
+			s.finish(r)
 		}
-		wait := time.Hour
-		if inflight < s.limit {
-			if due, ok := s.q.next(); ok {
-				wait = max(due.Sub(s.now()), 0)
+		clear(s.ended)
+		if full { // more may be due: look at what else came, then on
+			select {
+			case <-ctx.Done():
+				s.stop(inflight)
+				return nil
+			case r := <-s.results:
+				inflight--
+				s.finish(r)
+			default:
 			}
+			continue
 		}
-		s.mu.Unlock()
 		timer.Reset(wait)
-
 		select {
 		case <-ctx.Done():
-			for ; inflight > 0; inflight-- {
-				<-results
-			}
+			s.stop(inflight)
 			return nil
-		case r := <-results:
+		case r := <-s.results:
 			inflight--
-			s.mu.Lock()
-			t, ok := s.q.done(r.e, r.out, s.now())
-			st, removed := r.e.status(), r.e.removed
-			s.mu.Unlock()
-			if s.OnAttempt != nil && !removed {
-				s.OnAttempt(r.e.id, r.out, st)
-			}
-			if ok {
-				s.notify(t)
-			}
+			s.finish(r)
 		case <-timer.C:
 		case <-s.wake:
 		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
+		timer.Stop()
+	}
+}
+
+// start starts due checkers, as many as the bound on attempts in flight
+// allows, and times out connects at their deadlines. Attempts that ended
+// at once go to s.ended, at most rsStartBatch of them: full says there
+// may be more to do now. Otherwise wait is the time to the next due
+// checker or deadline.
+func (s *rsCheckScheduler) start(ctx context.Context, inflight *int) (wait time.Duration, full bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ended = s.ended[:0]
+	now := s.now()
+	for len(s.ended) < rsStartBatch {
+		if e := s.q.expired(now); e != nil { // a connect at its deadline
+			e.probing = false
+			if tcpProbes.cancel(e.probe) {
+				*inflight--
+				s.ended = append(s.ended, rsCheckResult{e, e.ck.(rsProber).timeout()})
+			} // else it has just ended: its result is in s.results
+			continue
+		}
+		if *inflight >= s.limit {
+			break
+		}
+		e := s.q.popDue(now)
+		if e == nil {
+			break
+		}
+		if p, ok := e.ck.(rsProber); ok {
+			out, id, state := p.probe(e)
+			switch state {
+			case probeDone:
+				s.ended = append(s.ended, rsCheckResult{e, out})
+				continue
+			case probePending:
+				*inflight++
+				e.probing, e.probe = true, id
+				s.q.await(e, now.Add(e.spec.ConnectTimeout))
+				continue
 			}
 		}
+		*inflight++
+		go func(e *rsCheckEntry) {
+			out := e.ck.Check(ctx)
+			s.results <- rsCheckResult{e, out}
+		}(e)
+	}
+	if len(s.ended) == rsStartBatch {
+		return 0, true
+	}
+	wait = time.Hour
+	if d, ok := s.q.nextDeadline(); ok {
+		wait = max(d.Sub(now), 0)
+	}
+	if due, ok := s.q.next(); ok && *inflight < s.limit {
+		wait = max(min(wait, due.Sub(now)), 0)
+	}
+	return wait, false
+}
+
+// finish records an attempt's outcome and reports it.
+func (s *rsCheckScheduler) finish(r rsCheckResult) {
+	s.mu.Lock()
+	t, ok := s.q.done(r.e, r.out, s.now())
+	st, removed := r.e.status(), r.e.removed
+	s.mu.Unlock()
+	if s.OnAttempt != nil && !removed {
+		s.OnAttempt(r.e.id, r.out, st)
+	}
+	if ok {
+		s.notify(t)
+	}
+}
+
+// stop ends Run: it takes back the connects in flight and waits for the
+// attempts running in goroutines, which see ctx cancelled.
+func (s *rsCheckScheduler) stop(inflight int) {
+	s.mu.Lock()
+	for _, e := range s.q.waits {
+		if e.probing && tcpProbes.cancel(e.probe) {
+			e.probing = false
+			inflight--
+		}
+	}
+	s.mu.Unlock()
+	for ; inflight > 0; inflight-- {
+		<-s.results
 	}
 }
 
@@ -1075,6 +1224,27 @@ func (t *tcpChecker) Check(ctx context.Context) checkOutcome {
 		return checkOutcome{Err: err, Weight: -1}
 	}
 	return checkOutcome{Weight: -1}
+}
+
+// probe starts an attempt on the scheduler's goroutine (rsProber).
+func (t *tcpChecker) probe(sink tcpProbeSink) (checkOutcome, tcpProbeID, rsProbeState) {
+	if !tcpProbes.usable() {
+		return checkOutcome{}, tcpProbeID{}, probeUnavailable
+	}
+	id, done, err := tcpProbes.begin(t.spec, sink)
+	if done {
+		return tcpOutcome(err), id, probeDone
+	}
+	return checkOutcome{}, id, probePending
+}
+
+func (t *tcpChecker) timeout() checkOutcome {
+	return checkOutcome{Err: tcpTimeoutErr(t.spec), Weight: -1}
+}
+
+// tcpOutcome is a TCP_CHECK attempt's outcome from its connect's result.
+func tcpOutcome(err error) checkOutcome {
+	return checkOutcome{Err: tcpConnectErr(err), Weight: -1}
 }
 
 // httpChecker is HTTP_GET and SSL_GET. It speaks HTTP itself instead of

@@ -718,27 +718,7 @@ func TestTCPCheckRealServer(t *testing.T) {
 // A server whose accept queue is full drops SYNs: the check times out at
 // connect_timeout, and a cancelled context ends it early.
 func TestTCPCheckTimeoutAndCancel(t *testing.T) {
-	fd, port := boundLoopback(t)
-	if err := unix.Listen(fd, 0); err != nil { // never accepted
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	var filled []net.Conn
-	defer func() {
-		for _, c := range filled {
-			c.Close()
-		}
-	}()
-	for full := false; !full; {
-		c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
-		if err != nil {
-			full = true
-			continue
-		}
-		if filled = append(filled, c); len(filled) > 16 {
-			t.Skip("the accept queue does not fill here")
-		}
-	}
+	addr := synDropper(t)
 	s := rsLoopSpec(t, checkTCP, addr)
 	s.ConnectTimeout = 200 * time.Millisecond
 	rsWantFail(t, rsRunCheck(t, s), "connect: timeout after 200ms")

@@ -7,9 +7,13 @@ package main
 // wakes its monitor thread (see mcastConn.recvfrom). At 5,000 real
 // servers that was a fifth of vipd's checker CPU on the host (44 against
 // 36 us a check, BenchmarkLVSManagerChecks) and more in the IPVS guest.
-// Here a check is socket, connect, epoll_ctl, getsockopt and close, all raw
-// system calls that cannot block; the epoll set itself is registered with
-// Go's poller, so one goroutine waits on it without holding a thread.
+// Here a check is socket, connect, getsockopt and close, all raw system
+// calls that cannot block, started on the checker scheduler's goroutine
+// (rsProber). A connect still under way after the connect call joins the
+// epoll set; the set itself is registered with Go's poller, so one
+// goroutine waits on it without holding a thread and hands each result
+// to its sink, the scheduler's channel. No goroutine, timer or channel is
+// made per check: the scheduler's own timer heap holds the deadlines.
 
 import (
 	"context"
@@ -35,19 +39,34 @@ type tcpProber struct {
 	epfd    int
 	rc      syscall.RawConn
 	mu      sync.Mutex
-	pending map[int32]*tcpProbe // by socket
+	pending map[int32]tcpProbe  // by socket
+	seq     uint32              // the last connect's number
 	dead    error               // the loop's wait failed: connects use net.Dial
 	events  [64]unix.EpollEvent // the loop's scratch
 }
 
-// tcpProbe is one connect in flight; done receives its result once.
+// tcpProbe is one connect in flight.
 type tcpProbe struct {
-	done chan error
+	// seq tells this connect from another on the same socket number; the
+	// epoll event carries it too.
+	seq  uint32
+	sink tcpProbeSink
 	// self is the target when the kernel might pick it as the local end
 	// too (a TCP self-connect to a local port in the ephemeral range with
 	// nothing listening), which must not pass as a server.
 	self netip.AddrPort
 }
+
+// tcpProbeID names a connect in flight, for cancel.
+type tcpProbeID struct {
+	fd  int32
+	seq uint32
+}
+
+// tcpProbeSink takes a connect's result (nil: connected) on the prober's
+// goroutine, with the prober's lock held: it must not block or call the
+// prober.
+type tcpProbeSink interface{ tcpProbeDone(err error) }
 
 // tcpProbes is the process's prober, started by the first TCP_CHECK.
 var tcpProbes tcpProber
@@ -71,10 +90,20 @@ func (p *tcpProber) start() error {
 			p.initErr = err
 			return
 		}
-		p.epfd, p.rc, p.pending = fd, rc, make(map[int32]*tcpProbe)
+		p.epfd, p.rc, p.pending = fd, rc, make(map[int32]tcpProbe)
 		go p.loop(f)
 	})
 	return p.initErr
+}
+
+// usable starts the prober if need be and reports whether it runs.
+func (p *tcpProber) usable() bool {
+	if p.start() != nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dead == nil
 }
 
 // loop waits for the epoll set to become readable and completes the
@@ -90,7 +119,7 @@ func (p *tcpProber) loop(f *os.File) {
 			for fd, pr := range p.pending {
 				delete(p.pending, fd)
 				rawClose(int(fd))
-				pr.done <- p.dead
+				pr.sink.tcpProbeDone(p.dead)
 			}
 			p.mu.Unlock()
 			return
@@ -116,21 +145,18 @@ func (p *tcpProber) drain(uintptr) bool {
 		got = true
 		p.mu.Lock()
 		for i := range p.events[:n] {
-			fd := p.events[i].Fd
-			pr := p.pending[fd]
-			if pr == nil {
+			fd, seq := p.events[i].Fd, uint32(p.events[i].Pad)
+			pr, ok := p.pending[fd]
+			if !ok || pr.seq != seq {
 				continue // timed out or cancelled meanwhile
 			}
-			err, ok := tcpConnectResult(int(fd))
+			err, ok := tcpConnectResult(int(fd), pr.self)
 			if !ok {
-				continue // still connecting (a stale event for a reused number)
-			}
-			if err == nil && pr.self.IsValid() && tcpSelfConnected(int(fd), pr.self) {
-				err = unix.ECONNREFUSED
+				continue // still connecting
 			}
 			delete(p.pending, fd)
 			rawClose(int(fd))
-			pr.done <- err
+			pr.sink.tcpProbeDone(err)
 		}
 		p.mu.Unlock()
 		if int(n) < len(p.events) {
@@ -139,56 +165,91 @@ func (p *tcpProber) drain(uintptr) bool {
 	}
 }
 
-// connect starts a non-blocking connect on fd (owned by the prober from
-// now on) and waits for its result, the deadline or ctx.
-func (p *tcpProber) connect(ctx context.Context, fd int, self netip.AddrPort, deadline time.Time) error {
-	pr := &tcpProbe{done: make(chan error, 1), self: self}
+// begin starts a connect to the spec's target. When it ends within the
+// connect call (refused, or connected as on loopback, where the kernel
+// completes the handshake before the call returns) done is true and err
+// is its result. Otherwise the prober owns the socket from now on and
+// hands the result to sink, unless cancel(id) takes it back first.
+func (p *tcpProber) begin(spec *checkerSpec, sink tcpProbeSink) (id tcpProbeID, done bool, err error) {
+	target := spec.addrPort()
+	var sa checkSockaddr
+	salen, domain, err := sa.set(target)
+	if err != nil {
+		return id, true, err
+	}
+	var self netip.AddrPort
+	if spec.BindPort == 0 && tcpEphemeral(target.Port()) {
+		self = target
+	}
+	r, _, e := unix.RawSyscall(unix.SYS_SOCKET, uintptr(domain), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if e != 0 {
+		return id, true, e
+	}
+	fd := int(r)
+	if err := checkSocketOptions(fd, spec); err != nil {
+		rawClose(fd)
+		return id, true, err
+	}
+	_, _, e = unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa)), uintptr(salen))
+	switch e {
+	case 0:
+		if self.IsValid() && tcpSelfConnected(fd, self) {
+			e = unix.ECONNREFUSED
+		}
+		rawClose(fd)
+		if e != 0 {
+			return id, true, e
+		}
+		return id, true, nil
+	case unix.EINPROGRESS, unix.EINTR:
+	default:
+		rawClose(fd)
+		return id, true, e
+	}
+	if err, ok := tcpConnectResult(fd, self); ok {
+		rawClose(fd)
+		return id, true, err
+	}
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.dead != nil {
 		rawClose(fd)
-		p.mu.Unlock()
-		return p.dead
+		return id, true, p.dead
 	}
-	p.pending[int32(fd)] = pr
+	p.seq++
+	id = tcpProbeID{int32(fd), p.seq}
 	// Edge-triggered: a socket is reported once when it connects or
 	// fails. Level-triggered, a socket closed while a child process being
 	// started still held a copy of it would stay in the set, ready, and
 	// be reported on every wait until the child ran exec.
-	ev := unix.EpollEvent{Events: unix.EPOLLOUT | unix.EPOLLET, Fd: int32(fd)}
-	_, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(p.epfd), unix.EPOLL_CTL_ADD, uintptr(fd),
+	ev := unix.EpollEvent{Events: unix.EPOLLOUT | unix.EPOLLET, Fd: id.fd, Pad: int32(id.seq)}
+	_, _, e = unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(p.epfd), unix.EPOLL_CTL_ADD, uintptr(fd),
 		uintptr(unsafe.Pointer(&ev)), 0, 0)
 	if e != 0 {
-		delete(p.pending, int32(fd))
 		rawClose(fd)
-		p.mu.Unlock()
-		return fmt.Errorf("epoll_ctl: %v", e)
+		return id, true, fmt.Errorf("epoll_ctl: %v", e)
 	}
-	p.mu.Unlock()
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	var why error
-	select {
-	case err := <-pr.done:
-		return err
-	case <-t.C:
-		why = os.ErrDeadlineExceeded
-	case <-ctx.Done():
-		why = context.Canceled
-	}
+	p.pending[id.fd] = tcpProbe{seq: id.seq, sink: sink, self: self}
+	return id, false, nil
+}
+
+// cancel takes back a connect in flight and closes its socket. It returns
+// false when the connect has ended and its result has gone to its sink.
+func (p *tcpProber) cancel(id tcpProbeID) bool {
 	p.mu.Lock()
-	if p.pending[int32(fd)] != pr { // completed as the timer fired
-		p.mu.Unlock()
-		return <-pr.done
+	defer p.mu.Unlock()
+	if pr, ok := p.pending[id.fd]; !ok || pr.seq != id.seq {
+		return false
 	}
-	delete(p.pending, int32(fd))
-	rawClose(fd) // also takes it out of the epoll set
-	p.mu.Unlock()
-	return why
+	delete(p.pending, id.fd)
+	rawClose(int(id.fd)) // also takes it out of the epoll set
+	return true
 }
 
 // tcpConnectResult reads a connecting socket's outcome: ok is false while
-// the handshake is still under way.
-func tcpConnectResult(fd int) (err error, ok bool) {
+// the handshake is still under way. A socket that connected to itself
+// (self, see tcpProbe) is refused.
+func tcpConnectResult(fd int, self netip.AddrPort) (err error, ok bool) {
 	var info [8]byte // tcp_info up to tcpi_state and a little more
 	l := uint32(len(info))
 	_, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.IPPROTO_TCP, unix.TCP_INFO,
@@ -212,7 +273,11 @@ func tcpConnectResult(fd int) (err error, ok bool) {
 		}
 		return unix.Errno(soErr), true
 	}
-	return nil, true // established, or closed by the server since
+	// Established, or closed by the server since.
+	if self.IsValid() && tcpSelfConnected(fd, self) {
+		return unix.ECONNREFUSED, true
+	}
+	return nil, true
 }
 
 // TCP states in tcp_info (include/net/tcp_states.h).
@@ -225,12 +290,18 @@ func rawClose(fd int) {
 	unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
 }
 
+// tcpWaiter is the sink of a connect that a goroutine waits for.
+type tcpWaiter chan error
+
+func (w tcpWaiter) tcpProbeDone(err error) { w <- err }
+
 // tcpConnect completes one TCP handshake with the spec's target and closes
-// the connection: keepalived's tcp_connect_thread and tcp_check_thread.
-// Errors read as checkDial's: "connect: connection refused",
-// "connect: timeout after 3s", "connect: cancelled".
+// the connection, waiting for it: keepalived's tcp_connect_thread and
+// tcp_check_thread. Errors read as checkDial's: "connect: connection
+// refused", "connect: timeout after 3s", "connect: cancelled". The
+// scheduler does not wait: see tcpChecker.probe.
 func tcpConnect(ctx context.Context, spec *checkerSpec) error {
-	if err := tcpProbes.start(); err != nil || tcpProbes.broken() {
+	if !tcpProbes.usable() {
 		// No epoll set for the prober: net.Dial still works.
 		c, err := checkDial(ctx, spec, "tcp")
 		if err == nil {
@@ -238,59 +309,38 @@ func tcpConnect(ctx context.Context, spec *checkerSpec) error {
 		}
 		return err
 	}
-	deadline := time.Now().Add(spec.ConnectTimeout)
-	target := spec.addrPort()
-	var sa checkSockaddr
-	salen, domain, err := sa.set(target)
-	if err != nil {
-		return fmt.Errorf("connect: %v", err)
+	w := make(tcpWaiter, 1)
+	id, done, err := tcpProbes.begin(spec, w)
+	if done {
+		return tcpConnectErr(err)
 	}
-	var self netip.AddrPort
-	if spec.BindPort == 0 && tcpEphemeral(target.Port()) {
-		self = target
+	t := time.NewTimer(spec.ConnectTimeout)
+	defer t.Stop()
+	var why error
+	select {
+	case err := <-w:
+		return tcpConnectErr(err)
+	case <-t.C:
+		why = tcpTimeoutErr(spec)
+	case <-ctx.Done():
+		why = errors.New("connect: cancelled")
 	}
-	r, _, e := unix.RawSyscall(unix.SYS_SOCKET, uintptr(domain), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if e != 0 {
-		return fmt.Errorf("connect: %v", e)
+	if !tcpProbes.cancel(id) { // ended as the timer fired
+		return tcpConnectErr(<-w)
 	}
-	fd := int(r)
-	if err := checkSocketOptions(fd, spec); err != nil {
-		rawClose(fd)
-		return fmt.Errorf("connect: %v", err)
-	}
-	_, _, e = unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa)), uintptr(salen))
-	switch e {
-	case 0:
-		if self.IsValid() && tcpSelfConnected(fd, self) {
-			e = unix.ECONNREFUSED
-		}
-		rawClose(fd)
-		if e != 0 {
-			return fmt.Errorf("connect: %v", e)
-		}
-		return nil
-	case unix.EINPROGRESS, unix.EINTR:
-	default:
-		rawClose(fd)
-		return fmt.Errorf("connect: %v", e)
-	}
-	switch err := tcpProbes.connect(ctx, fd, self, deadline); {
-	case err == nil:
-		return nil
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return fmt.Errorf("connect: timeout after %v", spec.ConnectTimeout)
-	case errors.Is(err, context.Canceled):
-		return errors.New("connect: cancelled")
-	default:
-		return fmt.Errorf("connect: %v", err)
-	}
+	return why
 }
 
-// broken reports whether the loop has stopped.
-func (p *tcpProber) broken() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.dead != nil
+// tcpConnectErr words a connect's result as checkDial does.
+func tcpConnectErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("connect: %v", err)
+}
+
+func tcpTimeoutErr(spec *checkerSpec) error {
+	return fmt.Errorf("connect: timeout after %v", spec.ConnectTimeout)
 }
 
 // tcpSelfConnected reports whether fd's local end is target: the kernel

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -146,5 +148,119 @@ func TestCheckSockaddr(t *testing.T) {
 		if ap.Addr().Zone() == "1" && sa.Scope_id != 1 {
 			t.Errorf("%s: scope %d, want 1", s, sa.Scope_id)
 		}
+	}
+}
+
+// synDropper returns the address of a loopback listener whose accept
+// queue is full: the kernel drops SYNs to it, so connects to it stay
+// under way until their timeout.
+func synDropper(t *testing.T) string {
+	t.Helper()
+	fd, port := boundLoopback(t)
+	if err := unix.Listen(fd, 0); err != nil { // never accepted
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	var filled []net.Conn
+	t.Cleanup(func() {
+		for _, c := range filled {
+			c.Close()
+		}
+	})
+	for {
+		c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
+		if err != nil {
+			return addr
+		}
+		if filled = append(filled, c); len(filled) > 16 {
+			t.Skip("the accept queue does not fill here")
+		}
+	}
+}
+
+// TCP_CHECK attempts run on the scheduler's goroutine: a connect still
+// under way waits in the prober up to its connect_timeout and holds one of
+// the scheduler's places meanwhile; removing its checker or stopping the
+// scheduler takes it back at once; no socket is left behind.
+func TestSchedulerProbes(t *testing.T) {
+	slow, fast := synDropper(t), acceptAndClose(t).Addr().String()
+	log := newRSTransitionLog()
+	s := newRSCheckScheduler(2, log.notify)
+	var mu sync.Mutex
+	var order []string
+	s.OnAttempt = func(id string, out checkOutcome, st rsCheckStatus) {
+		mu.Lock()
+		defer mu.Unlock()
+		r := "ok"
+		if out.Err != nil {
+			r = out.Err.Error()
+		}
+		order = append(order, id+": "+r)
+	}
+	attempts := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Join(order, "; ")
+	}
+	probing := func() (ids []string) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, e := range s.q.waits {
+			if e.probing {
+				ids = append(ids, e.id)
+			}
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	// Added in this order with no warmup, they are due in this order.
+	for _, c := range []struct {
+		id, addr string
+		timeout  time.Duration
+	}{{"a-timeout", slow, 100 * time.Millisecond}, {"b-removed", slow, time.Hour}, {"c-fast", fast, time.Hour}, {"d-held", slow, time.Hour}} {
+		spec := rsLoopSpec(t, checkTCP, c.addr)
+		spec.ConnectTimeout, spec.DelayLoop, spec.Warmup, spec.Retry = c.timeout, time.Hour, 0, 0
+		if err := s.Add(c.id, spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	// a and b take both places; c runs when a's deadline frees one, ends
+	// at once (loopback), and d takes the place.
+	tr := log.wait(t, "a down")
+	if tr.ID != "a-timeout" || tr.Up || tr.Reason != "connect: timeout after 100ms" {
+		t.Fatalf("transition %+v, want a-timeout down on its connect_timeout", tr)
+	}
+	for i := 0; !slices.Equal(probing(), []string{"b-removed", "d-held"}); i++ {
+		if i == 1000 {
+			t.Fatalf("connects in flight %v, want b-removed and d-held", probing())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got, want := attempts(), "a-timeout: connect: timeout after 100ms; c-fast: ok"; got != want {
+		t.Fatalf("attempts %q, want %q", got, want)
+	}
+
+	s.Remove("b-removed")
+	for i := 0; !slices.Equal(probing(), []string{"d-held"}); i++ {
+		if i == 1000 {
+			t.Fatalf("connects in flight %v after b-removed was removed, want d-held", probing())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if got, want := attempts(), "a-timeout: connect: timeout after 100ms; c-fast: ok"; got != want {
+		t.Errorf("attempts %q, want %q: removed and cancelled ones are not reported", got, want)
+	}
+	tcpProbes.mu.Lock()
+	left := len(tcpProbes.pending)
+	tcpProbes.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d connects still in the prober after Run returned", left)
 	}
 }
