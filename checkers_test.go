@@ -1753,3 +1753,50 @@ func TestParseCheckKind(t *testing.T) {
 		t.Errorf("BFD_CHECK: %v", err)
 	}
 }
+
+// The scheduler's queue coalesces: when the first checker falls due, those
+// due within their slack after it (a 64th of delay_loop, at most 10 ms)
+// start with it, none starts after its due time, and each keeps its own
+// phase for the next attempt.
+func TestCheckCoalesce(t *testing.T) {
+	q := rsNoJitterQueue()
+	q.coalesce = true
+	for _, c := range []struct {
+		id       string
+		off      time.Duration // due after rsSimStart
+		delayLoop time.Duration
+	}{{"a", 0, time.Second}, {"b", 4 * time.Millisecond, time.Second}, {"c", 10 * time.Millisecond, time.Second},
+		{"d", 11 * time.Millisecond, time.Second}, {"e", 10500 * time.Microsecond, 64 * time.Millisecond}} {
+		if _, err := q.add(c.id, rsSimSpec(checkTCP, 0, c.delayLoop, time.Second), nil, rsSimStart.Add(c.off)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if due, _ := q.next(); !due.Equal(rsSimStart) {
+		t.Fatalf("first wake-up at %v, want the first due time", due.Sub(rsSimStart))
+	}
+	var got []string
+	for e := q.popDue(rsSimStart); e != nil; e = q.popDue(rsSimStart) {
+		got = append(got, e.id)
+		if e.id == "b" {
+			q.done(e, rsOK, rsSimStart.Add(time.Millisecond))
+			if want := rsSimStart.Add(4*time.Millisecond + time.Second); !e.due.Equal(want) {
+				t.Errorf("b started 4 ms early is next due at +%v, want +%v (its own phase)", e.due.Sub(rsSimStart), want.Sub(rsSimStart))
+			}
+		}
+	}
+	// d, due 11 ms later, waits; so does e, due 10.5 ms later with a
+	// slack of 1 ms.
+	if strings.Join(got, ",") != "a,b,c" {
+		t.Errorf("started together at the first due time: %v, want a,b,c", got)
+	}
+	if due, _ := q.next(); !due.Equal(rsSimStart.Add(10500 * time.Microsecond)) {
+		t.Errorf("next wake-up at +%v, want e's due time +10.5ms", due.Sub(rsSimStart))
+	}
+	// Exact times without coalescing.
+	q2 := rsNoJitterQueue()
+	q2.add("a", rsSimSpec(checkTCP, 0, time.Second, time.Second), nil, rsSimStart)
+	q2.add("b", rsSimSpec(checkTCP, 0, time.Second, time.Second), nil, rsSimStart.Add(time.Millisecond))
+	if q2.popDue(rsSimStart) == nil || q2.popDue(rsSimStart) != nil {
+		t.Error("without coalescing a checker started before its due time")
+	}
+}
