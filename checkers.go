@@ -629,9 +629,9 @@ type rsCheckEntry struct {
 	st   rsCheckState
 	// due is when the next attempt starts, or while an attempt is in
 	// flight through the prober (probing) its deadline.
-	due   time.Time
-	slot  time.Time // the due time the running attempt started for
-	index int       // position in its heap (h, or waits while probing), -1 when in neither
+	due     time.Time
+	slot    time.Time // the due time the running attempt started for
+	index   int       // position in its heap (h, or waits while probing), -1 when in neither
 	running bool
 	removed bool
 	probing bool       // the running attempt is in flight through the prober

@@ -1762,8 +1762,8 @@ func TestCheckCoalesce(t *testing.T) {
 	q := rsNoJitterQueue()
 	q.coalesce = true
 	for _, c := range []struct {
-		id       string
-		off      time.Duration // due after rsSimStart
+		id        string
+		off       time.Duration // due after rsSimStart
 		delayLoop time.Duration
 	}{{"a", 0, time.Second}, {"b", 4 * time.Millisecond, time.Second}, {"c", 10 * time.Millisecond, time.Second},
 		{"d", 11 * time.Millisecond, time.Second}, {"e", 10500 * time.Microsecond, 64 * time.Millisecond}} {
