@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -100,9 +101,10 @@ func checkerScaleConf(p checkerScaleParams, reals []netip.AddrPort) string {
 	return b.String()
 }
 
-// ipvsTableCount counts the services and real servers in /proc/net/ip_vs.
-func ipvsTableCount() (services, dests int, err error) {
-	b, err := os.ReadFile("/proc/net/ip_vs")
+// ipvsTableCount counts the services and real servers in the IPVS table
+// of process pid's network namespace.
+func ipvsTableCount(pid int) (services, dests int, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/ip_vs", pid))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -150,10 +152,13 @@ type checkerListeners struct {
 	addrs []netip.AddrPort
 }
 
-func startCheckerListeners(t *testing.T, n int) *checkerListeners {
+// startCheckerListeners starts n listeners on 127.0.0.1, ports port,
+// port+1, ..., in a new network namespace (the process's: see pid).
+func startCheckerListeners(t *testing.T, n int, port int) *checkerListeners {
 	t.Helper()
 	l := &checkerListeners{cmd: exec.Command(os.Args[0], "-test.run=^TestHelperListeners$")}
-	l.cmd.Env = append(os.Environ(), "VIPD_BENCH_LISTENERS="+strconv.Itoa(n))
+	l.cmd.Env = append(os.Environ(), "VIPD_BENCH_LISTENERS="+strconv.Itoa(n), "VIPD_BENCH_LISTENERS_PORT="+strconv.Itoa(port))
+	l.cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
 	l.cmd.Stderr = os.Stderr
 	var err error
 	if l.in, err = l.cmd.StdinPipe(); err != nil {
@@ -166,7 +171,7 @@ func startCheckerListeners(t *testing.T, n int) *checkerListeners {
 	if err := l.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.in.Close(); l.cmd.Wait() })
+	t.Cleanup(l.stop)
 	l.out = bufio.NewScanner(stdout)
 	for l.out.Scan() && l.out.Text() != "ready" {
 		if strings.HasPrefix(l.out.Text(), "error") {
@@ -182,6 +187,12 @@ func startCheckerListeners(t *testing.T, n int) *checkerListeners {
 		t.Fatalf("listeners: started %d of %d", len(l.addrs), n)
 	}
 	return l
+}
+
+// stop ends the listener process (again is harmless).
+func (l *checkerListeners) stop() {
+	l.in.Close()
+	l.cmd.Wait()
 }
 
 // accepted is the number of connections the listeners have accepted.
@@ -222,19 +233,33 @@ func TestCheckerScaleBench(t *testing.T) {
 	}
 	p := checkerScaleParamsFromEnv(t)
 	dir := t.TempDir()
-	l := startCheckerListeners(t, p.Reals)
-	conf := checkerScaleConf(p, l.addrs)
+	// Every run has a network namespace of its own, with its own
+	// listeners on its loopback: a fresh IPVS table and socket tables.
+	// In one namespace a run's start paid for the one before: IPVS keeps
+	// deleted real servers in a trash list for a minute or two and
+	// searches it on every add, and keepalived, deleting them one by one,
+	// left them in the order that costs most (vipd started in 4.5-5.0 s
+	// after keepalived, 2.8 s after nothing).
+	const port = 20000 // outside the ephemeral range, as services' ports are
+	if p.Reals > 65535-port {
+		t.Fatalf("at most %d real servers", 65535-port)
+	}
+	reals := make([]netip.AddrPort, p.Reals)
+	for i := range reals {
+		reals[i] = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port+i))
+	}
+	conf := checkerScaleConf(p, reals)
 	cf := filepath.Join(dir, "checkers.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	nvs := (p.Reals + p.PerVS - 1) / p.PerVS
-	fmt.Printf("checker scale: %d real servers (%d virtual servers x %d), TCP_CHECK, delay_loop %s s, listeners on 127.0.0.1; %s window after %s warm-up; %d round(s)\n",
-		p.Reals, nvs, p.PerVS, p.DelayLoop, p.Duration, p.Warmup, p.Rounds)
+	fmt.Printf("checker scale: %d real servers (%d virtual servers x %d), TCP_CHECK, delay_loop %s s, listeners on 127.0.0.1:%d-%d; each run in a new network namespace; %s window after %s warm-up; %d round(s)\n",
+		p.Reals, nvs, p.PerVS, p.DelayLoop, port, port+p.Reals-1, p.Duration, p.Warmup, p.Rounds)
 	var runs []checkerRun
 	for r := 0; r < p.Rounds; r++ {
 		for _, impl := range p.Impls {
-			run := runCheckerScale(t, p, l, impl, cf, nvs, dir)
+			run := runCheckerScale(t, p, port, impl, cf, nvs, dir)
 			fmt.Printf("  %-10s  start %6.1f s (CPU %5.2f s)  window CPU %6.2f s  accepted %d (%.0f/s)  up %d/%d  guest busy %3.0f %%  peak RSS %.1f MiB\n",
 				run.Impl, run.Start.Seconds(), run.StartCPU.Seconds(), run.CPU.Seconds(), run.Accepted,
 				float64(run.Accepted)/run.Window.Seconds(), run.Up, p.Reals, 100*run.GuestBusy, float64(run.PeakRSSKiB)/1024)
@@ -249,9 +274,14 @@ func TestCheckerScaleBench(t *testing.T) {
 	fmt.Printf("guest clocksource at the end: %s\n", strings.TrimSpace(string(cs)))
 }
 
-func runCheckerScale(t *testing.T, p checkerScaleParams, l *checkerListeners, impl, cf string, nvs int, dir string) checkerRun {
+func runCheckerScale(t *testing.T, p checkerScaleParams, port int, impl, cf string, nvs int, dir string) checkerRun {
 	t.Helper()
 	run := checkerRun{Impl: impl}
+	// The listeners' process makes the run's network namespace; the
+	// daemon joins it (nsenter), and it goes when both have ended.
+	l := startCheckerListeners(t, p.Reals, port)
+	defer l.stop()
+	lpid := l.cmd.Process.Pid // its /proc/PID/net/ip_vs is the run's IPVS table
 	logf, err := os.Create(filepath.Join(dir, impl+".log"))
 	if err != nil {
 		t.Fatal(err)
@@ -276,11 +306,9 @@ func runCheckerScale(t *testing.T, p checkerScaleParams, l *checkerListeners, im
 	default:
 		t.Fatalf("unknown implementation %q", impl)
 	}
-	if _, _, err := ipvsTableCount(); err != nil {
+	args = append([]string{"nsenter", "-t", strconv.Itoa(lpid), "-n", "--"}, args...)
+	if _, _, err := ipvsTableCount(lpid); err != nil {
 		t.Fatal(err)
-	}
-	if out, err := exec.Command("ipvsadm", "-C").CombinedOutput(); err != nil {
-		t.Fatalf("ipvsadm -C: %v: %s", err, out)
 	}
 	child := ""
 	if impl == "keepalived" {
@@ -292,7 +320,7 @@ func runCheckerScale(t *testing.T, p checkerScaleParams, l *checkerListeners, im
 	defer proc.stop(60 * time.Second)
 	deadline := start.Add(10 * time.Minute)
 	for {
-		svcs, dests, _ := ipvsTableCount()
+		svcs, dests, _ := ipvsTableCount(lpid)
 		if svcs == nvs && dests == p.Reals {
 			break
 		}
@@ -322,7 +350,7 @@ func runCheckerScale(t *testing.T, p checkerScaleParams, l *checkerListeners, im
 		run.GuestBusy = float64(b1-b0) / float64(g1-g0)
 	}
 	run.PeakRSSKiB = proc.peakRSS()
-	_, run.Up, _ = ipvsTableCount()
+	_, run.Up, _ = ipvsTableCount(lpid)
 	logf.Sync()
 	if b, err := os.ReadFile(logf.Name()); err == nil {
 		lines := strings.Split(string(b), "\n")

@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/sys/unix"
 )
@@ -1392,9 +1394,26 @@ func TestHelperListeners(t *testing.T) {
 		want := max(lim.Max, uint64(n)+256)
 		_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: want, Max: want})
 	}
+	port, _ := strconv.Atoi(os.Getenv("VIPD_BENCH_LISTENERS_PORT")) // 0: any
+	if port > 0 {
+		// The checker scale benchmark starts this process in a network
+		// namespace of its own, whose loopback is down.
+		lo, err := netlink.LinkByName("lo")
+		if err == nil {
+			err = netlink.LinkSetUp(lo)
+		}
+		if err != nil {
+			fmt.Println("error: cannot bring lo up:", err)
+			os.Exit(1)
+		}
+	}
 	var accepted atomic.Int64
 	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		addr := "127.0.0.1:0"
+		if port > 0 {
+			addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port+i))
+		}
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			fmt.Println("error", err)
 			os.Exit(1)
