@@ -758,7 +758,7 @@ func (q *rsCheckQueue) popDue(now time.Time) *rsCheckEntry {
 			// As keepalived's *_connect_thread: a disabled checker is
 			// looked at again at most a delay_loop later (on its
 			// phase), its state untouched.
-			e.due = rsNextDue(e.due, now, e.spec.DelayLoop)
+			e.due = rsNextDue(e.due, later(now, e.due), e.spec.DelayLoop)
 			heap.Fix(&q.h, 0)
 			continue
 		}
@@ -829,7 +829,9 @@ func (q *rsCheckQueue) done(e *rsCheckEntry, out checkOutcome, now time.Time) (c
 	attempts := e.st.failures + 1
 	next, changed, wchanged := e.st.step(e.spec, out)
 	if e.spec.Kind == checkMisc {
-		e.due = e.started.Add(next)
+		// From its start, or its due time when it started early
+		// (rsSlack): keepalived never runs one early.
+		e.due = later(e.started, e.slot).Add(next)
 		if e.due.Before(now) {
 			e.due = now
 		}

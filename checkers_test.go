@@ -1785,7 +1785,7 @@ func TestCheckCoalesce(t *testing.T) {
 		off       time.Duration // due after rsSimStart
 		delayLoop time.Duration
 	}{{"a", 0, time.Second}, {"b", 4 * time.Millisecond, time.Second}, {"c", 10 * time.Millisecond, time.Second},
-		{"d", 11 * time.Millisecond, time.Second}, {"e", 10500 * time.Microsecond, 64 * time.Millisecond}} {
+		{"d", 11 * time.Millisecond, time.Second}, {"e", 12 * time.Millisecond, 64 * time.Millisecond}} {
 		if _, err := q.add(c.id, rsSimSpec(checkTCP, 0, c.delayLoop, time.Second), nil, rsSimStart.Add(c.off)); err != nil {
 			t.Fatal(err)
 		}
@@ -1803,13 +1803,24 @@ func TestCheckCoalesce(t *testing.T) {
 			}
 		}
 	}
-	// d, due 11 ms later, waits; so does e, due 10.5 ms later with a
+	// d, due 11 ms later, waits (a 64th of its delay_loop would be 15.6
+	// ms: the slack is at most 10); so does e, due 12 ms later with a
 	// slack of 1 ms.
 	if strings.Join(got, ",") != "a,b,c" {
 		t.Errorf("started together at the first due time: %v, want a,b,c", got)
 	}
-	if due, _ := q.next(); !due.Equal(rsSimStart.Add(10500 * time.Microsecond)) {
-		t.Errorf("next wake-up at +%v, want e's due time +10.5ms", due.Sub(rsSimStart))
+	if due, _ := q.next(); !due.Equal(rsSimStart.Add(11 * time.Millisecond)) {
+		t.Errorf("next wake-up at +%v, want d's due time +11ms", due.Sub(rsSimStart))
+	}
+	// MISC_CHECK counts from its start, but from its due time when it
+	// started early.
+	q3 := rsNoJitterQueue()
+	q3.coalesce = true
+	q3.add("m", rsSimSpec(checkMisc, 0, time.Second, time.Second), nil, rsSimStart.Add(5*time.Millisecond))
+	if m := q3.popDue(rsSimStart); m == nil {
+		t.Error("MISC_CHECK due within its slack did not start")
+	} else if q3.done(m, rsOK, rsSimStart.Add(time.Millisecond)); !m.due.Equal(rsSimStart.Add(5*time.Millisecond + time.Second)) {
+		t.Errorf("MISC_CHECK started 5 ms early is next due at +%v, want +1.005s", m.due.Sub(rsSimStart))
 	}
 	// Exact times without coalescing.
 	q2 := rsNoJitterQueue()

@@ -235,26 +235,40 @@ func TestSchedulerProbes(t *testing.T) {
 	if tr.ID != "a-timeout" || tr.Up || tr.Reason != "connect: timeout after 100ms" {
 		t.Fatalf("transition %+v, want a-timeout down on its connect_timeout", tr)
 	}
-	for i := 0; !slices.Equal(probing(), []string{"b-removed", "d-held"}); i++ {
-		if i == 1000 {
-			t.Fatalf("connects in flight %v, want b-removed and d-held", probing())
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for i := 0; !ok(); i++ {
+			if i == 2000 {
+				t.Fatalf("%s: connects in flight %v, attempts %q", what, probing(), attempts())
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
-	if got, want := attempts(), "a-timeout: connect: timeout after 100ms; c-fast: ok"; got != want {
-		t.Fatalf("attempts %q, want %q", got, want)
-	}
+	want := "a-timeout: connect: timeout after 100ms; c-fast: ok"
+	waitFor("a times out, c runs in its place, d takes the next", func() bool {
+		return slices.Equal(probing(), []string{"b-removed", "d-held"}) && attempts() == want
+	})
 
+	// Removing b frees its place at once (its deadline is an hour away):
+	// a checker added now runs.
 	s.Remove("b-removed")
-	for i := 0; !slices.Equal(probing(), []string{"d-held"}); i++ {
-		if i == 1000 {
-			t.Fatalf("connects in flight %v after b-removed was removed, want d-held", probing())
-		}
-		time.Sleep(5 * time.Millisecond)
+	spec := rsLoopSpec(t, checkTCP, fast)
+	spec.DelayLoop, spec.Warmup = time.Hour, 0
+	if err := s.Add("e-after", spec); err != nil {
+		t.Fatal(err)
 	}
+	want += "; e-after: ok"
+	waitFor("b removed, e runs", func() bool { return slices.Equal(probing(), []string{"d-held"}) && attempts() == want })
+
+	// Stopping takes d back at once, where the kernel would retry its SYN
+	// for two minutes.
 	cancel()
-	<-done
-	if got, want := attempts(), "a-timeout: connect: timeout after 100ms; c-fast: ok"; got != want {
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return with a connect in flight")
+	}
+	if got := attempts(); got != want {
 		t.Errorf("attempts %q, want %q: removed and cancelled ones are not reported", got, want)
 	}
 	tcpProbes.mu.Lock()
