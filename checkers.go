@@ -1034,23 +1034,11 @@ func (s *rsCheckScheduler) Run(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		wait, full := s.start(ctx, &inflight)
+		wait := s.start(ctx, &inflight)
 		for _, r := range s.ended {
 			s.finish(r)
 		}
 		clear(s.ended)
-		if full { // more may be due: look at what else came, then on
-			select {
-			case <-ctx.Done():
-				s.stop(inflight)
-				return nil
-			case r := <-s.results:
-				inflight--
-				s.finish(r)
-			default:
-			}
-			continue
-		}
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
@@ -1068,10 +1056,10 @@ func (s *rsCheckScheduler) Run(ctx context.Context) error {
 
 // start starts due checkers, as many as the bound on attempts in flight
 // allows, and times out connects at their deadlines. Attempts that ended
-// at once go to s.ended, at most rsStartBatch of them: full says there
-// may be more to do now. Otherwise wait is the time to the next due
-// checker or deadline.
-func (s *rsCheckScheduler) start(ctx context.Context, inflight *int) (wait time.Duration, full bool) {
+// at once go to s.ended, at most rsStartBatch of them. It returns the time
+// to the next due checker or deadline: 0 when the batch is full, as there
+// may be more to do now.
+func (s *rsCheckScheduler) start(ctx context.Context, inflight *int) time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ended = s.ended[:0]
@@ -1112,16 +1100,16 @@ func (s *rsCheckScheduler) start(ctx context.Context, inflight *int) (wait time.
 		}(e)
 	}
 	if len(s.ended) == rsStartBatch {
-		return 0, true
+		return 0
 	}
-	wait = time.Hour
+	wait := time.Hour
 	if d, ok := s.q.nextDeadline(); ok {
 		wait = max(d.Sub(now), 0)
 	}
 	if due, ok := s.q.next(); ok && *inflight < s.limit {
 		wait = max(min(wait, due.Sub(now)), 0)
 	}
-	return wait, false
+	return wait
 }
 
 // finish records an attempt's outcome and reports it.
