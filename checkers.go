@@ -895,9 +895,9 @@ func rsNextDue(due, now time.Time, d time.Duration) time.Time {
 
 // rsCheckScheduler runs checkers: one goroutine owns the timer heap and arms
 // a single timer for the earliest due checker or deadline. A due TCP_CHECK
-// starts its connect on that goroutine (rsProber) and the heap holds its
-// deadline; other due checkers run in goroutines that exist only for the
-// attempt. At most limit attempts are in flight at once; transitions go
+// starts its connect on that goroutine (rsProber), and a second heap
+// holds the deadlines of connects still under way; other due checkers run
+// in goroutines that exist only for the attempt. At most limit attempts are in flight at once; transitions go
 // to notify, called from Run's goroutine in order.
 type rsCheckScheduler struct {
 	// OnAttempt, when set, sees every finished attempt with the checker's
